@@ -1,0 +1,113 @@
+"""Loading, validating, saving and addressing results.json documents."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from auditkit.errors import ResultsError
+from auditkit.fileio import dumps_json, to_jsonable, write_json
+
+SCHEMA_VERSION = "1.0"
+
+
+@functools.lru_cache(maxsize=1)
+def results_schema() -> dict[str, Any]:
+    """Return the JSON Schema of results.json shipped with the package."""
+    text = resources.files("auditkit.results").joinpath("schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def validate_results(data: Mapping[str, Any], *, source: str = "results.json") -> None:
+    """Check ``data`` against the shipped schema; raises ResultsError naming the first bad path."""
+    import jsonschema
+
+    version = data.get("schema_version") if isinstance(data, Mapping) else None
+    if version != SCHEMA_VERSION:
+        raise ResultsError(
+            f"{source}: schema_version is {version!r}, this auditkit reads {SCHEMA_VERSION!r}; "
+            "re-run the audit with this version"
+        )
+    validator = jsonschema.Draft202012Validator(results_schema())
+    errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+    if errors:
+        first = errors[0]
+        where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
+        raise ResultsError(f"{source}: field {where} is invalid: {first.message}")
+
+
+def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the validated results.json at ``path`` as a dict."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "results.json"
+    if not path.is_file():
+        raise ResultsError(f"{path}: no such results file; run 'auditkit audit' first")
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ResultsError(f"{path}: not valid JSON ({exc}); re-run the audit") from None
+    if not isinstance(data, dict):
+        raise ResultsError(f"{path}: the top level must be a JSON object")
+    validate_results(data, source=str(path))
+    return data
+
+
+def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> Path:
+    """Validate ``results`` and write them atomically as canonical JSON; return the path."""
+    data = to_jsonable(results)
+    validate_results(data, source=str(path))
+    return write_json(path, data)
+
+
+_MISSING = object()
+
+
+def _lookup(node: Any, parts: list[str]) -> Any:
+    """Resolve dotted parts, letting a key itself contain dots (e.g. a group named '1.5')."""
+    if not parts:
+        return node
+    if isinstance(node, Mapping):
+        for width in range(len(parts), 0, -1):
+            key = ".".join(parts[:width])
+            if key in node:
+                found = _lookup(node[key], parts[width:])
+                if found is not _MISSING:
+                    return found
+        return _MISSING
+    if isinstance(node, list) and parts[0].isdigit():
+        index = int(parts[0])
+        return _lookup(node[index], parts[1:]) if index < len(node) else _MISSING
+    return _MISSING
+
+
+def get_path(results: Mapping[str, Any], path: str, default: Any = _MISSING) -> Any:
+    """Return the value at dotted ``path`` in ``results`` (KeyError if absent and no default)."""
+    found = _lookup(results, path.split(".")) if path else results
+    if found is _MISSING:
+        if default is _MISSING:
+            raise KeyError(path)
+        return default
+    return found
+
+
+@dataclass(frozen=True)
+class AuditResults:
+    """The outcome of an audit: the results.json document (JSON-ready) and where it was written."""
+
+    data: Mapping[str, Any]
+    path: Path | None = field(default=None, compare=False)
+
+    def get(self, path: str, default: Any = _MISSING) -> Any:
+        """Return the value at dotted ``path`` (see :func:`get_path`)."""
+        return get_path(self.data, path, default)
+
+    def to_json(self) -> str:
+        """Return the canonical JSON text of the document."""
+        return dumps_json(self.data)
