@@ -1,0 +1,353 @@
+"""Checkpoints: ``weights.safetensors`` + ``model.json`` (+ ``splits.csv``, ``history.csv``).
+
+A checkpoint folder ``models/NAME/`` holds
+
+- ``weights.safetensors``: the state dict (no pickle, nothing executable);
+- ``model.json``: architecture, classes, output convention, input size and
+  channels, preprocessing (normalisation), Grad-CAM target layer, training
+  data fingerprint, metrics at the chosen epoch, library versions, seed,
+  training settings, and the SHA-256 of the weights file;
+- ``splits.csv`` (``patient_id,split``): the patient → split assignment, so
+  prediction can never score a training patient as test;
+- ``history.csv``: per-epoch ``epoch,train_loss,val_loss,val_auroc,lr``;
+- for a TorchScript architecture, the archive itself
+  (``architecture.torchscript.pt``, with its own SHA-256 in model.json).
+
+Every file is written atomically and model.json last, so a folder whose
+model.json exists is complete. Loading verifies the SHA-256 of the weights
+(and of a TorchScript archive) before reading them and never unpickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from auditkit.errors import CheckpointError
+from auditkit.fileio import (
+    atomic_write_bytes,
+    atomic_write_text,
+    sha256_bytes,
+    sha256_file,
+    write_json,
+)
+from auditkit.labels import ClassSpec
+from auditkit.nets import custom
+from auditkit.nets.device import memory_format, select_device
+from auditkit.nets.weights import read_safetensors, sniff_format
+from auditkit.nets.zoo import ARCHITECTURES, build_model
+
+if TYPE_CHECKING:
+    from auditkit.data.transforms import Preprocess
+
+FORMAT = "auditkit-checkpoint"
+FORMAT_VERSION = 1
+MODEL_JSON = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+TORCHSCRIPT_FILE = "architecture.torchscript.pt"
+SPLITS_FILE = "splits.csv"
+HISTORY_FILE = "history.csv"
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auroc", "lr")
+SPLIT_VALUES = ("train", "val", "test", "external")
+
+_REQUIRED_KEYS = ("arch", "classes", "input_size", "in_channels", "preprocess", "target_layer", "weights")
+
+
+def library_versions() -> dict[str, str]:
+    """Return the versions of Python, auditkit and the libraries a model's numbers depend on."""
+    import numpy
+    import safetensors
+    import torchvision
+
+    from auditkit import __version__
+
+    versions = {
+        "python": platform.python_version(),
+        "auditkit": __version__,
+        "torch": torch.__version__,
+        "torchvision": torchvision.__version__,
+        "numpy": numpy.__version__,
+        "pandas": pd.__version__,
+        "safetensors": safetensors.__version__,
+    }
+    if torch.version.cuda:
+        versions["cuda"] = str(torch.version.cuda)
+    if torch.backends.cudnn.is_available():
+        versions["cudnn"] = str(torch.backends.cudnn.version())
+    return versions
+
+
+def state_dict_bytes(model: nn.Module) -> bytes:
+    """Return the safetensors encoding of ``model.state_dict()`` (CPU copies, contiguous)."""
+    from safetensors.torch import save
+
+    tensors = {
+        name: tensor.detach().to("cpu").contiguous().clone()
+        for name, tensor in model.state_dict().items()
+    }
+    return save(tensors)
+
+
+def save_checkpoint(out_dir: str | os.PathLike[str], model: nn.Module, meta: dict[str, Any]) -> Path:
+    """Write ``model``'s weights and ``meta`` as a checkpoint in ``out_dir`` and return the model.json path.
+
+    ``meta`` must hold at least ``arch``, ``classes`` (``ClassSpec.to_dict()``),
+    ``input_size``, ``in_channels``, ``preprocess`` (``Preprocess.to_dict()``) and
+    ``target_layer``; the weights entry and SHA-256 are added here. For
+    ``arch == "torchscript"``, ``meta["torchscript_source"]`` names the archive
+    to copy into the folder. Files are written atomically, model.json last.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    missing = [key for key in _REQUIRED_KEYS if key not in meta and key != "weights"]
+    if missing:
+        raise ValueError(f"checkpoint meta lacks {missing}")
+    payload = state_dict_bytes(model)
+    digest = sha256_bytes(payload)
+    atomic_write_bytes(out / WEIGHTS_FILE, payload)
+    record = dict(meta)
+    if record["arch"] == custom.TORCHSCRIPT:
+        source = Path(record.pop("torchscript_source"))
+        target = out / TORCHSCRIPT_FILE
+        if source.resolve() != target.resolve():
+            atomic_write_bytes(target, source.read_bytes())
+        record["torchscript"] = {"file": TORCHSCRIPT_FILE, "sha256": sha256_file(target)}
+    record["format"] = FORMAT
+    record["format_version"] = FORMAT_VERSION
+    record["weights"] = {"file": WEIGHTS_FILE, "sha256": digest, "format": "safetensors"}
+    record["sha256"] = digest
+    record["n_parameters"] = int(sum(p.numel() for p in model.parameters()))
+    record.setdefault("library_versions", library_versions())
+    return write_json(out / MODEL_JSON, record)
+
+
+def write_splits(out_dir: str | os.PathLike[str], assignment: pd.DataFrame) -> Path:
+    """Write the ``patient_id,split`` table (one row per patient, sorted) to ``out_dir/splits.csv``."""
+    table = assignment.loc[:, ["patient_id", "split"]].astype(str).drop_duplicates()
+    clash = table["patient_id"].duplicated(keep=False)
+    if clash.any():
+        raise ValueError(f"patients in two splits: {sorted(table.loc[clash, 'patient_id'])[:5]}")
+    table = table.sort_values("patient_id", kind="stable").reset_index(drop=True)
+    text = table.to_csv(index=False, lineterminator="\n")
+    return atomic_write_text(Path(out_dir) / SPLITS_FILE, text)
+
+
+def read_splits(model_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """Return the checkpoint's ``patient_id,split`` table (strings), or None if it has none."""
+    path = Path(model_dir) / SPLITS_FILE
+    if not path.is_file():
+        return None
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except Exception as exc:
+        raise CheckpointError(f"{str(path)!r} is not a readable CSV ({exc}); retrain or restore it") from None
+    if list(table.columns) != ["patient_id", "split"]:
+        raise CheckpointError(
+            f"{str(path)!r} must have the columns patient_id,split, found {list(table.columns)}"
+        )
+    bad = ~table["split"].isin(SPLIT_VALUES)
+    if bad.any():
+        row = int(bad.to_numpy().nonzero()[0][0])
+        raise CheckpointError(
+            f"{str(path)!r} row {row + 1}, column 'split': expected one of {list(SPLIT_VALUES)}, "
+            f"got {table['split'].iloc[row]!r}"
+        )
+    return table
+
+
+def write_history(out_dir: str | os.PathLike[str], history: list[dict[str, float]]) -> Path:
+    """Write per-epoch rows ``epoch,train_loss,val_loss,val_auroc,lr`` to ``out_dir/history.csv``."""
+    frame = pd.DataFrame(list(history), columns=list(HISTORY_COLUMNS))
+    text = frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")
+    return atomic_write_text(Path(out_dir) / HISTORY_FILE, text)
+
+
+def read_history(model_dir: str | os.PathLike[str]) -> list[dict[str, float]]:
+    """Return the per-epoch history rows of a checkpoint (empty if it has none)."""
+    path = Path(model_dir) / HISTORY_FILE
+    if not path.is_file():
+        return []
+    frame = pd.read_csv(path)
+    rows = []
+    for record in frame.to_dict(orient="records"):
+        row = {key: (None if pd.isna(value) else float(value)) for key, value in record.items()}
+        row["epoch"] = int(record["epoch"])
+        rows.append(row)
+    return rows
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A checkpoint loaded for inference: the model (eval mode, on ``device``) and its record."""
+
+    model: nn.Module
+    meta: dict[str, Any]
+    name: str
+    arch: str
+    classes: ClassSpec
+    preprocess: Preprocess
+    target_layer: str
+    sha256: str
+    path: Path
+    splits: pd.DataFrame | None
+    device: torch.device
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        """Return the model's input size ``(h, w)``."""
+        h, w = self.meta["input_size"]
+        return int(h), int(w)
+
+    @property
+    def in_channels(self) -> int:
+        """Return the number of input channels."""
+        return int(self.meta["in_channels"])
+
+    @property
+    def embedding_layer(self) -> str | None:
+        """Return the dotted name of the linear head whose input is the penultimate embedding."""
+        return self.meta.get("embedding_layer")
+
+
+def _read_meta(model_json: Path) -> dict[str, Any]:
+    try:
+        meta = json.loads(model_json.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(
+            f"{str(model_json)!r} is not valid JSON ({exc}); restore the checkpoint or retrain"
+        ) from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise CheckpointError(
+            f"{str(model_json)!r} is not an auditkit model.json (field 'format' should be {FORMAT!r}); "
+            "give a folder written by auditkit train"
+        )
+    missing = [key for key in _REQUIRED_KEYS if key not in meta]
+    if missing:
+        raise CheckpointError(
+            f"{str(model_json)!r} lacks the field(s) {missing}; restore the checkpoint or retrain"
+        )
+    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{str(model_json)!r} has format_version {meta['format_version']}, newer than this "
+            f"auditkit understands ({FORMAT_VERSION}); upgrade auditkit"
+        )
+    return meta
+
+
+def _verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path:
+    """Return the path of a checkpoint file after checking it exists and matches its SHA-256."""
+    path = model_dir / str(entry.get("file", ""))
+    if not entry.get("file") or not path.is_file():
+        raise CheckpointError(
+            f"the {what} {str(path)!r} named in {str(model_dir / MODEL_JSON)!r} is missing; "
+            "restore it or retrain"
+        )
+    actual = sha256_file(path)
+    if actual != entry.get("sha256"):
+        raise CheckpointError(
+            f"the {what} {str(path)!r} has SHA-256 {actual[:12]}…, but model.json records "
+            f"{str(entry.get('sha256'))[:12]}…; the file was modified or replaced, so auditkit "
+            "refuses it: restore the original file or retrain"
+        )
+    return path
+
+
+def build_architecture(meta: dict[str, Any], *, model_dir: Path | None = None) -> nn.Module:
+    """Return the untrained network that ``meta`` (a model.json dict) describes, in train mode."""
+    arch = str(meta["arch"])
+    classes = ClassSpec.from_dict(meta["classes"])
+    in_channels = int(meta["in_channels"])
+    input_size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
+    if arch in ARCHITECTURES:
+        return build_model(arch, in_channels=in_channels, num_classes=classes.n_classes, input_size=input_size)
+    if arch == custom.TORCHSCRIPT:
+        if model_dir is None or "torchscript" not in meta:
+            raise CheckpointError("model.json names a TorchScript architecture but no archive")
+        archive = _verified_file(model_dir, meta["torchscript"], what="TorchScript archive")
+        return custom.load_torchscript(archive)
+    if custom.is_factory_spec(arch):
+        return custom.build_factory_model(arch, in_channels=in_channels, num_classes=classes.n_classes)
+    raise CheckpointError(
+        f"model.json names the architecture {arch!r}, which this auditkit does not know; "
+        f"known: {sorted(ARCHITECTURES)}, a 'module:factory' or 'torchscript'"
+    )
+
+
+def _resolve_model_json(path: Path) -> Path:
+    if path.is_dir():
+        candidate = path / MODEL_JSON
+        if not candidate.is_file():
+            raise CheckpointError(
+                f"model folder {str(path)!r} has no {MODEL_JSON}; give a folder written by "
+                "auditkit train (models/NAME)"
+            )
+        return candidate
+    if path.is_file() and path.name == MODEL_JSON:
+        return path
+    raise CheckpointError(
+        f"model {str(path)!r} does not exist; give a folder written by auditkit train (models/NAME)"
+    )
+
+
+def load_checkpoint(
+    path: str | os.PathLike[str], *, device: str | torch.device | None = None
+) -> LoadedModel:
+    """Return the checkpoint at ``path`` (a folder or its model.json) loaded in eval mode on ``device``.
+
+    Refuses (CheckpointError, exit code 2) a missing folder or file, an
+    unknown architecture, a weights file that is not safetensors (never
+    unpickled) and any file whose SHA-256 differs from model.json.
+    """
+    from auditkit.data.transforms import Preprocess
+
+    model_json = _resolve_model_json(Path(path))
+    model_dir = model_json.parent
+    meta = _read_meta(model_json)
+    weights_entry = meta["weights"]
+    weights_path = model_dir / str(weights_entry.get("file", WEIGHTS_FILE))
+    if weights_path.is_file() and sniff_format(weights_path) != "safetensors":
+        raise CheckpointError(
+            f"weights file {str(weights_path)!r} is not safetensors (it looks like "
+            f"{sniff_format(weights_path)}); auditkit never unpickles a model file: restore the "
+            "original weights.safetensors"
+        )
+    weights_path = _verified_file(model_dir, weights_entry, what="weights file")
+    target = select_device(device)
+    model = build_architecture(meta, model_dir=model_dir)
+    state = read_safetensors(weights_path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[0]
+        raise CheckpointError(
+            f"weights file {str(weights_path)!r} does not fit the architecture {meta['arch']!r} "
+            f"({reason}); restore the checkpoint or retrain"
+        ) from None
+    model = model.to(target, memory_format=memory_format(target)).eval()
+    try:
+        preprocess = Preprocess.from_dict(meta["preprocess"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(model_json)!r} field 'preprocess' is malformed ({exc}); restore it or retrain"
+        ) from None
+    return LoadedModel(
+        model=model,
+        meta=meta,
+        name=str(meta.get("name") or model_dir.name),
+        arch=str(meta["arch"]),
+        classes=ClassSpec.from_dict(meta["classes"]),
+        preprocess=preprocess,
+        target_layer=str(meta["target_layer"]),
+        sha256=str(weights_entry["sha256"]),
+        path=model_dir,
+        splits=read_splits(model_dir),
+        device=target,
+    )
