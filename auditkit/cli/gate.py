@@ -1,0 +1,68 @@
+"""``auditkit gate``: apply a release policy to a results.json and exit 0 (pass) or 1 (fail).
+
+Input errors (a malformed policy, a metric path that matches nothing, a
+missing results file) exit 2 with one line on stderr. The verdict table goes
+to stdout: it is the command's result, and what a CI log shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import typer
+
+from auditkit.cli import app
+from auditkit.errors import ExitCode
+
+
+@app.command("gate")
+def gate(
+    results: Path = typer.Argument(
+        ..., help="results.json of an audit (or the report folder that holds it)."
+    ),
+    policy: str = typer.Option(
+        ..., "--policy", help="'default' (the shipped clinical policy) or a policy YAML file."
+    ),
+    json_out: Path | None = typer.Option(
+        None, "--json", help="Write every expanded rule and the verdict as JSON."
+    ),
+    junit_out: Path | None = typer.Option(
+        None,
+        "--junit",
+        help="Write JUnit XML (one testcase per expanded rule) for CI test reports.",
+    ),
+    summary_out: Path | None = typer.Option(
+        None,
+        "--summary",
+        help="Write a Markdown summary (for $GITHUB_STEP_SUMMARY or a PR comment).",
+    ),
+    allow_insufficient: bool = typer.Option(
+        False,
+        "--allow-insufficient",
+        help="Insufficient evidence (a CI straddling a goal) does not block, unless a rule says "
+        "insufficient: block. Recorded as an override in every output.",
+    ),
+) -> int:
+    """Apply a gate policy to an audit's results: exit 0 pass, 1 fail, 2 input error."""
+    from auditkit.fileio import sha256_file
+    from auditkit.gate import evaluate, load_policy, print_verdict_table, write_outputs
+    from auditkit.gate.outputs import headline
+    from auditkit.progress import is_quiet
+    from auditkit.results import load_results
+
+    loaded_policy = load_policy(policy)
+    data = load_results(results)
+    results_file = results / "results.json" if results.is_dir() else results
+    outcome = evaluate(
+        data, loaded_policy, block_on_insufficient=False if allow_insufficient else None
+    )
+    outcome = dataclasses.replace(
+        outcome, results_source=str(results_file), results_sha256=sha256_file(results_file)
+    )
+    write_outputs(outcome, json_path=json_out, junit_path=junit_out, summary_path=summary_out)
+    if is_quiet():
+        typer.echo(headline(outcome))
+    else:
+        print_verdict_table(outcome)
+    return int(ExitCode.OK if outcome.passed else ExitCode.GATE_FAILED)

@@ -1,0 +1,312 @@
+"""Gate policies: the YAML language, its strict validation, and the policy's fingerprint.
+
+A policy is a pre-specified, versioned acceptance protocol (FDA AI-DSF draft
+guidance 2025, Appendix C; FDA PCCP final guidance 2024: the performance
+evaluation protocol of a change-control plan). It is read from YAML, checked
+strictly (an unknown key, a rule with two operators, a duplicate id is an
+error naming the file and the rule), and fingerprinted by the SHA-256 of the
+file's bytes so every gate output pins exactly which criteria were applied.
+The language is documented in ``docs/policy.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from auditkit.errors import PolicyError
+from auditkit.fileio import sha256_bytes
+
+Op = Literal["min", "max", "equals"]
+Use = Literal["estimate", "ci_low", "ci_high"]
+Severity = Literal["error", "warning"]
+WhenUndefined = Literal["fail", "pass", "warn"]
+Insufficient = Literal["block", "allow"]
+
+OPERATORS: tuple[str, ...] = ("min", "max", "equals")
+WILDCARD = "*"
+
+_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_SEGMENT_PATTERN = re.compile(r"^[^*\s]+$")
+
+
+class Rule(BaseModel):
+    """One acceptance criterion: a metric path, one comparison, and what to do when unsure.
+
+    ``metric`` is a dotted path into results.json whose segments may each be
+    ``*`` (one check per match). Exactly one of ``min``, ``max`` or
+    ``equals`` is set. ``use`` picks the number compared (the point estimate
+    or a confidence bound); it is ``None`` when the YAML does not name it,
+    which means ``estimate`` (see :attr:`effective_use`).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    id: str = Field(min_length=1)
+    metric: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+    equals: Any = None
+    use: Use | None = None
+    severity: Severity = "error"
+    when_undefined: WhenUndefined = "fail"
+    insufficient: Insufficient | None = None
+    required: bool = True
+    description: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not _ID_PATTERN.match(value):
+            raise ValueError(
+                "an id is letters, digits, '_', '-' or '.', starting with a letter or digit"
+            )
+        return value
+
+    @field_validator("metric")
+    @classmethod
+    def _check_metric(cls, value: str) -> str:
+        parts = value.split(".")
+        for part in parts:
+            if part != WILDCARD and not _SEGMENT_PATTERN.match(part):
+                raise ValueError(
+                    "a metric path is dot-separated keys, each a name or a whole '*' "
+                    "(no empty segments, spaces or partial wildcards)"
+                )
+        if parts[0] == WILDCARD:
+            raise ValueError("the first segment must name a results section, not '*'")
+        if parts[0] == "gate":
+            raise ValueError("a rule cannot check the gate section itself")
+        return value
+
+    @field_validator("min", "max")
+    @classmethod
+    def _check_finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("a threshold must be a finite number")
+        return value
+
+    @field_validator("equals")
+    @classmethod
+    def _check_equals(cls, value: Any) -> Any:
+        # Exact comparison is only meaningful for booleans and integers; a float
+        # threshold belongs in a min/max band.
+        if value is not None and not isinstance(value, (bool, int)):
+            raise ValueError("equals takes a boolean or an integer (for a number use min and max)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_operator(self) -> Rule:
+        given = [name for name in OPERATORS if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = ", ".join(given) if given else "none"
+            raise ValueError(f"a rule needs exactly one of min, max, equals (found: {found})")
+        if isinstance(self.equals, bool) and self.use is not None:
+            raise ValueError(
+                "use applies to numbers with a confidence interval, not to a boolean "
+                "(equals: true/false); remove use"
+            )
+        return self
+
+    @property
+    def op(self) -> Op:
+        """Return the comparison operator: ``"min"``, ``"max"`` or ``"equals"``."""
+        for name in OPERATORS:
+            if getattr(self, name) is not None:
+                return name  # type: ignore[return-value]
+        raise AssertionError("unreachable: validated to hold one operator")
+
+    @property
+    def threshold(self) -> float | int | bool:
+        """Return the operator's threshold (a float for min/max, a bool or int for equals)."""
+        return getattr(self, self.op)
+
+    @property
+    def effective_use(self) -> Use:
+        """Return which number is compared: ``use`` if given, else ``"estimate"``."""
+        return self.use or "estimate"
+
+    @property
+    def is_wildcard(self) -> bool:
+        """Return whether the metric path contains a ``*`` segment."""
+        return WILDCARD in self.metric.split(".")
+
+
+class _PolicyDocument(BaseModel):
+    """The YAML document as written: policy-level fields and the list of rules."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(min_length=1)
+    version: str = Field(min_length=1)
+    description: str | None = None
+    block_on_insufficient: bool = True
+    rules: list[Rule] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated gate policy and the fingerprint of the file it came from.
+
+    ``sha256`` is the hex SHA-256 of the policy file's bytes exactly as read
+    (so a reviewer can check it with ``sha256sum``); ``source`` is the path,
+    or ``"default"``-style name for a shipped policy.
+    """
+
+    name: str
+    version: str
+    description: str | None
+    block_on_insufficient: bool
+    rules: tuple[Rule, ...]
+    sha256: str
+    source: str
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a repeated key instead of keeping the last one."""
+
+
+def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in seen:
+            line = key_node.start_mark.line + 1
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key!r} appears twice (second on line {line})",
+                key_node.start_mark,
+            )
+        seen.add(key)
+    return loader.construct_mapping(node, deep=True)
+
+
+_UniqueKeyLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
+)
+
+
+def _rule_label(raw: Any, index: int) -> str:
+    rules = raw.get("rules") if isinstance(raw, Mapping) else None
+    rule_id = None
+    if isinstance(rules, list) and index < len(rules) and isinstance(rules[index], Mapping):
+        rule_id = rules[index].get("id")
+    return f"rule {index + 1} (id {rule_id!r})" if rule_id is not None else f"rule {index + 1}"
+
+
+def _describe_validation_error(exc: ValidationError, raw: Any, source: str) -> str:
+    error = exc.errors()[0]
+    loc = list(error["loc"])
+    where = "policy"
+    if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
+        where = _rule_label(raw, loc[1])
+        loc = loc[2:]
+    # pydantic appends the union member or validator name to the location; keep
+    # only the field the user wrote.
+    field = str(loc[0]) if loc else None
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        allowed = Rule.model_fields if where != "policy" else _PolicyDocument.model_fields
+        return (
+            f"{source}: {where} has an unknown key {field!r} "
+            f"(allowed: {', '.join(allowed)}); fix or remove it"
+        )
+    if kind == "missing":
+        return f"{source}: {where} is missing the required key {field!r}; add it"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if kind == "string_type":
+        message = "expected a string (quote it in the YAML)"
+    received = f", got {error['input']!r}" if "input" in error and kind != "value_error" else ""
+    if kind == "value_error" and field is None:
+        return f"{source}: {where}: {message}; fix the policy"
+    return f"{source}: {where} field {field!r}: {message}{received}; fix the policy"
+
+
+def parse_policy(data: bytes | str, *, source: str) -> Policy:
+    """Return the :class:`Policy` encoded by YAML ``data`` (``source`` names it in errors).
+
+    Raises :class:`~auditkit.errors.PolicyError` for malformed YAML, a repeated
+    key, an unknown key, a rule with none or several operators, a duplicate rule
+    id, or ``use`` on a boolean rule. The policy's ``sha256`` is that of the
+    exact bytes given.
+    """
+    raw_bytes = data.encode("utf-8") if isinstance(data, str) else bytes(data)
+    try:
+        # _UniqueKeyLoader is a SafeLoader: YAML tags cannot construct Python objects.
+        raw = yaml.load(raw_bytes.decode("utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError:
+        raise PolicyError(f"{source}: not UTF-8 text; save the policy as UTF-8 YAML") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise PolicyError(f"{source}: invalid YAML{line}: {problem}; fix the syntax") from None
+    if not isinstance(raw, Mapping):
+        raise PolicyError(
+            f"{source}: a policy is a YAML mapping with name, version and rules, "
+            f"got {type(raw).__name__}; see docs/policy.md"
+        )
+    try:
+        document = _PolicyDocument.model_validate(raw)
+    except ValidationError as exc:
+        raise PolicyError(_describe_validation_error(exc, raw, source)) from None
+    seen: dict[str, int] = {}
+    for index, rule in enumerate(document.rules):
+        if rule.id in seen:
+            raise PolicyError(
+                f"{source}: rule {index + 1} reuses the id {rule.id!r} of rule "
+                f"{seen[rule.id] + 1}; give every rule a unique id"
+            )
+        seen[rule.id] = index
+    return Policy(
+        name=document.name,
+        version=document.version,
+        description=document.description,
+        block_on_insufficient=document.block_on_insufficient,
+        rules=tuple(document.rules),
+        sha256=sha256_bytes(raw_bytes),
+        source=source,
+    )
+
+
+def shipped_policy_names() -> tuple[str, ...]:
+    """Return the names of the policies shipped with auditkit (e.g. ``("default",)``)."""
+    folder = resources.files("auditkit").joinpath("policies")
+    return tuple(
+        sorted(
+            entry.name.removesuffix(".yaml")
+            for entry in folder.iterdir()
+            if entry.name.endswith(".yaml")
+        )
+    )
+
+
+def load_policy(path_or_name: str | os.PathLike[str]) -> Policy:
+    """Return the policy in a YAML file, or the shipped policy of that name (``"default"``).
+
+    A bare name without a suffix or folder (``default``) selects a shipped
+    policy; anything else is read as a file path.
+    """
+    text = os.fspath(path_or_name)
+    is_bare_name = isinstance(path_or_name, str) and re.fullmatch(r"[A-Za-z0-9_\-]+", text)
+    if is_bare_name and text in shipped_policy_names():
+        resource = resources.files("auditkit").joinpath("policies", f"{text}.yaml")
+        return parse_policy(resource.read_bytes(), source=text)
+    path = Path(text)
+    if not path.is_file():
+        names = ", ".join(shipped_policy_names())
+        raise PolicyError(
+            f"{text}: no such policy file and not a shipped policy ({names}); "
+            "give a path to a policy YAML or a shipped name"
+        )
+    return parse_policy(path.read_bytes(), source=str(path))
