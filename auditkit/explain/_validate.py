@@ -1,0 +1,18 @@
+"""Validation shared by the attribution methods at their public boundary."""
+
+from __future__ import annotations
+
+import torch
+
+from auditkit.errors import InvalidInputError
+
+
+def check_inputs(inputs: torch.Tensor) -> None:
+    """Raise InvalidInputError unless ``inputs`` is a non-empty floating (N, C, H, W) tensor."""
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4:
+        shape = tuple(inputs.shape) if isinstance(inputs, torch.Tensor) else type(inputs).__name__
+        raise InvalidInputError(f"inputs must be a (N, C, H, W) tensor, got {shape}")
+    if inputs.shape[0] == 0:
+        raise InvalidInputError("inputs hold no images (N = 0); give at least one image")
+    if not torch.is_floating_point(inputs):
+        raise InvalidInputError(f"inputs must be floating point, got {inputs.dtype}")
