@@ -213,7 +213,9 @@ def _md_cell(text: str) -> str:
 
 
 def _md_code(text: str) -> str:
-    return f"`{text}`" if "`" not in text else f"``{text}``"
+    # GFM splits table cells on '|' even inside code spans unless it is escaped.
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return f"`{text}`" if "`" not in text else f"`` {text} ``"
 
 
 def markdown_summary(outcome: GateOutcome) -> str:

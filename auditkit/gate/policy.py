@@ -180,12 +180,8 @@ def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) 
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=True)
         if key in seen:
-            line = key_node.start_mark.line + 1
             raise yaml.constructor.ConstructorError(
-                None,
-                None,
-                f"key {key!r} appears twice (second on line {line})",
-                key_node.start_mark,
+                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
             )
         seen.add(key)
     return loader.construct_mapping(node, deep=True)
@@ -223,9 +219,11 @@ def _describe_validation_error(exc: ValidationError, raw: Any, source: str) -> s
         )
     if kind == "missing":
         return f"{source}: {where} is missing the required key {field!r}; add it"
-    message = str(error["msg"]).removeprefix("Value error, ")
+    message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "expected")
     if kind == "string_type":
         message = "expected a string (quote it in the YAML)"
+    elif kind == "too_short":
+        message = "expected at least one entry"
     received = f", got {error['input']!r}" if "input" in error and kind != "value_error" else ""
     if kind == "value_error" and field is None:
         return f"{source}: {where}: {message}; fix the policy"
