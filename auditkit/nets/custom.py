@@ -22,6 +22,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -114,7 +115,10 @@ def load_torchscript(path: str | os.PathLike[str]) -> torch.jit.ScriptModule:
             "with torch.jit.script(model).save(path) or give safetensors weights with a module:factory"
         )
     try:
-        return torch.jit.load(str(path), map_location="cpu")
+        with warnings.catch_warnings():
+            # TorchScript is deprecated upstream in favour of torch.export; it is still what users ship
+            warnings.simplefilter("ignore", FutureWarning)
+            return torch.jit.load(str(path), map_location="cpu")
     except Exception as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(

@@ -32,6 +32,11 @@ def embedding_layer_name(model: nn.Module, declared: str | None = None) -> str:
 @contextmanager
 def capture_head_input(model: nn.Module, head: str) -> Iterator[list[torch.Tensor]]:
     """Yield a list that receives, per forward pass, the head's input flattened to ``(N, D)`` (detached)."""
+    if isinstance(model, torch.jit.ScriptModule):
+        raise InvalidInputError(
+            "TorchScript models do not run Python hooks, so auditkit cannot take their penultimate "
+            "embeddings; drop --embeddings or give the model as 'package.module:factory' + weights"
+        )
     captured: list[torch.Tensor] = []
 
     def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:

@@ -6,7 +6,8 @@ convolutional block, whose maps are the ones the pooling head sees. The known
 families have registered names (see :mod:`auditkit.nets.zoo` for why each);
 a model may declare its own with a string attribute ``auditkit_target_layer``;
 otherwise the last ``nn.Conv2d`` is used. TorchScript modules are matched by
-their original class names.
+their original class names (their layers can be named, but TorchScript
+does not run Python hooks, so hook-based Grad-CAM needs an eager model).
 """
 
 from __future__ import annotations
@@ -79,9 +80,8 @@ def resolve_target_layer(model: nn.Module, name: str | None = None) -> tuple[str
             "name a spatial layer with --target-layer NAME (a dotted module name as in "
             "model.named_modules())"
         )
-    try:
-        module = model.get_submodule(chosen)
-    except AttributeError:
+    module = dict(model.named_modules()).get(chosen)  # get_submodule fails on ScriptModules
+    if module is None:
         candidates = _conv_layer_names(model)[-3:] or [n for n, _ in model.named_children()][-3:]
         raise InvalidInputError(
             f"target layer {chosen!r} is not a module of {_class_name(model)}; give --target-layer "
