@@ -115,7 +115,7 @@ def verdict_table(outcome: GateOutcome) -> Table:
     )
     table.add_column("verdict", no_wrap=True)
     table.add_column("rule", no_wrap=True)
-    table.add_column("metric", overflow="fold")
+    table.add_column("metric", no_wrap=True)
     table.add_column(f"estimate [{_ci_name(outcome)}]", no_wrap=True)
     table.add_column("goal", no_wrap=True)
     table.add_column("why", overflow="fold")
@@ -130,7 +130,8 @@ def verdict_table(outcome: GateOutcome) -> Table:
             Text(check.metric),
             Text(format_value(check)),
             Text(format_goal(check)),
-            Text(check.message),
+            # A pass needs no explanation beyond its numbers; keep the log scannable.
+            Text("" if check.verdict == "pass" else check.message),
         )
     return table
 
@@ -138,7 +139,8 @@ def verdict_table(outcome: GateOutcome) -> Table:
 def print_verdict_table(outcome: GateOutcome, *, console: Console | None = None) -> None:
     """Print the verdict table and the headline (stdout by default: it is the command's result)."""
     if console is None:
-        wide = None if sys.stdout.isatty() else 160
+        # CI logs are not terminals and would default to 80 columns; honour COLUMNS if set.
+        wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
         console = Console(file=sys.stdout, width=wide, highlight=False, soft_wrap=False)
     console.print(verdict_table(outcome))
     style = "bold green" if outcome.passed else "bold red"
