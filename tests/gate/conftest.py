@@ -151,7 +151,12 @@ def policy_yaml(rules: list[dict[str, Any]], **top: Any) -> str:
     """Return the YAML text of a policy with ``rules`` (name/version defaulted)."""
     import yaml
 
-    document = {"name": top.pop("name", "test-policy"), "version": top.pop("version", "1"), **top, "rules": rules}
+    document = {
+        "name": top.pop("name", "test-policy"),
+        "version": top.pop("version", "1"),
+        **top,
+        "rules": rules,
+    }
     return yaml.safe_dump(document, sort_keys=False)
 
 

@@ -80,12 +80,27 @@ def test_failing_gate_exits_1_and_names_the_rule(files, results, make_est, capsy
     assert "auditkit gate FAILED: 1 blocking check of 3 (rules: fnr-gap" in out
 
 
-def test_allow_insufficient_turns_a_straddling_primary_endpoint_into_a_pass(tmp_path, files, results, make_est):
+def test_allow_insufficient_turns_a_straddling_primary_endpoint_into_a_pass(
+    tmp_path, files, results, make_est
+):
     results["discrimination"]["test"]["auroc"] = make_est(0.84, 0.78, 0.89)
     results_path, policy_path = files(results)
     assert run(["gate", str(results_path), "--policy", str(policy_path)]) == 1
     out = tmp_path / "g.json"
-    assert run(["gate", str(results_path), "--policy", str(policy_path), "--allow-insufficient", "--json", str(out)]) == 0
+    assert (
+        run(
+            [
+                "gate",
+                str(results_path),
+                "--policy",
+                str(policy_path),
+                "--allow-insufficient",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text("utf-8"))
     assert doc["overrides"] == {"block_on_insufficient": False}
     assert doc["rules"][0]["verdict"] == "insufficient"
@@ -102,7 +117,13 @@ def test_report_folder_and_default_policy(files, capsys):
 @pytest.mark.parametrize(
     ("policy", "doc_change", "fragment"),
     [
-        (POLICY.replace("metric: discrimination.test.auroc", "metric: discrimination.test.aurok"), None, "rule 'auroc'"),
+        (
+            POLICY.replace(
+                "metric: discrimination.test.auroc", "metric: discrimination.test.aurok"
+            ),
+            None,
+            "rule 'auroc'",
+        ),
         (POLICY.replace("fairness.*.gap.fnr", "subgroups.*.gap.fnr"), None, "matches nothing"),
         (POLICY + "    maximum: 1\n", None, "unknown key 'maximum'"),
         (POLICY, "drop-fairness", "'fairness.*.gap.fnr' matches nothing"),
@@ -110,7 +131,9 @@ def test_report_folder_and_default_policy(files, capsys):
     ],
     ids=["typo", "wildcard-none", "unknown-key", "section-absent", "bad-results"],
 )
-def test_input_errors_exit_2_with_one_line_and_no_traceback(files, results, capsys, policy, doc_change, fragment):
+def test_input_errors_exit_2_with_one_line_and_no_traceback(
+    files, results, capsys, policy, doc_change, fragment
+):
     if doc_change == "drop-fairness":
         del results["fairness"]
     results_path, policy_path = files(results, policy)
@@ -118,7 +141,16 @@ def test_input_errors_exit_2_with_one_line_and_no_traceback(files, results, caps
         data = json.loads(results_path.read_text("utf-8"))
         data["schema_version"] = "0.1"
         results_path.write_text(json.dumps(data), encoding="utf-8")
-    code = run(["gate", str(results_path), "--policy", str(policy_path), "--junit", str(results_path.parent / "j.xml")])
+    code = run(
+        [
+            "gate",
+            str(results_path),
+            "--policy",
+            str(policy_path),
+            "--junit",
+            str(results_path.parent / "j.xml"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == ExitCode.INPUT_ERROR == 2
     assert fragment in err

@@ -47,7 +47,9 @@ VERDICT_TABLE = [
 
 
 @pytest.mark.parametrize(("op", "threshold", "use", "numbers", "verdict"), VERDICT_TABLE)
-def test_verdict_of_each_operator_and_use(results, make_policy, make_est, op, threshold, use, numbers, verdict):
+def test_verdict_of_each_operator_and_use(
+    results, make_policy, make_est, op, threshold, use, numbers, verdict
+):
     results["calibration"]["test"]["slope"] = make_est(*numbers)
     check = _one(results, make_policy, metric="calibration.test.slope", use=use, **{op: threshold})
     assert check.verdict == verdict
@@ -63,7 +65,10 @@ def test_default_use_is_the_point_estimate(results, make_policy, make_est):
     assert (check.use, check.value, check.verdict) == ("estimate", 0.09, "pass")
 
 
-@pytest.mark.parametrize(("value", "required", "verdict"), [(True, True, "pass"), (False, True, "fail"), (False, False, "pass")])
+@pytest.mark.parametrize(
+    ("value", "required", "verdict"),
+    [(True, True, "pass"), (False, True, "fail"), (False, False, "pass")],
+)
 def test_equals_compares_booleans_exactly(results, make_policy, value, required, verdict):
     results["saliency"]["gradcam"]["sanity"]["passed"] = value
     check = _one(results, make_policy, metric="saliency.gradcam.sanity.passed", equals=required)
@@ -79,13 +84,34 @@ def test_equals_compares_integers_exactly(results, make_policy):
 
 def test_boolean_and_number_mismatches_are_input_errors(results, make_policy):
     with pytest.raises(PolicyError, match=r"rule 'r'.*a boolean.*equals: true"):
-        evaluate(results, make_policy({"id": "r", "metric": "saliency.gradcam.sanity.passed", "min": 1}))
+        evaluate(
+            results, make_policy({"id": "r", "metric": "saliency.gradcam.sanity.passed", "min": 1})
+        )
     with pytest.raises(PolicyError, match=r"rule 'r'.*is a number, not a boolean"):
-        evaluate(results, make_policy({"id": "r", "metric": "calibration.test.ece", "equals": True}))
+        evaluate(
+            results, make_policy({"id": "r", "metric": "calibration.test.ece", "equals": True})
+        )
     with pytest.raises(PolicyError, match=r"bare number without a confidence interval"):
-        evaluate(results, make_policy({"id": "r", "metric": "cohorts.test.n_positive", "min": 1, "use": "ci_low"}))
-    with pytest.raises(PolicyError, match=r"use: ci_low but 'saliency.gradcam.sanity.passed' is a boolean"):
-        evaluate(results, make_policy({"id": "r", "metric": "saliency.gradcam.sanity.passed", "equals": 1, "use": "ci_low"}))
+        evaluate(
+            results,
+            make_policy(
+                {"id": "r", "metric": "cohorts.test.n_positive", "min": 1, "use": "ci_low"}
+            ),
+        )
+    with pytest.raises(
+        PolicyError, match=r"use: ci_low but 'saliency.gradcam.sanity.passed' is a boolean"
+    ):
+        evaluate(
+            results,
+            make_policy(
+                {
+                    "id": "r",
+                    "metric": "saliency.gradcam.sanity.passed",
+                    "equals": 1,
+                    "use": "ci_low",
+                }
+            ),
+        )
 
 
 # --- insufficient evidence: does it block? ---------------------------------------------
@@ -103,19 +129,27 @@ def test_boolean_and_number_mismatches_are_input_errors(results, make_policy):
         (False, None, True, True),
     ],
 )
-def test_insufficient_blocks_by_rule_then_call_then_policy(results, make_policy, make_est, policy_level, rule_level, override, blocks):
+def test_insufficient_blocks_by_rule_then_call_then_policy(
+    results, make_policy, make_est, policy_level, rule_level, override, blocks
+):
     results["discrimination"]["test"]["auroc"] = make_est(0.83, 0.76, 0.89)
     rule = {"id": "auroc", "metric": "discrimination.test.auroc", "min": 0.8, "use": "ci_low"}
     if rule_level is not None:
         rule["insufficient"] = rule_level
-    outcome = evaluate(results, make_policy(rule, block_on_insufficient=policy_level), block_on_insufficient=override)
+    outcome = evaluate(
+        results,
+        make_policy(rule, block_on_insufficient=policy_level),
+        block_on_insufficient=override,
+    )
     (check,) = outcome.checks
     assert check.verdict == "insufficient"
     assert check.blocking is blocks
     assert outcome.passed is (not blocks)
     effective = policy_level if override is None else override
     assert outcome.block_on_insufficient is effective
-    assert outcome.overrides == ({} if override in (None, policy_level) else {"block_on_insufficient": override})
+    assert outcome.overrides == (
+        {} if override in (None, policy_level) else {"block_on_insufficient": override}
+    )
 
 
 # --- undefined -------------------------------------------------------------------------
@@ -125,11 +159,23 @@ def test_insufficient_blocks_by_rule_then_call_then_policy(results, make_policy,
     ("when_undefined", "verdict", "blocks"),
     [("fail", "undefined", True), ("pass", "pass", False), ("warn", "warn", False)],
 )
-def test_undefined_estimate_follows_when_undefined(results, make_policy, make_est, when_undefined, verdict, blocks):
-    results["fairness"]["sex"]["gap"]["fnr"] = make_est(None, reason="group F has fewer than 30 cases")
+def test_undefined_estimate_follows_when_undefined(
+    results, make_policy, make_est, when_undefined, verdict, blocks
+):
+    results["fairness"]["sex"]["gap"]["fnr"] = make_est(
+        None, reason="group F has fewer than 30 cases"
+    )
     outcome = evaluate(
         results,
-        make_policy({"id": "gap", "metric": "fairness.sex.gap.fnr", "max": 0.1, "use": "ci_high", "when_undefined": when_undefined}),
+        make_policy(
+            {
+                "id": "gap",
+                "metric": "fairness.sex.gap.fnr",
+                "max": 0.1,
+                "use": "ci_high",
+                "when_undefined": when_undefined,
+            }
+        ),
     )
     (check,) = outcome.checks
     assert (check.verdict, check.blocking, outcome.passed) == (verdict, blocks, not blocks)
@@ -139,7 +185,9 @@ def test_undefined_estimate_follows_when_undefined(results, make_policy, make_es
 
 def test_undefined_is_the_default_and_never_silently_passes(results, make_policy, make_est):
     results["fairness"]["age_group"]["gap"]["fnr"] = make_est(None)
-    outcome = evaluate(results, make_policy({"id": "gap", "metric": "fairness.*.gap.fnr", "max": 0.1}))
+    outcome = evaluate(
+        results, make_policy({"id": "gap", "metric": "fairness.*.gap.fnr", "max": 0.1})
+    )
     assert [c.verdict for c in outcome.checks] == ["pass", "undefined"]
     assert outcome.passed is False
     assert blocking_ids(outcome) == ("gap",)
@@ -147,9 +195,14 @@ def test_undefined_is_the_default_and_never_silently_passes(results, make_policy
 
 def test_null_boolean_nan_number_and_missing_ci_are_undefined(results, make_policy, make_est):
     results["saliency"]["gradcam"]["sanity"]["passed"] = None
-    assert _one(results, make_policy, metric="saliency.gradcam.sanity.passed", equals=True).verdict == "undefined"
+    assert (
+        _one(results, make_policy, metric="saliency.gradcam.sanity.passed", equals=True).verdict
+        == "undefined"
+    )
     results["cohorts"]["test"]["n_positive"] = math.nan
-    assert _one(results, make_policy, metric="cohorts.test.n_positive", min=1).verdict == "undefined"
+    assert (
+        _one(results, make_policy, metric="cohorts.test.n_positive", min=1).verdict == "undefined"
+    )
     # An estimate without a CI (n_boot=0) cannot show that its bound clears the goal.
     results["discrimination"]["test"]["auroc"] = make_est(0.95, None, None)
     check = _one(results, make_policy, metric="discrimination.test.auroc", min=0.8, use="ci_low")
@@ -161,9 +214,16 @@ def test_null_boolean_nan_number_and_missing_ci_are_undefined(results, make_poli
 # --- wildcards and paths ------------------------------------------------------------------
 
 
-def test_wildcard_expands_to_one_check_per_match_with_concrete_paths(results, make_policy, make_est):
+def test_wildcard_expands_to_one_check_per_match_with_concrete_paths(
+    results, make_policy, make_est
+):
     results["fairness"]["age_group"]["gap"]["fnr"] = make_est(0.21, 0.13, 0.29)
-    outcome = evaluate(results, make_policy({"id": "fnr-gap", "metric": "fairness.*.gap.fnr", "max": 0.1, "use": "ci_high"}))
+    outcome = evaluate(
+        results,
+        make_policy(
+            {"id": "fnr-gap", "metric": "fairness.*.gap.fnr", "max": 0.1, "use": "ci_high"}
+        ),
+    )
     assert [(c.metric, c.pattern, c.verdict) for c in outcome.checks] == [
         ("fairness.sex.gap.fnr", "fairness.*.gap.fnr", "pass"),
         ("fairness.age_group.gap.fnr", "fairness.*.gap.fnr", "fail"),
@@ -184,12 +244,18 @@ def test_wildcard_over_keys_with_dots_and_nested_wildcards(results, make_policy)
         assert get_path(results, path) is value
     # A literal path through a dotted key works too.
     check = _one(results, make_policy, metric="fairness.age_group.groups.1.5.fnr", max=0.25)
-    assert (check.metric, check.estimate, check.verdict) == ("fairness.age_group.groups.1.5.fnr", 0.2, "pass")
+    assert (check.metric, check.estimate, check.verdict) == (
+        "fairness.age_group.groups.1.5.fnr",
+        0.2,
+        "pass",
+    )
 
 
 def test_wildcard_skips_branches_without_the_rest_of_the_path(results):
     del results["saliency"]["ig"]["shortcut_score"]
-    assert [p for p, _ in expand_pattern(results, "saliency.*.shortcut_score")] == ["saliency.gradcam.shortcut_score"]
+    assert [p for p, _ in expand_pattern(results, "saliency.*.shortcut_score")] == [
+        "saliency.gradcam.shortcut_score"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -214,10 +280,22 @@ def test_a_path_matching_nothing_is_an_input_error(results, make_policy, metric,
 def test_zero_wildcard_matches_is_an_error_unless_the_rule_is_optional(results, make_policy):
     del results["external"]
     with pytest.raises(PolicyError, match="matches nothing"):
-        evaluate(results, make_policy({"id": "ext", "metric": "external.*.delta.auroc", "min": -0.05}))
-    outcome = evaluate(results, make_policy({"id": "ext", "metric": "external.*.delta.auroc", "min": -0.05, "required": False}))
+        evaluate(
+            results, make_policy({"id": "ext", "metric": "external.*.delta.auroc", "min": -0.05})
+        )
+    outcome = evaluate(
+        results,
+        make_policy(
+            {"id": "ext", "metric": "external.*.delta.auroc", "min": -0.05, "required": False}
+        ),
+    )
     (check,) = outcome.checks
-    assert (check.verdict, check.blocking, check.metric, check.value) == ("not_applicable", False, "external.*.delta.auroc", None)
+    assert (check.verdict, check.blocking, check.metric, check.value) == (
+        "not_applicable",
+        False,
+        "external.*.delta.auroc",
+        None,
+    )
     assert outcome.passed is True
 
 
@@ -243,7 +321,13 @@ def test_severity_warning_never_blocks(results, make_policy, make_est):
     results["discrimination"]["test"]["specificity"] = make_est(0.72, 0.65, 0.79)  # insufficient
     results["discrimination"]["test"]["ppv"] = make_est(None)  # undefined
     rules = [
-        {"id": m, "metric": f"discrimination.test.{m}", "min": 0.7, "use": "ci_low", "severity": "warning"}
+        {
+            "id": m,
+            "metric": f"discrimination.test.{m}",
+            "min": 0.7,
+            "use": "ci_low",
+            "severity": "warning",
+        }
         for m in ("sensitivity", "specificity", "ppv")
     ]
     outcome = evaluate(results, make_policy(*rules))
@@ -263,7 +347,14 @@ def test_passed_iff_no_blocking_check(results, make_policy, make_est):
     assert [c.verdict for c in outcome.checks] == ["pass", "fail", "fail"]
     assert blocking_ids(outcome) == ("ece",)
     assert outcome.passed is False
-    assert outcome.counts() == {"pass": 1, "fail": 2, "insufficient": 0, "undefined": 0, "warn": 0, "not_applicable": 0}
+    assert outcome.counts() == {
+        "pass": 1,
+        "fail": 2,
+        "insufficient": 0,
+        "undefined": 0,
+        "warn": 0,
+        "not_applicable": 0,
+    }
     assert (outcome.model_name, outcome.ci_level) == ("candidate", 0.95)
 
 
@@ -282,9 +373,30 @@ def test_results_section_is_valid_results_json(results, make_policy, make_est):
     section = outcome.to_results_section()
     results["gate"] = section
     validate_results(results)  # the shipped JSON Schema is the oracle for the contract
-    assert [r["verdict"] for r in section["rules"]] == ["pass", "warn", "pass", "not_applicable", "pass", "pass"]
+    assert [r["verdict"] for r in section["rules"]] == [
+        "pass",
+        "warn",
+        "pass",
+        "not_applicable",
+        "pass",
+        "pass",
+    ]
     assert section["policy_sha256"] == outcome.policy_sha256
-    assert set(section["rules"][0]) >= {"id", "metric", "pattern", "op", "threshold", "use", "severity", "verdict", "value", "estimate", "ci_low", "ci_high", "message"}
+    assert set(section["rules"][0]) >= {
+        "id",
+        "metric",
+        "pattern",
+        "op",
+        "threshold",
+        "use",
+        "severity",
+        "verdict",
+        "value",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "message",
+    }
 
 
 # --- the default policy on hand-made documents --------------------------------------------
@@ -302,7 +414,9 @@ def test_default_policy_passes_a_clean_complete_results_document(results):
 
 
 def test_default_policy_catches_each_planted_flaw_with_its_rule(results, make_est):
-    results["discrimination"]["test"]["auroc"] = make_est(0.82, 0.76, 0.88)  # insufficient -> blocks
+    results["discrimination"]["test"]["auroc"] = make_est(
+        0.82, 0.76, 0.88
+    )  # insufficient -> blocks
     results["calibration"]["test"]["slope"] = make_est(0.55, 0.45, 0.68)  # too extreme
     results["fairness"]["sex"]["gap"]["fnr"] = make_est(0.22, 0.14, 0.30)  # underdiagnosis
     results["external"]["site_C"]["delta"]["auroc"] = make_est(-0.15, -0.21, -0.09)  # site shift
@@ -320,7 +434,10 @@ def test_default_policy_catches_each_planted_flaw_with_its_rule(results, make_es
         "saliency-sanity",
     }
     blocked_paths = {c.metric for c in outcome.blocking}
-    assert "fairness.sex.gap.fnr" in blocked_paths and "fairness.age_group.gap.fnr" not in blocked_paths
+    assert (
+        "fairness.sex.gap.fnr" in blocked_paths
+        and "fairness.age_group.gap.fnr" not in blocked_paths
+    )
     sensitivity = next(c for c in outcome.checks if c.id == "discrimination-sensitivity")
     assert (sensitivity.verdict, sensitivity.blocking) == ("fail", False)
 
@@ -329,7 +446,12 @@ def test_default_policy_skips_absent_external_and_saliency_but_not_fairness(resu
     del results["external"], results["saliency"]
     outcome = evaluate(results, load_policy("default"))
     skipped = sorted(c.id for c in outcome.checks if c.verdict == "not_applicable")
-    assert skipped == ["external-auroc-delta", "external-ece", "saliency-sanity", "saliency-shortcut"]
+    assert skipped == [
+        "external-auroc-delta",
+        "external-ece",
+        "saliency-sanity",
+        "saliency-shortcut",
+    ]
     assert outcome.passed is True
     del results["fairness"]
     with pytest.raises(PolicyError, match="fairness-fnr-gap"):
@@ -348,7 +470,12 @@ def _interval(draw):
 
 
 @settings(max_examples=60, deadline=None)
-@given(numbers=_interval(), t1=st.floats(-2, 2), t2=st.floats(-2, 2), use=st.sampled_from(["estimate", "ci_low", "ci_high"]))
+@given(
+    numbers=_interval(),
+    t1=st.floats(-2, 2),
+    t2=st.floats(-2, 2),
+    use=st.sampled_from(["estimate", "ci_low", "ci_high"]),
+)
 def test_raising_a_min_goal_never_improves_the_verdict_and_max_mirrors_min(numbers, t1, t2, use):
     import yaml
 

@@ -17,10 +17,31 @@ from auditkit.gate import evaluate, junit_xml, markdown_summary, print_verdict_t
 MIXED_RULES = [
     {"id": "auroc", "metric": "discrimination.test.auroc", "min": 0.8, "use": "ci_low"},  # pass
     {"id": "ece", "metric": "calibration.test.ece", "max": 0.1, "use": "ci_high"},  # fail, blocks
-    {"id": "slope", "metric": "calibration.test.slope", "min": 0.9, "use": "ci_low"},  # insufficient, blocks
-    {"id": "fnr-gap", "metric": "fairness.*.gap.fnr", "max": 0.1, "use": "ci_high", "insufficient": "allow"},
-    {"id": "sens", "metric": "discrimination.test.sensitivity", "min": 0.9, "severity": "warning"},  # fail, warning
-    {"id": "ext", "metric": "external.*.delta.auroc", "min": -0.05, "required": False},  # not applicable
+    {
+        "id": "slope",
+        "metric": "calibration.test.slope",
+        "min": 0.9,
+        "use": "ci_low",
+    },  # insufficient, blocks
+    {
+        "id": "fnr-gap",
+        "metric": "fairness.*.gap.fnr",
+        "max": 0.1,
+        "use": "ci_high",
+        "insufficient": "allow",
+    },
+    {
+        "id": "sens",
+        "metric": "discrimination.test.sensitivity",
+        "min": 0.9,
+        "severity": "warning",
+    },  # fail, warning
+    {
+        "id": "ext",
+        "metric": "external.*.delta.auroc",
+        "min": -0.05,
+        "required": False,
+    },  # not applicable
     {"id": "worst", "metric": "fairness.*.worst_group.auroc", "min": 0.7, "when_undefined": "warn"},
 ]
 
@@ -29,7 +50,9 @@ MIXED_RULES = [
 def mixed(results, make_policy, make_est):
     del results["external"]
     results["calibration"]["test"]["ece"] = make_est(0.18, 0.13, 0.24)
-    results["fairness"]["age_group"]["worst_group"]["auroc"] = make_est(None, reason="one-class group")
+    results["fairness"]["age_group"]["worst_group"]["auroc"] = make_est(
+        None, reason="one-class group"
+    )
     results["fairness"]["sex"]["groups"]["F|M"] = results["fairness"]["sex"]["groups"].pop("F")
     policy = make_policy(*MIXED_RULES, name="release-policy")
     return evaluate(results, policy), policy
@@ -108,7 +131,9 @@ def test_markdown_summary_has_headline_provenance_and_a_row_per_check(mixed):
 
 def test_markdown_escapes_pipes_in_group_names(results, make_policy):
     results["fairness"]["sex"]["groups"]["F|M"] = results["fairness"]["sex"]["groups"].pop("F")
-    outcome = evaluate(results, make_policy({"id": "g", "metric": "fairness.sex.groups.*.fnr", "max": 0.5}))
+    outcome = evaluate(
+        results, make_policy({"id": "g", "metric": "fairness.sex.groups.*.fnr", "max": 0.5})
+    )
     text = markdown_summary(outcome)
     assert "## ✅ auditkit gate PASSED" in text
     row = next(line for line in text.splitlines() if "groups.F" in line)
@@ -124,14 +149,39 @@ def test_json_document_lists_every_expanded_rule(tmp_path, mixed):
         summary_path=tmp_path / "out" / "gate.md",
     )
     assert [p.name for p in written] == ["gate.json", "gate.xml", "gate.md"]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["gate.json", "gate.md", "gate.xml"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "gate.json",
+        "gate.md",
+        "gate.xml",
+    ]
     doc = json.loads((tmp_path / "out" / "gate.json").read_text("utf-8"))
     assert doc["passed"] is False
     assert doc["policy_name"] == "release-policy"
     assert doc["policy_sha256"] == policy.sha256 == hashlib.sha256(policy_bytes(policy)).hexdigest()
-    assert doc["counts"] == {"pass": 3, "fail": 2, "insufficient": 2, "undefined": 0, "warn": 1, "not_applicable": 1}
+    assert doc["counts"] == {
+        "pass": 3,
+        "fail": 2,
+        "insufficient": 2,
+        "undefined": 0,
+        "warn": 1,
+        "not_applicable": 1,
+    }
     assert doc["n_blocking"] == 2
-    keys = {"id", "metric", "pattern", "op", "threshold", "use", "severity", "verdict", "value", "estimate", "ci_low", "ci_high", "message"}
+    keys = {
+        "id",
+        "metric",
+        "pattern",
+        "op",
+        "threshold",
+        "use",
+        "severity",
+        "verdict",
+        "value",
+        "estimate",
+        "ci_low",
+        "ci_high",
+        "message",
+    }
     assert [(r["id"], r["metric"], r["verdict"]) for r in doc["rules"]] == [e[:3] for e in EXPECTED]
     for rule in doc["rules"]:
         assert keys <= set(rule)
@@ -160,5 +210,9 @@ def test_console_table_shows_every_check_and_the_headline(mixed):
         assert rule_id in text and metric in text
     assert text.count("FAIL (blocks)") == 1 and text.count("INSUFFICIENT (blocks)") == 1
     assert "FAIL (warning)" in text and "N/A" in text
-    assert text.rstrip().splitlines()[-1].startswith("auditkit gate FAILED: 2 blocking checks of 9 (rules: ece, slope")
+    assert (
+        text.rstrip()
+        .splitlines()[-1]
+        .startswith("auditkit gate FAILED: 2 blocking checks of 9 (rules: ece, slope")
+    )
     assert outcome.policy_sha256 in text

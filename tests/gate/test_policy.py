@@ -57,10 +57,16 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
     patterns = {rule.metric for rule in policy.rules}
     assert "discrimination.test.auroc" in patterns
     assert "calibration.test.ece" in patterns
-    assert {"fairness.*.gap.fnr", "fairness.*.gap.auroc", "fairness.*.worst_group.auroc"} <= patterns
+    assert {
+        "fairness.*.gap.fnr",
+        "fairness.*.gap.auroc",
+        "fairness.*.worst_group.auroc",
+    } <= patterns
     assert "external.*.delta.auroc" in patterns
     assert {"saliency.*.sanity.passed", "saliency.*.shortcut_score"} <= patterns
-    slope = sorted((r.op, r.threshold) for r in policy.rules if r.metric == "calibration.test.slope")
+    slope = sorted(
+        (r.op, r.threshold) for r in policy.rules if r.metric == "calibration.test.slope"
+    )
     assert slope == [("max", 1.25), ("min", 0.8)]
     for rule in policy.rules:
         assert rule.description and len(rule.description) > 40, rule.id
@@ -82,9 +88,15 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
             _policy_text(GOOD_RULE + "    maximum: 3\n"),
             ["bad.yaml", "rule 1 (id 'auroc')", "unknown key 'maximum'"],
         ),
-        (_policy_text(GOOD_RULE, "name: p\nversion: '1'\nowner: me\n"), ["policy", "unknown key 'owner'"]),
         (
-            _policy_text(GOOD_RULE + "  - id: two\n    metric: calibration.test.ece\n    min: 0\n    max: 0.1\n"),
+            _policy_text(GOOD_RULE, "name: p\nversion: '1'\nowner: me\n"),
+            ["policy", "unknown key 'owner'"],
+        ),
+        (
+            _policy_text(
+                GOOD_RULE
+                + "  - id: two\n    metric: calibration.test.ece\n    min: 0\n    max: 0.1\n"
+            ),
             ["rule 2 (id 'two')", "exactly one of min, max, equals", "found: min, max"],
         ),
         (
@@ -96,7 +108,9 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
             ["rule 2 reuses the id 'auroc' of rule 1"],
         ),
         (
-            _policy_text("  - id: sanity\n    metric: saliency.gradcam.sanity.passed\n    equals: true\n    use: ci_low\n"),
+            _policy_text(
+                "  - id: sanity\n    metric: saliency.gradcam.sanity.passed\n    equals: true\n    use: ci_low\n"
+            ),
             ["rule 1 (id 'sanity')", "not to a boolean"],
         ),
         (
@@ -108,28 +122,45 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
             ["rule 1 (id 'auroc')", "field 'use'", "'lower'"],
         ),
         (
-            _policy_text(GOOD_RULE.replace("metric: discrimination.test.auroc", "metric: fairness.se*.gap.fnr")),
+            _policy_text(
+                GOOD_RULE.replace(
+                    "metric: discrimination.test.auroc", "metric: fairness.se*.gap.fnr"
+                )
+            ),
             ["field 'metric'", "partial wildcards"],
         ),
         (
-            _policy_text(GOOD_RULE.replace("metric: discrimination.test.auroc", "metric: fairness..gap")),
+            _policy_text(
+                GOOD_RULE.replace("metric: discrimination.test.auroc", "metric: fairness..gap")
+            ),
             ["field 'metric'", "no empty segments"],
         ),
         (
-            _policy_text(GOOD_RULE.replace("metric: discrimination.test.auroc", "metric: '*.test.auroc'")),
+            _policy_text(
+                GOOD_RULE.replace("metric: discrimination.test.auroc", "metric: '*.test.auroc'")
+            ),
             ["field 'metric'", "first segment"],
         ),
         (_policy_text(GOOD_RULE.replace("min: 0.8", "min: .nan")), ["field 'min'", "finite"]),
         (_policy_text(GOOD_RULE.replace("min: 0.8", "min: '0.8'")), ["field 'min'", "'0.8'"]),
-        (_policy_text(GOOD_RULE, "name: p\nversion: 1.10\n"), ["field 'version'", "quote it", "1.1"]),
+        (
+            _policy_text(GOOD_RULE, "name: p\nversion: 1.10\n"),
+            ["field 'version'", "quote it", "1.1"],
+        ),
         (_policy_text(GOOD_RULE, "version: '1'\n"), ["missing the required key 'name'"]),
         (_policy_text(GOOD_RULE + "    min: 0.9\n"), ["invalid YAML at line", "appears twice"]),
         ("name: p\nversion: '1'\nrules: [\n", ["invalid YAML at line"]),
         ("- id: a\n  metric: x.y\n  min: 1\n", ["a policy is a YAML mapping", "got list"]),
         ("name: p\nversion: '1'\nrules: []\n", ["field 'rules'"]),
-        (_policy_text(GOOD_RULE.replace("id: auroc", "id: 'bad id'")), ["field 'id'", "letters, digits"]),
+        (
+            _policy_text(GOOD_RULE.replace("id: auroc", "id: 'bad id'")),
+            ["field 'id'", "letters, digits"],
+        ),
         (_policy_text(GOOD_RULE + "    severity: fatal\n"), ["field 'severity'", "'fatal'"]),
-        (_policy_text(GOOD_RULE + "    when_undefined: ignore\n"), ["field 'when_undefined'", "'ignore'"]),
+        (
+            _policy_text(GOOD_RULE + "    when_undefined: ignore\n"),
+            ["field 'when_undefined'", "'ignore'"],
+        ),
     ],
     ids=[
         "unknown-rule-key",
