@@ -1,0 +1,214 @@
+"""Saliency evaluation metrics on synthetic maps and tiny models whose answers are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from explain_tiny_models import PatchReader
+from scipy import stats
+from skimage.feature import hog
+from skimage.filters import threshold_otsu
+from skimage.metrics import structural_similarity
+from sklearn.metrics import f1_score, jaccard_score
+
+from auditkit.explain.evaluation.bootstrap import bootstrap_mean
+from auditkit.explain.evaluation.faithfulness import curve_auc, perturbation_curves
+from auditkit.explain.evaluation.localization import (
+    binarize_otsu,
+    box_mask,
+    dice,
+    energy_pointing,
+    hit,
+    iou,
+    localization_scores,
+    otsu_threshold,
+    tune_threshold,
+)
+from auditkit.explain.evaluation.shortcut import border_mask, region_name, shortcut_scores
+from auditkit.explain.evaluation.similarity import hog_features, hog_similarity, spearman, ssim
+from auditkit.explain.evaluation.stability import shift, shift_stability
+
+# --- localisation ---------------------------------------------------------------------------
+
+
+def _square(size: int, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+    mask = np.zeros((size, size), bool)
+    mask[r0:r1, c0:c1] = True
+    return mask
+
+
+def test_pointing_game_hits_misses_and_is_undefined_for_a_flat_map():
+    mask = _square(16, 4, 8, 4, 8)
+    inside = np.zeros((16, 16))
+    inside[5, 6] = 2.0
+    outside = np.zeros((16, 16))
+    outside[12, 1] = 2.0
+    flat = np.full((16, 16), 0.3)
+    result = hit(np.stack([inside, outside, flat]), np.stack([mask] * 3))
+    assert result[:2].tolist() == [1.0, 0.0] and np.isnan(result[2])
+
+
+def test_energy_pointing_is_the_positive_mass_inside_by_hand():
+    mask = _square(8, 0, 4, 0, 4)  # 16 pixels
+    saliency = np.where(mask, 1.0, 0.0)
+    saliency[6, :] = 0.5  # 8 pixels outside at 0.5 -> 4 units of mass
+    saliency[7, :] = -3.0  # negative evidence is not mass
+    np.testing.assert_allclose(energy_pointing(saliency[None], mask[None]), [16 / 20])
+    assert np.isnan(energy_pointing(-np.ones((1, 8, 8)), mask[None])[0])
+
+
+def test_otsu_threshold_equals_skimage():
+    rng = np.random.default_rng(0)
+    for values in (rng.random((32, 32)), np.concatenate([rng.normal(0, 1, 500), rng.normal(5, 1, 300)])):
+        assert otsu_threshold(values) == pytest.approx(threshold_otsu(values), rel=1e-12)
+
+
+def test_iou_and_dice_match_sklearn_and_hand_values():
+    mask = _square(6, 1, 3, 1, 3)
+    pred = _square(6, 1, 3, 2, 4)  # overlaps by 2 pixels of 4: IoU 2/6, Dice 4/8
+    np.testing.assert_allclose(iou(pred[None], mask[None]), [1 / 3])
+    np.testing.assert_allclose(dice(pred[None], mask[None]), [0.5])
+    rng = np.random.default_rng(1)
+    a, b = rng.random((5, 10, 10)) > 0.6, rng.random((5, 10, 10)) > 0.5
+    np.testing.assert_allclose(iou(a, b), [jaccard_score(y.ravel(), x.ravel()) for x, y in zip(a, b, strict=True)])
+    np.testing.assert_allclose(dice(a, b), [f1_score(y.ravel(), x.ravel()) for x, y in zip(a, b, strict=True)])
+
+
+def test_otsu_binarisation_recovers_a_planted_lesion():
+    rng = np.random.default_rng(2)
+    mask = _square(32, 10, 20, 12, 22)
+    saliency = np.where(mask, 1.0, 0.0) + rng.normal(0, 0.05, (32, 32))
+    binary = binarize_otsu(saliency[None])
+    scaled = (saliency - saliency.min()) / (saliency.max() - saliency.min())
+    assert np.array_equal(binary[0], scaled > threshold_otsu(scaled))  # skimage's convention
+    assert iou(binary, mask[None])[0] > 0.95
+
+
+def test_tuned_threshold_is_the_lowest_grid_value_that_excludes_the_distractor():
+    # lesion at 1.0, a distractor ring at 0.55, background at 0: thresholds 0.2-0.5 keep the ring
+    # (IoU < 1), 0.6-0.8 give IoU 1, and ties go to the lowest: 0.6.
+    mask = _square(20, 8, 12, 8, 12)
+    ring = _square(20, 6, 14, 6, 14) & ~mask
+    saliency = np.where(mask, 1.0, np.where(ring, 0.55, 0.0))
+    threshold = tune_threshold(np.stack([saliency] * 3), np.stack([mask] * 3))
+    assert threshold == pytest.approx(0.6)
+    scores = localization_scores(saliency[None], mask[None], threshold=threshold)
+    assert scores.iou_tuned.tolist() == [1.0] and scores.dice_tuned.tolist() == [1.0]
+
+
+def test_box_mask_takes_pixels_whose_centres_are_in_the_box():
+    mask = box_mask((4, 5), 1.0, 0.4, 3.0, 2.6)  # columns 1-2, rows 0-2 (centres 0.5, 1.5, 2.5)
+    expected = np.zeros((4, 5), bool)
+    expected[0:3, 1:3] = True
+    assert np.array_equal(mask, expected)
+
+
+# --- similarity -----------------------------------------------------------------------------
+
+
+def test_ssim_and_hog_equal_skimage():
+    rng = np.random.default_rng(3)
+    a = rng.random((40, 48))
+    b = 0.6 * a + 0.4 * rng.random((40, 48))
+    assert ssim(a, b, data_range=1.0) == pytest.approx(structural_similarity(a, b, data_range=1.0), abs=1e-12)
+    np.testing.assert_allclose(hog_features(a), hog(a), atol=1e-6)
+    expected = np.corrcoef(hog(a), hog(b))[0, 1]
+    assert hog_similarity(a, b) == pytest.approx(expected, abs=1e-6)  # both already span ~[0, 1]
+
+
+def test_spearman_is_pearson_of_ranks():
+    rng = np.random.default_rng(4)
+    a, b = rng.random((8, 8)), rng.random((8, 8))
+    expected = np.corrcoef(stats.rankdata(a.ravel()), stats.rankdata(b.ravel()))[0, 1]
+    assert spearman(a, b) == pytest.approx(expected)
+    assert np.isnan(spearman(np.ones((8, 8)), b))
+
+
+# --- faithfulness ---------------------------------------------------------------------------
+
+
+def _sigmoid(z: float) -> float:
+    return 1 / (1 + np.exp(-z))
+
+
+def test_deletion_curve_of_a_patch_reading_model_by_hand():
+    # 8x8 image of ones, the model's logit is sum(patch 2x2) - 1. With 16 steps, 4 pixels go per
+    # step; a map that ranks the patch first deletes it in step 1: p = s(3), then s(-1) for 16 steps.
+    model = PatchReader(2, 4, 5, 7)
+    x = torch.ones(1, 1, 8, 8)
+    saliency = np.zeros((1, 8, 8))
+    saliency[0, 2:4, 5:7] = 1.0
+    curves = perturbation_curves(model, x, saliency, [1], n_steps=16, deletion_substrate="zeros")
+    expected = [_sigmoid(3)] + [_sigmoid(-1)] * 16
+    np.testing.assert_allclose(curves.deletion[0], expected, rtol=1e-6)
+    auc = (_sigmoid(3) / 2 + 15 * _sigmoid(-1) + _sigmoid(-1) / 2) / 16
+    assert curves.deletion_auc[0] == pytest.approx(auc, rel=1e-6)
+    np.testing.assert_allclose(curves.fractions, np.arange(17) / 16)
+
+
+def test_saliency_on_the_relevant_patch_beats_a_random_order():
+    # Only the 6x6 patch counts (logit 0.075 * sum - 1, about +3 when intact); outside it the
+    # image is dark, so blurring (the insertion canvas) spills the patch and lowers the logit.
+    model = PatchReader(10, 16, 4, 10, gain=0.075)
+    rng = np.random.default_rng(5)
+    x = torch.zeros(4, 1, 24, 24)
+    x[:, :, 10:16, 4:10] = torch.tensor(1 + rng.random((4, 1, 6, 6)), dtype=torch.float32)
+    saliency = np.zeros((4, 24, 24))
+    saliency[:, 10:16, 4:10] = 1 + rng.random((4, 6, 6))
+    kwargs = dict(n_steps=12, deletion_substrate="zeros", batch_size=20)
+    good = perturbation_curves(model, x, saliency, [1] * 4, **kwargs)
+    rand = perturbation_curves(model, x, saliency, [1] * 4, order="random", **kwargs)
+    assert (good.deletion_auc < rand.deletion_auc).all()
+    assert (good.insertion_auc > rand.insertion_auc).all()
+
+
+def test_curve_auc_equals_numpy_trapezoid():
+    curves = np.random.default_rng(6).random((3, 11))
+    expected = [np.trapezoid(c, np.linspace(0, 1, 11)) for c in curves]
+    np.testing.assert_allclose(curve_auc(curves), expected)
+
+
+# --- shortcut, stability, bootstrap -----------------------------------------------------------
+
+
+def test_shortcut_score_corner_centre_and_uniform_maps():
+    corner = np.zeros((64, 64))
+    corner[0:4, 60:64] = 1.0
+    centre = np.zeros((64, 64))
+    centre[28:36, 28:36] = 1.0
+    uniform = np.ones((64, 64))
+    scores = shortcut_scores(np.stack([corner, centre, uniform]))
+    border_share = 1 - (64 - 2 * 5) ** 2 / 64**2  # 8% of 64 rounds to a 5-pixel frame
+    np.testing.assert_allclose(scores, [1.0, 0.0, border_share])
+    assert border_mask((64, 64)).sum() == 64**2 - 54**2
+    roi = np.zeros((64, 64), bool)
+    roi[16:48, 16:48] = True  # 1024 pixels of 4096 inside the anatomy
+    with_roi = shortcut_scores(np.stack([centre, uniform]), rois=[roi, roi])
+    np.testing.assert_allclose(with_roi, [0.0, 1 - 1024 / 4096])
+    assert region_name([roi, None]) == "outside_roi_or_border" and region_name(None) == "border"
+
+
+def test_shift_moves_content_and_shift_stability_of_an_input_copying_method_is_one():
+    x = torch.arange(36.0).view(1, 1, 6, 6)
+    moved = shift(x, 1, 2)
+    assert torch.equal(moved[0, 0, 1:, 2:], x[0, 0, :5, :4])
+    rng = np.random.default_rng(7)
+    images = torch.tensor(rng.random((2, 1, 24, 24)), dtype=torch.float32)
+
+    def copy_input(model, inputs, targets):
+        return inputs[:, 0].numpy()
+
+    maps = copy_input(None, images, None)
+    np.testing.assert_allclose(shift_stability(None, copy_input, images, None, maps, pixels=2), 1.0)
+
+
+def test_bootstrap_mean_agrees_with_scipy_percentile_bootstrap():
+    rng = np.random.default_rng(8)
+    values = rng.normal(0.4, 0.2, 300)
+    ours = bootstrap_mean(np.append(values, np.nan), n_boot=4000, random_state=1)
+    ref = stats.bootstrap((values,), np.mean, n_resamples=4000, method="percentile", random_state=2)
+    assert ours.estimate == pytest.approx(values.mean())
+    assert ours.ci_low == pytest.approx(ref.confidence_interval.low, abs=0.01)
+    assert ours.ci_high == pytest.approx(ref.confidence_interval.high, abs=0.01)
+    assert bootstrap_mean(np.array([np.nan, np.nan])).estimate is None
