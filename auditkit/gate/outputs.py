@@ -49,7 +49,7 @@ _ICONS = {
 
 def _num(x: float | int | bool | None) -> str:
     if x is None:
-        return "–"
+        return "-"
     if isinstance(x, bool):
         return str(x).lower()
     if isinstance(x, int):
@@ -60,7 +60,7 @@ def _num(x: float | int | bool | None) -> str:
 def format_value(check: CheckResult) -> str:
     """Return the estimate and its interval as text, e.g. ``0.842 [0.801, 0.879]``."""
     if check.estimate is None or isinstance(check.estimate, bool):
-        return _num(check.estimate) if check.verdict != "not_applicable" else "–"
+        return _num(check.estimate) if check.verdict != "not_applicable" else "-"
     if check.ci_low is None and check.ci_high is None:
         return _num(check.estimate)
     return f"{_num(check.estimate)} [{_num(check.ci_low)}, {_num(check.ci_high)}]"
@@ -108,7 +108,7 @@ def _ci_name(outcome: GateOutcome) -> str:
 def verdict_table(outcome: GateOutcome) -> Table:
     """Return a rich Table with one row per expanded check (the CI log's verdict table)."""
     table = Table(
-        title=f"auditkit gate — policy {outcome.policy_name} {outcome.policy_version}",
+        title=f"auditkit gate: policy {outcome.policy_name} {outcome.policy_version}",
         caption=f"policy sha256 {outcome.policy_sha256}",
         box=box.SIMPLE_HEAD,
         show_lines=False,

@@ -500,3 +500,12 @@ def test_raising_a_min_goal_never_improves_the_verdict_and_max_mirrors_min(numbe
     assert _RANK[checks[1].verdict] <= _RANK[checks[0].verdict]
     # min t on x is max -t on -x with the bounds swapped: the same verdict.
     assert checks[2].verdict == checks[0].verdict
+
+
+def test_evaluate_leaves_the_callers_results_unchanged(results):
+    import copy
+
+    before = copy.deepcopy(results)
+    outcome = evaluate(results, load_policy("default"))
+    assert results == before
+    assert "gate" not in results and outcome.checks
