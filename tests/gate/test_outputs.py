@@ -216,3 +216,31 @@ def test_console_table_shows_every_check_and_the_headline(mixed):
         .startswith("auditkit gate FAILED: 2 blocking checks of 9 (rules: ece, slope")
     )
     assert outcome.policy_sha256 in text
+
+
+def test_outputs_are_byte_identical_across_runs(tmp_path, mixed):
+    outcome, _ = mixed
+    first = write_outputs(
+        outcome,
+        json_path=tmp_path / "a.json",
+        junit_path=tmp_path / "a.xml",
+        summary_path=tmp_path / "a.md",
+    )
+    second = write_outputs(
+        outcome,
+        json_path=tmp_path / "b.json",
+        junit_path=tmp_path / "b.xml",
+        summary_path=tmp_path / "b.md",
+    )
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+def test_console_table_is_plain_ascii_for_a_non_utf8_ci_log(mixed):
+    outcome, _ = mixed
+    raw = io.BytesIO()
+    stream = io.TextIOWrapper(raw, encoding="ascii", errors="strict")
+    print_verdict_table(outcome, console=Console(file=stream, width=200, color_system=None))
+    stream.flush()
+    text = raw.getvalue().decode("ascii")
+    assert "auditkit gate FAILED" in text and "calibration.test.ece" in text
