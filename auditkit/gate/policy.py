@@ -123,7 +123,7 @@ class Rule(BaseModel):
         for name in OPERATORS:
             if getattr(self, name) is not None:
                 return name  # type: ignore[return-value]
-        raise AssertionError("unreachable: validated to hold one operator")
+        raise RuntimeError("a validated rule holds exactly one operator")
 
     @property
     def threshold(self) -> float | int | bool:
