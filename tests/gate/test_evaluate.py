@@ -420,7 +420,7 @@ def test_default_policy_catches_each_planted_flaw_with_its_rule(results, make_es
     results["calibration"]["test"]["slope"] = make_est(0.55, 0.45, 0.68)  # too extreme
     results["fairness"]["sex"]["gap"]["fnr"] = make_est(0.22, 0.14, 0.30)  # underdiagnosis
     results["external"]["site_C"]["delta"]["auroc"] = make_est(-0.15, -0.21, -0.09)  # site shift
-    results["saliency"]["gradcam"]["shortcut_score"] = make_est(0.55, 0.46, 0.63)  # marker
+    results["saliency"]["gradcam"]["shortcut_score"] = make_est(0.81, 0.72, 0.88)  # marker
     results["saliency"]["ig"]["sanity"]["passed"] = False
     results["discrimination"]["test"]["sensitivity"] = make_est(0.6, 0.5, 0.68)  # warning only
     outcome = evaluate(results, load_policy("default"))
