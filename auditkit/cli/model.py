@@ -1,0 +1,140 @@
+"""``auditkit train`` and ``auditkit predict``: fit a model, score a manifest.
+
+Both are thin: parse the flags, call :func:`auditkit.train.train` or
+:func:`auditkit.predict.predict`, print where the outputs are. A bad input
+(missing manifest, unknown architecture, unavailable device, tampered
+checkpoint) is an :class:`~auditkit.errors.AuditkitError`: one line, exit 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from auditkit.cli import app
+from auditkit.errors import InvalidInputError
+
+
+def _parse_size(text: str | None) -> tuple[int, int] | None:
+    """Return ``(h, w)`` from ``"64"`` or ``"64x48"``; InvalidInputError otherwise."""
+    if text is None:
+        return None
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        values = [int(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or min(values, default=0) < 1:
+        raise InvalidInputError(f"--input-size {text!r} must be N or HxW in pixels, e.g. 64 or 224x224")
+    return (values[0], values[-1])
+
+
+@app.command("train")
+def train_command(
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest CSV/Parquet of the images."),
+    arch: str = typer.Option(
+        ...,
+        "--arch",
+        help="Architecture: smallcnn, resnet18/34/50, densenet121, vgg11_bn, vgg16_bn, inception_v3, "
+        "efficientnet_b0; or your own 'package.module:factory' or a TorchScript file.",
+    ),
+    out: Path = typer.Option(..., "--out", help="Checkpoint folder to write, e.g. models/NAME."),
+    external_site: list[str] = typer.Option(
+        [], "--external-site", help="A site kept out of training and validation (repeatable)."
+    ),
+    positive_class: str | None = typer.Option(None, "--positive-class", help="Positive class name."),
+    epochs: int = typer.Option(20, "--epochs", help="Maximum epochs (0: package without training)."),
+    batch_size: int = typer.Option(64, "--batch-size"),
+    lr: float = typer.Option(1e-3, "--lr", help="Peak AdamW learning rate."),
+    weight_decay: float = typer.Option(1e-2, "--weight-decay"),
+    patience: int = typer.Option(5, "--patience", help="Epochs without validation gain before stopping."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda[:N], mps."),
+    seed: int = typer.Option(0, "--seed"),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing checkpoint in --out."),
+    input_size: str | None = typer.Option(None, "--input-size", help="N or HxW (default: the architecture's)."),
+    in_channels: int | None = typer.Option(None, "--in-channels", help="1 (grayscale) or 3."),
+    weights: Path | None = typer.Option(
+        None, "--weights", help="LOCAL ImageNet weights (.safetensors/.pth) or initial weights of your model."
+    ),
+    target_layer: str | None = typer.Option(None, "--target-layer", help="Grad-CAM layer (dotted name)."),
+    augment: bool = typer.Option(True, "--augment/--no-augment", help="Light training augmentation."),
+    num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader workers (default: auto)."),
+    data_root: Path | None = typer.Option(None, "--data-root", help="Root that image paths may not escape."),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root"),
+) -> int:
+    """Train a model on a manifest and write its checkpoint (weights, model.json, splits, history)."""
+    from auditkit.progress import status
+    from auditkit.train import train
+
+    result = train(
+        manifest,
+        arch=arch,
+        out=out,
+        external_sites=tuple(external_site),
+        positive_class=positive_class,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_decay=weight_decay,
+        patience=patience,
+        device=device,
+        seed=seed,
+        resume=resume,
+        force=force,
+        input_size=_parse_size(input_size),
+        in_channels=in_channels,
+        weights_path=weights,
+        target_layer=target_layer,
+        augment=augment,
+        num_workers=num_workers,
+        data_root=data_root,
+        allow_outside_root=allow_outside_root,
+    )
+    score = "n/a" if result.best_score != result.best_score else f"{result.best_score:.4f}"
+    status(
+        f"best epoch {result.best_epoch} of {result.epochs_run} ({result.monitor} {score}); "
+        f"checkpoint in {result.model_dir}"
+    )
+    typer.echo(str(result.model_dir))
+    return 0
+
+
+@app.command("predict")
+def predict_command(
+    model: Path = typer.Option(..., "--model", help="Checkpoint folder written by auditkit train."),
+    manifest: Path = typer.Option(..., "--manifest", help="Manifest CSV/Parquet of the images to score."),
+    out: Path = typer.Option(..., "--out", help="Predictions table to write (.parquet or .csv)."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda[:N], mps."),
+    batch_size: int | None = typer.Option(None, "--batch-size"),
+    embeddings: Path | None = typer.Option(
+        None, "--embeddings", help="Also write penultimate-layer embeddings keyed by id (.parquet/.npy)."
+    ),
+    external_site: list[str] = typer.Option(
+        [], "--external-site", help="A site to report as external (repeatable)."
+    ),
+    num_workers: int | None = typer.Option(None, "--num-workers"),
+    data_root: Path | None = typer.Option(None, "--data-root"),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root"),
+) -> int:
+    """Score every image of a manifest with a checkpoint and write the predictions table."""
+    from auditkit.predict import predict
+    from auditkit.progress import status
+
+    table = predict(
+        model,
+        manifest,
+        out=out,
+        device=device,
+        batch_size=batch_size,
+        embeddings_out=embeddings,
+        external_sites=tuple(external_site),
+        num_workers=num_workers,
+        data_root=data_root,
+        allow_outside_root=allow_outside_root,
+    )
+    counts = table["split"].value_counts().to_dict()
+    status(f"{len(table)} images scored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+    typer.echo(str(out))
+    return 0

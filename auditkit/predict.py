@@ -1,0 +1,267 @@
+"""``predict``: score every image of a manifest with a checkpoint and write the predictions table.
+
+The table is the waist between models and statistics (docs/architecture.md):
+``id``, ``y_true`` (class index), ``score`` (binary: the softmax probability of
+the positive class) or ``score_<class>`` (multi-class), then the passthrough
+columns ``patient_id``, ``site``, ``split``, ``image``, ``mask``, ``roi``,
+``bbox_*`` and the attributes.
+
+Splits come from the checkpoint's record (``splits.csv``), never from chance:
+a patient the model trained or validated on keeps that split, so it can never
+be scored as test. A manifest ``split`` that contradicts the record is an
+input error. Patients the checkpoint never saw are ``test``, or ``external``
+when their site was external at training time, is named with
+``external_sites`` here, or their manifest row says ``external``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auditkit.errors import InvalidInputError, ManifestError
+from auditkit.fileio import atomic_write_bytes, atomic_write_text
+from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
+from auditkit.nets.device import autocast, memory_format, select_device
+from auditkit.nets.embed import capture_head_input, embedding_layer_name
+from auditkit.progress import track
+from auditkit.train.loop import split_outputs
+
+if TYPE_CHECKING:
+    from auditkit.data.manifest import Manifest
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+METADATA_KEY = b"auditkit"
+_PASSTHROUGH = ("patient_id", "site", "split", "image", "mask", "roi", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
+
+
+def score_columns(classes: Sequence[str]) -> list[str]:
+    """Return the score column names: ``["score"]`` for two classes, else ``score_<class>`` per class."""
+    return ["score"] if len(classes) == 2 else [f"score_{name}" for name in classes]
+
+
+def resolve_splits(
+    frame: pd.DataFrame,
+    recorded: pd.DataFrame | None,
+    *,
+    external_sites: Sequence[str] = (),
+    where: str = "manifest",
+) -> pd.Series:
+    """Return the split of every row (index = ``frame.index``) from the checkpoint's record.
+
+    ``recorded`` is the checkpoint's ``patient_id,split`` table (None: the
+    model never saw any of these patients). ``external_sites``: sites that are
+    external (the training run's and any named now). Raises ManifestError on
+    a manifest ``split`` that contradicts the record, an unseen patient
+    labelled ``train``/``val``, or a training patient at a site declared external.
+    """
+    known = {} if recorded is None else dict(zip(recorded["patient_id"], recorded["split"], strict=True))
+    external = set(external_sites)
+    given_col = frame["split"] if "split" in frame.columns else pd.Series(None, index=frame.index)
+    out = pd.Series("test", index=frame.index, dtype=object)
+    for position, (index, patient, site, given) in enumerate(
+        zip(frame.index, frame["patient_id"].astype(str), frame["site"].astype(str), given_col, strict=True)
+    ):
+        given = None if given is None or (isinstance(given, float) and np.isnan(given)) else str(given)
+        row = f"{where} row {position + 1}"
+        record = known.get(patient)
+        if record is not None:
+            if given is not None and given != record:
+                raise ManifestError(
+                    f"{row}, column 'split': the manifest says {given!r} but the model was trained with "
+                    f"patient {patient!r} in {record!r}; drop the manifest's split column or fix the row"
+                )
+            if site in external and record in ("train", "val"):
+                raise ManifestError(
+                    f"{row}, column 'site': site {site!r} is declared external but patient {patient!r} "
+                    f"was in the model's {record!r} split; an external site must not have been used in training"
+                )
+            out.at[index] = record
+            continue
+        if given in ("train", "val"):
+            raise ManifestError(
+                f"{row}, column 'split': the manifest says {given!r} but the model never saw patient "
+                f"{patient!r}; only the model's own record can put a patient in train or val"
+            )
+        out.at[index] = "external" if given == "external" or site in external else "test"
+    return out
+
+
+def build_table(frame: pd.DataFrame, prob: np.ndarray, split: pd.Series, classes: Sequence[str]) -> pd.DataFrame:
+    """Return the predictions table: ``id``, ``y_true``, score column(s), passthrough columns, attributes."""
+    table = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(), "y_true": frame["y_true"].to_numpy(dtype=np.int64)})
+    names = score_columns(classes)
+    if len(names) == 1:
+        table["score"] = prob[:, 1]
+    else:
+        for k, column in enumerate(names):
+            table[column] = prob[:, k]
+    for column in _PASSTHROUGH:
+        if column == "split":
+            table["split"] = split.to_numpy()
+        elif column in frame.columns:
+            table[column] = frame[column].to_numpy()
+    skip = {"label", "y_true", "id", *_PASSTHROUGH}
+    for column in frame.columns:
+        if column not in skip and column not in table.columns:
+            table[column] = frame[column].to_numpy()
+    return table
+
+
+def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, metadata: dict[str, Any]) -> Path:
+    """Write the predictions table to Parquet (with ``auditkit`` schema metadata) or CSV, atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    target = Path(path)
+    suffix = target.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        arrow = pa.Table.from_pandas(table, preserve_index=False)
+        merged = dict(arrow.schema.metadata or {})
+        merged[METADATA_KEY] = json.dumps(metadata, sort_keys=True).encode("utf-8")
+        arrow = arrow.replace_schema_metadata(merged)
+        buffer = io.BytesIO()
+        pq.write_table(arrow, buffer)
+        return atomic_write_bytes(target, buffer.getvalue())
+    if suffix == ".csv":
+        return atomic_write_text(target, table.to_csv(index=False, lineterminator="\n"))
+    raise InvalidInputError(
+        f"--out {str(target)!r} must end in .parquet or .csv (the predictions table format)"
+    )
+
+
+def write_embeddings(ids: Sequence[str], embeddings: np.ndarray, path: str | os.PathLike[str]) -> Path:
+    """Write penultimate embeddings ``(N, D)`` keyed by id: Parquet ``id, emb_0..`` or a structured ``.npy``.
+
+    The ``.npy`` holds a structured array with fields ``id`` (text) and
+    ``embedding`` (float32, ``(D,)``); it loads with ``allow_pickle=False``.
+    """
+    target = Path(path)
+    suffix = target.suffix.lower()
+    values = np.asarray(embeddings, dtype=np.float32)
+    if suffix in PARQUET_SUFFIXES:
+        frame = pd.DataFrame(values, columns=[f"emb_{j}" for j in range(values.shape[1])])
+        frame.insert(0, "id", [str(i) for i in ids])
+        buffer = io.BytesIO()
+        frame.to_parquet(buffer, index=False)
+        return atomic_write_bytes(target, buffer.getvalue())
+    if suffix == ".npy":
+        width = max((len(str(i)) for i in ids), default=1)
+        record = np.zeros(len(ids), dtype=[("id", f"<U{width}"), ("embedding", "<f4", (values.shape[1],))])
+        record["id"] = [str(i) for i in ids]
+        record["embedding"] = values
+        buffer = io.BytesIO()
+        np.save(buffer, record, allow_pickle=False)
+        return atomic_write_bytes(target, buffer.getvalue())
+    raise InvalidInputError(f"--embeddings {str(target)!r} must end in .parquet or .npy")
+
+
+def _infer(
+    loaded: LoadedModel, frame: pd.DataFrame, *, device: torch.device, batch_size: int,
+    num_workers: int | None, embeddings: bool,
+) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
+    """Return softmax probabilities ``(N, K)`` float64 and, if asked, embeddings ``(N, D)`` float32."""
+    from auditkit.data.dataset import ImageDataset, make_loader
+
+    model = loaded.model
+    dataset = ImageDataset(frame.reset_index(drop=True), loaded.preprocess, augment=False, cache=False)
+    loader = make_loader(dataset, batch_size=batch_size, shuffle=False, device=device, num_workers=num_workers)
+    fmt = memory_format(device)
+    non_blocking = device.type == "cuda"
+    probs: list[torch.Tensor] = []
+    was_training = model.training
+    model.eval()
+    head = embedding_layer_name(model, loaded.embedding_layer) if embeddings else None
+    try:
+        with torch.inference_mode():
+            capture = capture_head_input(model, head) if head else contextlib.nullcontext([])
+            with capture as captured:
+                for x, _, _ in track(loader, description="predicting"):
+                    x = x.to(device, non_blocking=non_blocking, memory_format=fmt)
+                    with autocast(device):
+                        logits, _ = split_outputs(model(x))
+                    probs.append(torch.softmax(logits.float(), dim=1).double().cpu())
+                features = torch.cat([c.float().cpu() for c in captured]).numpy() if head else None
+    finally:
+        model.train(was_training)
+    prob = torch.cat(probs).numpy() if probs else np.zeros((0, loaded.classes.n_classes))
+    return prob, features
+
+
+def predict(
+    model_dir: str | os.PathLike[str] | LoadedModel,
+    manifest: str | os.PathLike[str] | Manifest,
+    *,
+    out: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+    batch_size: int | None = None,
+    embeddings_out: str | os.PathLike[str] | None = None,
+    external_sites: Sequence[str] = (),
+    num_workers: int | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
+) -> pd.DataFrame:
+    """Return the predictions table of a checkpoint on every row of ``manifest`` (and write it to ``out``).
+
+    Batched inference on the best device (or ``device``) under
+    ``torch.inference_mode`` with autocast on GPU. ``embeddings_out`` also
+    writes the penultimate-layer embeddings keyed by id (:func:`write_embeddings`).
+    Parquet output carries ``{classes, positive_class, model_name,
+    model_sha256}`` under the schema metadata key ``auditkit``.
+    """
+    from auditkit.data.manifest import Manifest, read_manifest
+
+    target = select_device(device)
+    loaded = model_dir if isinstance(model_dir, LoadedModel) else load_checkpoint(model_dir, device=target)
+    if isinstance(model_dir, LoadedModel):
+        target = loaded.device
+    if isinstance(manifest, Manifest):
+        data = manifest
+        if data.classes.classes != loaded.classes.classes:
+            raise ManifestError(
+                f"{str(data.path)!r}: its classes {list(data.classes.classes)} differ from the model's "
+                f"{list(loaded.classes.classes)}; read it with the model's classes"
+            )
+    else:
+        data = read_manifest(
+            manifest, data_root=data_root, allow_outside_root=allow_outside_root, class_spec=loaded.classes
+        )
+    if out is not None and Path(out).suffix.lower() not in (*PARQUET_SUFFIXES, ".csv"):
+        raise InvalidInputError(f"--out {os.fspath(out)!r} must end in .parquet or .csv")
+    if embeddings_out is not None and Path(embeddings_out).suffix.lower() not in (*PARQUET_SUFFIXES, ".npy"):
+        raise InvalidInputError(f"--embeddings {os.fspath(embeddings_out)!r} must end in .parquet or .npy")
+    training = loaded.meta.get("training", {})
+    sites = set(data.frame["site"].astype(str))
+    unknown = [s for s in external_sites if s not in sites]
+    if unknown:
+        raise InvalidInputError(
+            f"--external-site {unknown[0]!r} is not a site of {str(data.path)!r}; its sites are {sorted(sites)}"
+        )
+    external = [*training.get("external_sites", []), *external_sites]
+    split = resolve_splits(data.frame, loaded.splits, external_sites=external, where=str(data.path))
+    size = batch_size or (256 if target.type == "cuda" else 128)
+    prob, features = _infer(
+        loaded, data.frame, device=target, batch_size=size, num_workers=num_workers,
+        embeddings=embeddings_out is not None,
+    )  # fmt: skip
+    table = build_table(data.frame, prob, split, loaded.classes.classes)
+    if out is not None:
+        metadata = {
+            "classes": list(loaded.classes.classes),
+            "positive_class": loaded.classes.positive_class,
+            "model_name": loaded.name,
+            "model_sha256": loaded.sha256,
+        }
+        write_table(table, out, metadata=metadata)
+    if embeddings_out is not None and features is not None:
+        write_embeddings(table["id"].tolist(), features, embeddings_out)
+    return table
