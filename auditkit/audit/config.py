@@ -1,0 +1,154 @@
+"""The settings of an audit: pydantic models read from ``--config audit.yaml`` and command-line flags.
+
+Flags override the file. Unknown keys and invalid values are a
+:class:`~auditkit.errors.ConfigError` naming the file and the field.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from auditkit.errors import ConfigError
+from auditkit.stats.fairness import DEFAULT_PRIMARY
+from auditkit.stats.threshold import OperatingPointRule
+
+
+class AuditSettings(BaseModel):
+    """What the statistical audit computes and how (every field has a documented default)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    attributes: list[str] = Field(default_factory=list, description="Subgroup attribute columns.")
+    intersections: list[str] = Field(
+        default_factory=list, description="Intersections such as 'sex+age_group'."
+    )
+    external_sites: list[str] = Field(default_factory=list, description="Sites declared external.")
+    positive_class: str | None = None
+    operating_point: str = Field(
+        "youden", description="youden | sensitivity:x | specificity:x | threshold:t"
+    )
+    n_boot: int = Field(1000, ge=50, le=100_000)
+    seed: int = 0
+    ci_method: Literal["percentile", "bca"] = "percentile"
+    ci_level: float = Field(0.95, gt=0.5, lt=1.0)
+    auroc_ci: Literal["bootstrap", "delong"] = Field(
+        "bootstrap",
+        description="AUROC interval: the shared bootstrap, or DeLong (unclustered data only).",
+    )
+    min_group_size: int = Field(30, ge=2)
+    min_group_events: int = Field(10, ge=0)
+    multiplicity: Literal["holm", "bh"] = "holm"
+    fairness_primary_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_PRIMARY))
+    fairness_cohorts: list[str] = Field(
+        default_factory=lambda: ["test"],
+        description="'test', external site names, or 'external' for all sites.",
+    )
+    n_bins: int = Field(15, ge=2, le=100)
+    mmd_permutations: int = Field(500, ge=0, le=100_000)
+    max_jackknife_blocks: int = Field(500, ge=10)
+    date: str | None = Field(
+        None, description="Audit date YYYY-MM-DD written as results.json 'created'."
+    )
+    model_name: str | None = None
+    intended_use: dict[str, str | list[str] | None] | None = None
+
+    @field_validator("operating_point")
+    @classmethod
+    def _check_operating_point(cls, value: str) -> str:
+        try:
+            return OperatingPointRule.parse(value).to_text()
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("date")
+    @classmethod
+    def _check_date(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return _dt.date.fromisoformat(str(value)).isoformat()
+        except ValueError:
+            raise ValueError(f"date must be YYYY-MM-DD, got {value!r}") from None
+
+    @field_validator("intersections")
+    @classmethod
+    def _check_intersections(cls, value: list[str]) -> list[str]:
+        for item in value:
+            parts = [p.strip() for p in item.split("+")]
+            if len(parts) < 2 or not all(parts):
+                raise ValueError(
+                    f"intersection {item!r} must name two or more columns joined by '+'"
+                )
+        return ["+".join(p.strip() for p in item.split("+")) for item in value]
+
+    @property
+    def rule(self) -> OperatingPointRule:
+        """Return the parsed operating-point rule."""
+        return OperatingPointRule.parse(self.operating_point)
+
+
+class AuditConfig(BaseModel):
+    """One audit run: inputs, output folder and settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    predictions: Path
+    out: Path
+    force: bool = False
+    embeddings: Path | None = None
+    config_path: Path | None = None
+    settings: AuditSettings = Field(default_factory=AuditSettings)
+
+
+def _first_error(exc: ValidationError, source: str) -> ConfigError:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    if err.get("type") == "extra_forbidden":
+        return ConfigError(
+            f"{source}: unknown setting {where!r}; see 'auditkit audit --help' for the settings"
+        )
+    return ConfigError(
+        f"{source}: setting {where!r} is invalid: {err.get('msg')} (got {err.get('input')!r})"
+    )
+
+
+def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the settings mapping of an audit YAML file (an ``audit:`` section or the top level)."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such audit config file; check --config")
+    try:
+        data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(
+            f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of settings")
+    if isinstance(data.get("audit"), dict):
+        data = data["audit"]
+    return data
+
+
+def build_settings(
+    *, config_path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None
+) -> AuditSettings:
+    """Return the settings from the config file (if any) with ``overrides`` (flags given) on top."""
+    data: dict[str, Any] = {}
+    source = "audit settings"
+    if config_path is not None:
+        data.update(read_config_file(config_path))
+        source = str(config_path)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data.update(given)
+    try:
+        return AuditSettings(**data)
+    except ValidationError as exc:
+        raise _first_error(exc, source if not given else f"{source} and flags") from None

@@ -1,0 +1,391 @@
+"""Read and validate the predictions table: the waist between any model and the statistics.
+
+One row per image: ``id`` (unique), ``y_true`` (class index or name), and
+either ``score`` (binary: probability of the positive class) or one
+``score_<class>`` column per class (probabilities summing to 1). Passthrough
+columns: ``patient_id``, ``site``, ``split`` (train|val|test|external),
+``image``, ``mask``, ``roi``, ``bbox_*``; every other column is a candidate
+subgroup attribute. Parquet files written by ``auditkit predict`` carry
+``{"auditkit": {classes, positive_class, model_name, model_sha256}}`` in
+their schema metadata. Every problem names the file, row (1-based, as in a
+spreadsheet without its header) and column.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit.errors import PredictionsError
+from auditkit.fileio import sha256_file
+from auditkit.labels import ClassSpec, encode_labels, infer_class_spec
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+SPLITS = ("train", "val", "test", "external")
+RESERVED_SITE_NAMES = ("val", "test", "train", "external")
+PASSTHROUGH = (
+    "patient_id",
+    "site",
+    "split",
+    "image",
+    "mask",
+    "roi",
+    "bbox_x0",
+    "bbox_y0",
+    "bbox_x1",
+    "bbox_y1",
+)
+_NOT_ATTRIBUTES = {"id", "y_true", "label", "score", "y_pred", "prediction", *PASSTHROUGH}
+#: a row of multi-class probabilities may differ from 1 by this much (float32 softmax outputs).
+SUM_TOLERANCE = 1e-3
+
+
+@dataclass(frozen=True, eq=False)
+class PredictionsTable:
+    """A validated predictions table.
+
+    ``frame`` columns: ``id`` (str), ``y_true`` (int class index), ``label``
+    (y_true as given), the score column(s) as given, ``patient_id`` (str, or
+    absent), ``site`` (str, or absent), ``split`` (normalised, or absent),
+    and the attribute columns.
+    """
+
+    frame: pd.DataFrame
+    classes: ClassSpec
+    path: Path
+    sha256: str
+    model: dict[str, Any] | None
+    probs: np.ndarray = field(repr=False)
+    """(n, K) float64 class probabilities (binary: column 1 is the positive class)."""
+    score_columns: tuple[str, ...] = ()
+
+    @property
+    def attribute_columns(self) -> tuple[str, ...]:
+        """Return the columns that may serve as subgroup attributes."""
+        return tuple(
+            c
+            for c in self.frame.columns
+            if c not in _NOT_ATTRIBUTES and not str(c).startswith(("score_", "bbox_"))
+        )
+
+    @property
+    def has_patients(self) -> bool:
+        """Return whether a ``patient_id`` column is present."""
+        return "patient_id" in self.frame.columns
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+
+def _read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise PredictionsError(
+            f"{path}: no such predictions file; run 'auditkit predict' or export your model's scores"
+        )
+    text_columns = {"id": str, "patient_id": str, "site": str, "split": str}
+    if suffix in PARQUET_SUFFIXES:
+        import pyarrow.parquet as pq
+
+        try:
+            schema = pq.read_schema(path)
+            frame = pd.read_parquet(path)
+        except Exception as exc:  # pyarrow raises several types for a corrupt file
+            raise PredictionsError(
+                f"{path}: not a readable Parquet file ({exc}); re-export the predictions"
+            ) from None
+        raw = (schema.metadata or {}).get(b"auditkit")
+        meta = None
+        if raw:
+            try:
+                meta = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError):
+                raise PredictionsError(
+                    f"{path}: the 'auditkit' schema metadata is not valid JSON; re-run 'auditkit predict'"
+                ) from None
+        for column in ("id", "patient_id", "site", "split"):
+            if column in frame.columns:
+                frame[column] = frame[column].map(
+                    lambda v: v if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)
+                )
+        return frame, meta
+    if suffix in CSV_SUFFIXES:
+        try:
+            frame = pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", dtype=text_columns)
+        except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+            raise PredictionsError(
+                f"{path}: not a readable CSV file ({exc}); check its format"
+            ) from None
+        return frame, None
+    raise PredictionsError(
+        f"{path}: unsupported predictions file type {suffix!r}; give a .csv or .parquet file"
+    )
+
+
+def _class_spec(
+    path: Path,
+    frame: pd.DataFrame,
+    meta: dict[str, Any] | None,
+    score_cols: list[str],
+    positive_class: str | None,
+) -> ClassSpec:
+    where = f"{path} column 'y_true'"
+    if meta and meta.get("classes"):
+        spec = ClassSpec.from_dict(meta)
+        if positive_class is not None and spec.positive_class not in (None, str(positive_class)):
+            raise PredictionsError(
+                f"{path}: --positive-class {positive_class!r} contradicts the model's positive class "
+                f"{spec.positive_class!r} recorded in the file; drop the flag"
+            )
+        return spec
+    if score_cols == ["score"]:
+        spec = infer_class_spec(frame["y_true"], positive_class=positive_class, where=where)
+        if spec.n_classes != 2:
+            raise PredictionsError(
+                f"{path}: a single 'score' column is for binary tasks, but y_true has {spec.n_classes} "
+                "classes; give one score_<class> column per class"
+            )
+        return spec
+    names = [c[len("score_") :] for c in score_cols]
+    if len(names) == 2:
+        return infer_class_spec(names, positive_class=positive_class, where=f"{path} score columns")
+    if positive_class is not None:
+        raise PredictionsError(
+            f"{path}: --positive-class applies to binary tasks, but there are {len(names)} score columns"
+        )
+    try:
+        as_int = sorted(int(n) for n in names)
+        if as_int == list(range(len(names))):
+            return ClassSpec(tuple(str(i) for i in range(len(names))))
+    except ValueError:
+        pass
+    return ClassSpec(tuple(sorted(names)))
+
+
+def _check_scores(path: Path, frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    values = np.empty((len(frame), len(columns)))
+    for j, column in enumerate(columns):
+        numeric = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(numeric)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise PredictionsError(
+                f"{path}: row {row + 1}, column {column!r} is {frame[column].iloc[row]!r}; every score must be a "
+                "finite probability in [0, 1] (fix or remove that row)"
+            )
+        out = (numeric < 0.0) | (numeric > 1.0)
+        if out.any():
+            row = int(np.flatnonzero(out)[0])
+            raise PredictionsError(
+                f"{path}: row {row + 1}, column {column!r} is {numeric[row]!r}, outside [0, 1]; scores must be "
+                "probabilities (apply a sigmoid or softmax to logits)"
+            )
+        values[:, j] = numeric
+    return values
+
+
+def read_predictions(
+    path: str | os.PathLike[str],
+    *,
+    positive_class: str | None = None,
+    external_sites: Sequence[str] = (),
+) -> PredictionsTable:
+    """Return the validated predictions table at ``path`` (CSV or Parquet).
+
+    ``external_sites``: sites declared external; each must appear in the
+    ``site`` column, and none may have rows in the ``train`` or ``val``
+    split. Their ``test`` rows become ``external``.
+    """
+    path = Path(path)
+    frame, meta = _read_frame(path)
+    frame = frame.reset_index(drop=True)
+    for column in ("id", "y_true"):
+        if column not in frame.columns:
+            raise PredictionsError(
+                f"{path}: required column {column!r} is missing (columns: {list(frame.columns)[:12]}); "
+                "the table needs id, y_true and score or score_<class>"
+            )
+    if len(frame) == 0:
+        raise PredictionsError(f"{path}: the table has no rows")
+    score_cols = [c for c in frame.columns if str(c).startswith("score_")]
+    if "score" in frame.columns and score_cols:
+        raise PredictionsError(
+            f"{path}: give either one 'score' column (binary) or score_<class> columns, not both"
+        )
+    if "score" in frame.columns:
+        score_cols = ["score"]
+    if not score_cols:
+        raise PredictionsError(
+            f"{path}: no score column; add 'score' (probability of the positive class) or one score_<class> per class"
+        )
+
+    ids = frame["id"]
+    if ids.isna().any():
+        row = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise PredictionsError(
+            f"{path}: row {row + 1}, column 'id' is empty; give every row a unique id"
+        )
+    ids = ids.astype(str)
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        rows = np.flatnonzero(dup.to_numpy())[:2]
+        raise PredictionsError(
+            f"{path}: column 'id' has duplicate value {ids.iloc[rows[0]]!r} (rows {rows[0] + 1} and {rows[1] + 1}); "
+            "ids must be unique, one row per image"
+        )
+    frame["id"] = ids
+
+    spec = _class_spec(path, frame, meta, score_cols, positive_class)
+    frame["label"] = frame["y_true"]
+    frame["y_true"] = encode_labels(frame["y_true"], spec, where=f"{path} column 'y_true'")
+
+    values = _check_scores(path, frame, score_cols)
+    if score_cols == ["score"]:
+        probs = np.column_stack([1.0 - values[:, 0], values[:, 0]])
+    else:
+        names = [c[len("score_") :] for c in score_cols]
+        missing = [c for c in spec.classes if c not in names]
+        if missing:
+            raise PredictionsError(
+                f"{path}: no score column for class {missing[0]!r}; give score_<class> for every class {list(spec.classes)}"
+            )
+        probs = values[:, [names.index(c) for c in spec.classes]]
+        sums = probs.sum(axis=1)
+        off = np.abs(sums - 1.0) > SUM_TOLERANCE
+        if off.any():
+            row = int(np.flatnonzero(off)[0])
+            raise PredictionsError(
+                f"{path}: row {row + 1}: the score_<class> columns sum to {sums[row]:.6g}, not 1; give class "
+                "probabilities (softmax outputs)"
+            )
+        probs = probs / sums[:, None]
+
+    if "patient_id" in frame.columns:
+        missing_pid = frame["patient_id"].isna()
+        if missing_pid.any():
+            row = int(np.flatnonzero(missing_pid.to_numpy())[0])
+            raise PredictionsError(
+                f"{path}: row {row + 1}, column 'patient_id' is empty; give every row a patient id or drop the column"
+            )
+        frame["patient_id"] = frame["patient_id"].astype(str)
+    if "site" in frame.columns:
+        frame["site"] = frame["site"].astype(str).where(frame["site"].notna(), "default")
+    if "split" in frame.columns:
+        split = frame["split"].astype(str).str.strip().str.lower()
+        bad = ~split.isin(SPLITS)
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise PredictionsError(
+                f"{path}: row {row + 1}, column 'split' is {frame['split'].iloc[row]!r}; expected one of "
+                f"{list(SPLITS)}"
+            )
+        frame["split"] = split
+    _apply_external_sites(path, frame, external_sites)
+
+    model = None
+    if meta:
+        model = {"name": meta.get("model_name"), "sha256": meta.get("model_sha256")}
+    return PredictionsTable(
+        frame=frame,
+        classes=spec,
+        path=path,
+        sha256=sha256_file(path),
+        model=model,
+        probs=probs,
+        score_columns=tuple(score_cols),
+    )
+
+
+def _apply_external_sites(path: Path, frame: pd.DataFrame, external_sites: Sequence[str]) -> None:
+    sites = list(dict.fromkeys(str(s) for s in external_sites))
+    if not sites:
+        return
+    if "site" not in frame.columns:
+        raise PredictionsError(
+            f"{path}: --external-site {sites[0]!r} needs a 'site' column, and the table has none"
+        )
+    present = sorted(set(frame["site"]))
+    for site in sites:
+        if site not in present:
+            raise PredictionsError(
+                f"{path}: --external-site {site!r} is not in column 'site' (sites: {present[:20]}); check the name"
+            )
+        if site in RESERVED_SITE_NAMES:
+            raise PredictionsError(
+                f"{path}: a site may not be named {site!r}; rename it in column 'site'"
+            )
+    if "split" not in frame.columns:
+        return
+    at_site = frame["site"].isin(sites)
+    used = at_site & frame["split"].isin(("train", "val"))
+    if used.any():
+        row = int(np.flatnonzero(used.to_numpy())[0])
+        raise PredictionsError(
+            f"{path}: row {row + 1}: site {frame['site'].iloc[row]!r} is declared external but the row is in "
+            f"split {frame['split'].iloc[row]!r}; an external site must not be used for training or validation"
+        )
+    frame.loc[at_site, "split"] = "external"
+
+
+def read_embeddings(path: str | os.PathLike[str], ids: Sequence[str]) -> np.ndarray:
+    """Return the embeddings (len(ids), D) float64 of these ids from a file keyed by id.
+
+    Accepted: Parquet or CSV with an ``id`` column and numeric feature columns
+    (``auditkit predict --embeddings`` writes ``id, emb_0..``), or a structured
+    ``.npy`` with fields ``id`` and ``embedding`` (loaded without pickle).
+    Every id must be present.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PredictionsError(f"{path}: no such embeddings file; check --embeddings")
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        try:
+            record = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise PredictionsError(
+                f"{path}: not a plain .npy array ({exc}); pickled files are refused"
+            ) from None
+        if record.dtype.names is None or not {"id", "embedding"} <= set(record.dtype.names):
+            raise PredictionsError(
+                f"{path}: a .npy embeddings file needs fields 'id' and 'embedding'"
+            )
+        keys = [str(i) for i in record["id"]]
+        values = np.asarray(record["embedding"], dtype=np.float64).reshape(len(keys), -1)
+    elif suffix in PARQUET_SUFFIXES or suffix in CSV_SUFFIXES:
+        frame = (
+            pd.read_parquet(path)
+            if suffix in PARQUET_SUFFIXES
+            else pd.read_csv(path, dtype={"id": str})
+        )
+        if "id" not in frame.columns:
+            raise PredictionsError(f"{path}: the embeddings table needs an 'id' column")
+        features = [c for c in frame.columns if c != "id"]
+        numeric = frame[features].apply(pd.to_numeric, errors="coerce")
+        if numeric.isna().any().any() or not features:
+            bad = next((c for c in features if numeric[c].isna().any()), None)
+            raise PredictionsError(
+                f"{path}: embedding column {bad!r} has non-numeric or empty values; every feature must be a number"
+            )
+        keys = frame["id"].astype(str).tolist()
+        values = numeric.to_numpy(dtype=np.float64)
+    else:
+        raise PredictionsError(f"{path}: embeddings must be .parquet, .csv or .npy, got {suffix!r}")
+    if not np.isfinite(values).all():
+        raise PredictionsError(f"{path}: embeddings contain NaN or infinite values")
+    position = {k: i for i, k in enumerate(keys)}
+    missing = [i for i in ids if i not in position]
+    if missing:
+        raise PredictionsError(
+            f"{path}: id {missing[0]!r} of the predictions table has no embedding ({len(missing)} missing); "
+            "export embeddings for every image"
+        )
+    return values[[position[i] for i in ids]]

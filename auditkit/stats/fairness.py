@@ -1,0 +1,415 @@
+"""Subgroup fairness: per-group metrics at the global operating point, gaps with their own CIs, tests.
+
+For one attribute (or an intersection of attributes, values joined by ``+``)
+on one cohort:
+
+* per group: n, events, prevalence (Wilson) and every discrimination and
+  calibration metric with its CI — all at the GLOBAL frozen threshold;
+  groups below ``min_group_size`` get undefined values with the reason, and
+  a warning flags groups with fewer than ``min_events`` events;
+* ``gap``: the largest between-group difference (highest − lowest point
+  estimate) with the CI of that difference from the shared bootstrap, and a
+  test of homogeneity of all groups, so picking the extreme pair does not
+  inflate it: a Wald chi-square of the K − 1 contrasts with their bootstrap
+  covariance or, for AUROC on unclustered data, DeLong's
+  chi-square test of K independent AUROCs; ``gap.equalized_odds`` =
+  max(TPR range, FPR range) (Hardt et al. 2016; fairlearn's
+  ``equalized_odds_difference``); the FNR gap is underdiagnosis
+  (Seyyed-Kalantari et al. 2021);
+* ``ratio`` (lowest / highest), ``vs_rest`` (each group minus the rest of
+  the cohort), ``worst_group`` (Max-Min fairness, Zong et al. 2023);
+* ``prevalence_adjusted``: every group's classes reweighted to the cohort's
+  prevalence (test-set resampling of Glocker et al. 2023, done by weights)
+  and the prevalence-dependent gaps recomputed, so a gap caused only by
+  different prevalences shrinks while a model gap stays.
+
+p-values are adjusted across the family of pre-declared primary gap tests of
+all attributes (Holm by default, or Benjamini–Hochberg) by
+:class:`TestFamily`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from auditkit.results import Estimate
+from auditkit.stats.bootstrap import Distribution, bootstrap_homogeneity_test, bootstrap_z_test
+from auditkit.stats.calibration import CALIBRATION_METRICS
+from auditkit.stats.cohort import (
+    PREVALENCE_DEPENDENT,
+    PREVALENCE_FREE,
+    CohortAnalyzer,
+    undefined_reason,
+)
+from auditkit.stats.delong import delong_homogeneity_test
+from auditkit.stats.discrimination import DISCRIMINATION_METRICS
+from auditkit.stats.multiplicity import adjust_p_values
+from auditkit.stats.proportions import proportion
+
+MISSING = "(missing)"
+RATIO_METRICS = (
+    "auroc",
+    "auprc",
+    "sensitivity",
+    "specificity",
+    "fnr",
+    "fpr",
+    "ppv",
+    "npv",
+    "f1",
+    "balanced_accuracy",
+    "accuracy",
+    "ece",
+    "brier",
+    "oe",
+)
+WORST_GROUP = ("auroc", "sensitivity", "specificity")
+DEFAULT_PRIMARY = ("auroc", "fnr", "fpr", "ppv", "npv", "ece", "brier", "oe")
+#: a gap of one metric is the same test as the gap of its complement.
+TWIN_METRICS = {"sensitivity": "fnr", "specificity": "fpr"}
+
+
+@dataclass(frozen=True)
+class FairnessSettings:
+    """Rules of a fairness analysis."""
+
+    min_group_size: int = 30
+    min_events: int = 10
+    primary_metrics: tuple[str, ...] = DEFAULT_PRIMARY
+    multiplicity: str = "holm"
+    max_levels: int = 20
+    """Warn when an attribute has more distinct values than this (bin it first)."""
+
+
+def _value_text(value: Any) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return MISSING
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return str(int(value))
+    return str(value).strip() or MISSING
+
+
+def group_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
+    """Return each row's group: the attribute's value as text, or the values of an intersection joined by ``+``.
+
+    Missing values become ``"(missing)"``.
+    """
+    parts = [frame[c].map(_value_text) for c in columns]
+    labels = parts[0]
+    for part in parts[1:]:
+        labels = labels + "+" + part
+    return labels.astype(str)
+
+
+class TestFamily:
+    """Collects the p-values of one family of comparisons, then writes the adjusted values back."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._members: list[tuple[dict[str, Any], str, str]] = []
+
+    def add(self, container: dict[str, Any], key: str, label: str) -> None:
+        """Register the Estimate ``container[key]`` (labelled ``label``) as a member of the family."""
+        est = container.get(key)
+        if isinstance(est, Estimate) and est.p_value is not None:
+            self._members.append((container, key, label))
+
+    @property
+    def labels(self) -> list[str]:
+        """Return the labels of the family's members."""
+        return [label for _, _, label in self._members]
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def adjust(self, method: str) -> None:
+        """Replace every member's Estimate by a copy carrying ``p_adjusted``, and its twins' too."""
+        p = [container[key].p_value for container, key, _ in self._members]
+        adjusted = adjust_p_values(p, method=method)
+        for (container, key, _), value in zip(self._members, adjusted, strict=True):
+            container[key] = dataclasses.replace(container[key], p_adjusted=float(value))
+            for twin, primary in TWIN_METRICS.items():
+                if primary == key and isinstance(container.get(twin), Estimate):
+                    container[twin] = dataclasses.replace(container[twin], p_adjusted=float(value))
+
+
+@dataclass
+class _Group:
+    name: str
+    rows: np.ndarray
+    n_positive: int
+    n_negative: int
+    eligible: bool
+    dists: dict[str, Distribution] = field(default_factory=dict)
+    block: dict[str, Any] = field(default_factory=dict)
+
+
+def _estimates(
+    analyzer: CohortAnalyzer, dists: dict[str, Distribution], n_pos: int, n_neg: int
+) -> dict[str, Estimate]:
+    return {
+        name: analyzer.engine.estimate(
+            dist, reason=undefined_reason(name, n_positive=n_pos, n_negative=n_neg)
+        )
+        for name, dist in dists.items()
+        if "/" not in name
+    }
+
+
+def analyse_attribute(
+    labels: pd.Series,
+    rows: np.ndarray,
+    analyzer: CohortAnalyzer,
+    *,
+    columns: Sequence[str],
+    cohort: str,
+    settings: FairnessSettings,
+    gap_family: TestFamily,
+    vs_rest_family: TestFamily,
+    patients: np.ndarray | None = None,
+) -> dict[str, Any]:
+    """Return the results.json ``fairness.<attribute>`` section for one attribute on one cohort.
+
+    ``labels`` (len(rows),) is each cohort row's group; ``rows`` the table
+    rows of the cohort; ``patients`` (n_table,) patient ids for n_patients.
+    """
+    engine = analyzer.engine
+    name = "+".join(columns)
+    warnings: list[str] = []
+    label_values = labels.to_numpy()
+    values = sorted(set(label_values), key=lambda v: (v == MISSING, v))
+    if len([v for v in values if v != MISSING]) > settings.max_levels:
+        warnings.append(
+            f"attribute {name!r} has {len(values)} distinct values on {cohort}; most groups will be too "
+            "small: give a binned column (e.g. age_group)"
+        )
+    groups: list[_Group] = []
+    for value in values:
+        g_rows = rows[label_values == value]
+        n_pos, n_neg = analyzer.counts(g_rows)
+        eligible = len(g_rows) >= settings.min_group_size and value != MISSING
+        groups.append(_Group(value, g_rows, n_pos, n_neg, eligible))
+
+    clustered = analyzer.arrays.clusters is not None
+    for g in groups:
+        y_bin = analyzer.arrays.y[g.rows] == 1 if analyzer.arrays.is_binary else None
+        prev = proportion(
+            y_bin if y_bin is not None else np.zeros(len(g.rows)),
+            clusters=analyzer.arrays.clusters[g.rows] if clustered else None,
+            level=engine.settings.level,
+        )
+        block: dict[str, Any] = {
+            "n": len(g.rows),
+            "n_patients": len(np.unique(patients[g.rows])) if patients is not None else len(g.rows),
+            "n_positive": g.n_positive,
+        }
+        if y_bin is not None:
+            block["prevalence"] = Estimate(
+                prev.estimate,
+                prev.ci_low,
+                prev.ci_high,
+                method=None if prev.method == "wilson" else prev.method,
+            )
+        g_warn: list[str] = []
+        if g.name == MISSING:
+            g_warn.append(
+                f"{len(g.rows)} cases have no value for {name!r}; they are reported but left out of gaps"
+            )
+        if not g.eligible and g.name != MISSING:
+            reason = f"group has {len(g.rows)} cases, below the minimum group size of {settings.min_group_size}"
+            g_warn.append(reason)
+            warnings.append(f"{name}={g.name}: {reason}; left out of gaps")
+            block.update({m: Estimate.undefined(reason) for m in _metric_names(analyzer)})
+        else:
+            g.dists = analyzer.metrics(g.rows)
+            block.update(_estimates(analyzer, g.dists, g.n_positive, g.n_negative))
+        if g.n_positive < settings.min_events and g.name != MISSING:
+            msg = (
+                f"only {g.n_positive} events (positive cases) in {name}={g.name}; its estimates are "
+                f"imprecise (fewer than {settings.min_events})"
+            )
+            g_warn.append(msg)
+            if g.eligible:
+                warnings.append(msg)
+        block["warnings"] = g_warn
+        g.block = block
+
+    eligible = [g for g in groups if g.eligible]
+    section: dict[str, Any] = {
+        "columns": list(columns),
+        "cohort": cohort,
+        "intersection": len(columns) > 1,
+        "min_group_size": settings.min_group_size,
+        "groups": {g.name: g.block for g in groups},
+        "gap": {},
+        "ratio": {},
+        "vs_rest": {},
+        "worst_group": {},
+        "prevalence_adjusted": None,
+        "multiplicity": None,
+        "warnings": warnings,
+    }
+    if len(eligible) < 2:
+        reason = f"fewer than two groups of {name!r} reach the minimum group size of {settings.min_group_size}"
+        section["gap"] = {m: Estimate.undefined(reason) for m in _gap_metric_names(analyzer)}
+        section["worst_group"] = {m: Estimate.undefined(reason) for m in WORST_GROUP}
+        warnings.append(reason + "; no gaps")
+        return section
+
+    gap = section["gap"]
+    for metric in _gap_metric_names(analyzer):
+        defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
+        if len(defined) < 2:
+            gap[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
+            continue
+        high = max(defined, key=lambda g: (g.dists[metric].point, g.name))
+        low = min(defined, key=lambda g: (g.dists[metric].point, g.name))
+        if high is low:
+            low = next(g for g in defined if g is not high)
+        diff = high.dists[metric] - low.dists[metric]
+        p_value = bootstrap_homogeneity_test([g.dists[metric] for g in defined])
+        method = None
+        if metric == "auroc" and analyzer.arrays.is_binary and not clustered:
+            tested = [analyzer.delong(g.rows) for g in defined]
+            test = delong_homogeneity_test([t[0] for t in tested], [t[1] for t in tested])
+            p_value = test.p_value
+            method = f"CI: shared bootstrap; test: {test.method} (df={test.df})"
+        gap[metric] = engine.estimate(
+            diff, p_value=p_value, method=method, groups=(high.name, low.name)
+        )
+        if metric in RATIO_METRICS and high.dists[metric].point > 0:
+            ratio = low.dists[metric].map(np.divide, high.dists[metric])
+            section["ratio"][metric] = engine.estimate(ratio, groups=(low.name, high.name))
+    _equalized_odds(eligible, gap, engine)
+    for metric in WORST_GROUP:
+        defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
+        if not defined:
+            section["worst_group"][metric] = Estimate.undefined(
+                f"{metric} is undefined in every group"
+            )
+            continue
+        worst = min(defined, key=lambda g: (g.dists[metric].point, g.name))
+        section["worst_group"][metric] = engine.estimate(worst.dists[metric], groups=(worst.name,))
+
+    primary = [m for m in settings.primary_metrics if m in gap]
+    for metric in primary:
+        gap_family.add(gap, metric, f"{name}: {metric} gap")
+
+    all_rows = rows
+    for g in eligible:
+        rest_rows = np.setdiff1d(all_rows, g.rows, assume_unique=True)
+        if len(rest_rows) == 0:
+            continue
+        rest = analyzer.metrics(
+            rest_rows, names=primary, fits=any(m in ("slope", "intercept") for m in primary)
+        )
+        block: dict[str, Any] = {}
+        for metric in primary:
+            if metric not in g.dists or metric not in rest:
+                continue
+            if not (np.isfinite(g.dists[metric].point) and np.isfinite(rest[metric].point)):
+                block[metric] = Estimate.undefined(
+                    f"{metric} is undefined in the group or in the rest"
+                )
+                continue
+            diff = g.dists[metric] - rest[metric]
+            block[metric] = engine.estimate(
+                diff, p_value=bootstrap_z_test(diff), groups=(g.name, "rest")
+            )
+            vs_rest_family.add(block, metric, f"{name}={g.name} vs rest: {metric}")
+        section["vs_rest"][g.name] = block
+
+    if analyzer.arrays.is_binary:
+        section["prevalence_adjusted"] = _prevalence_adjusted(rows, eligible, analyzer)
+    return section
+
+
+def _metric_names(analyzer: CohortAnalyzer) -> tuple[str, ...]:
+    """Return the metrics reported per group (the same plain names for binary and multi-class)."""
+    return (*DISCRIMINATION_METRICS, *CALIBRATION_METRICS)
+
+
+_gap_metric_names = _metric_names
+
+
+def _equalized_odds(eligible: list[_Group], gap: dict[str, Any], engine: Any) -> None:
+    """Add gap.equalized_odds = max(range of sensitivity, range of FPR) over groups, per resample."""
+    parts = []
+    for metric in ("sensitivity", "fpr"):
+        defined = [
+            g
+            for g in eligible
+            if np.isfinite(g.dists.get(metric, Distribution(np.nan, np.zeros(0))).point)
+        ]
+        if len(defined) < 2:
+            gap["equalized_odds"] = Estimate.undefined(
+                "sensitivity or FPR is defined in fewer than two groups"
+            )
+            return
+        dists = [g.dists[metric] for g in defined]
+        rng = dists[0].map(
+            lambda *xs: (
+                np.max(np.stack(np.broadcast_arrays(*xs)), axis=0)
+                - np.min(np.stack(np.broadcast_arrays(*xs)), axis=0)
+            ),
+            *dists[1:],
+        )
+        high = max(defined, key=lambda g: (g.dists[metric].point, g.name))
+        low = min(defined, key=lambda g: (g.dists[metric].point, g.name))
+        parts.append((rng, (high.name, low.name), metric))
+    (tpr_rng, tpr_groups, _), (fpr_rng, fpr_groups, _) = parts
+    combined = tpr_rng.map(np.maximum, fpr_rng)
+    groups = tpr_groups if tpr_rng.point >= fpr_rng.point else fpr_groups
+    gap["equalized_odds"] = engine.estimate(
+        combined,
+        groups=groups,
+        method="max(sensitivity range, FPR range) over groups, recomputed in each resample",
+    )
+
+
+def _prevalence_adjusted(
+    rows: np.ndarray, eligible: list[_Group], analyzer: CohortAnalyzer
+) -> dict[str, Any]:
+    engine = analyzer.engine
+    y = analyzer.arrays.y[rows] == 1
+    target = float(y.mean())
+    adjusted = {g.name: analyzer.metrics(g.rows, prevalence=target) for g in eligible}
+    gaps: dict[str, Any] = {}
+    for metric in PREVALENCE_DEPENDENT:
+        defined = [g for g in eligible if np.isfinite(adjusted[g.name][metric].point)]
+        if len(defined) < 2:
+            gaps[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
+            continue
+        high = max(defined, key=lambda g: (adjusted[g.name][metric].point, g.name))
+        low = min(defined, key=lambda g: (adjusted[g.name][metric].point, g.name))
+        diff = adjusted[high.name][metric] - adjusted[low.name][metric]
+        gaps[metric] = engine.estimate(
+            diff,
+            p_value=bootstrap_homogeneity_test([adjusted[g.name][metric] for g in defined]),
+            groups=(high.name, low.name),
+        )
+    return {
+        "method": "each group's positives and negatives reweighted to the cohort prevalence in every "
+        "resample (test-set resampling of Glocker et al. 2023, by weights)",
+        "prevalence": target,
+        "gap": gaps,
+        "groups": {
+            g.name: {
+                m: engine.estimate(
+                    d, reason=undefined_reason(m, n_positive=g.n_positive, n_negative=g.n_negative)
+                )
+                for m, d in adjusted[g.name].items()
+            }
+            for g in eligible
+        },
+        "unchanged": list(PREVALENCE_FREE),
+        "why_unchanged": "sensitivity, specificity, FNR, FPR, likelihood ratios and AUROC condition on the "
+        "true class, so reweighting the classes cannot change them: their gaps are not explained by "
+        "prevalence differences",
+    }

@@ -1,0 +1,330 @@
+"""Views: the rows of one analysis, pre-ordered so every metric of every resample is cheap.
+
+A :class:`BinaryView` holds the negatives and the positives of one binary
+problem (a cohort, a subgroup, one class versus the rest), each sorted by
+score once. A :class:`Batch` is that view under R weight vectors at once
+(bootstrap resamples, jackknife blocks, or the single all-ones vector of the
+point estimate): weights arrive as a ``(n_rows, R)`` matrix, and
+
+* every statistic that is linear in the weights (counts and score sums per
+  calibration bin, confusion-matrix cells at a threshold, Brier sums) comes
+  from one matrix product with a fixed feature matrix built here;
+* the Mann–Whitney AUROC numerator comes from one integer cumulative sum of
+  the negatives' weights, read at each positive's rank — no per-resample
+  sort and no loop over resamples (weighted Mann–Whitney; Hanley & McNeil
+  1982; ties count one half).
+
+A :class:`LinearView` gives per-resample sums of fixed per-row features
+(the cells of a K×K confusion matrix, a multi-class Brier score).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+
+#: probabilities are clipped to [EPS, 1 - EPS] before a logit.
+LOGIT_EPS = 1e-12
+
+
+def logit(p: np.ndarray) -> np.ndarray:
+    """Return log(p / (1 - p)) of probabilities clipped to [1e-12, 1 - 1e-12], same shape."""
+    q = np.clip(p, LOGIT_EPS, 1.0 - LOGIT_EPS)
+    return np.log(q) - np.log1p(-q)
+
+
+def uniform_edges(n_bins: int) -> np.ndarray:
+    """Return the ``n_bins + 1`` equal-width bin edges on [0, 1] (Guo et al. 2017)."""
+    return np.linspace(0.0, 1.0, n_bins + 1)
+
+
+def mass_edges(scores: np.ndarray, n_bins: int) -> np.ndarray:
+    """Return ``n_bins + 1`` equal-mass edges: quantiles of ``scores``, ends fixed at 0 and 1."""
+    if scores.size == 0:
+        return uniform_edges(n_bins)
+    edges = np.quantile(scores, np.linspace(0.0, 1.0, n_bins + 1))
+    edges[0], edges[-1] = 0.0, 1.0
+    return edges
+
+
+def bin_index(scores: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Return each score's bin (int64, shape of ``scores``): ``edges[b] <= s < edges[b+1]``, 1.0 in the last.
+
+    The same convention as torchmetrics' ``bucketize(..., right=True) - 1``
+    with the top edge folded into the last bin.
+    """
+    n_bins = len(edges) - 1
+    idx = np.searchsorted(edges, scores, side="right") - 1
+    return np.clip(idx, 0, n_bins - 1)
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Which linear statistics a view computes: threshold, calibration binnings, fine bins."""
+
+    threshold: float | None = None
+    """Decision threshold: score >= threshold is a positive call."""
+    uniform_edges: np.ndarray | None = None
+    mass_edges: np.ndarray | None = None
+    fine_edges: np.ndarray | None = None
+    """Edges of the fine bins behind the smooth calibration curve."""
+
+
+def _feature_matrix(s: np.ndarray, spec: FeatureSpec) -> tuple[np.ndarray, dict[str, slice]]:
+    """Return (features (K, n) float64, name -> row slice) for the scores ``s`` of one class.
+
+    Blocks: ``base`` = [1, s, s²] (count, score sum, squared-score sum);
+    ``threshold`` = [s >= t]; per binning (``uniform``, ``mass``, ``fine``)
+    the one-hot bin indicators times s**p for p = 0, 1 (and 2 for ``fine``).
+    """
+    mats: list[np.ndarray] = [np.stack([np.ones_like(s), s, s * s])]
+    blocks: dict[str, slice] = {"base": slice(0, 3)}
+    height = 3
+    if spec.threshold is not None:
+        mats.append((s >= spec.threshold).astype(np.float64)[None, :])
+        blocks["threshold"] = slice(height, height + 1)
+        height += 1
+    for name, edges, powers in (
+        ("uniform", spec.uniform_edges, (0, 1)),
+        ("mass", spec.mass_edges, (0, 1)),
+        ("fine", spec.fine_edges, (0, 1, 2)),
+    ):
+        if edges is None:
+            continue
+        onehot = np.zeros((len(edges) - 1, s.size))
+        onehot[bin_index(s, edges), np.arange(s.size)] = 1.0
+        for p in powers:
+            mats.append(onehot * s**p)
+        blocks[name] = slice(height, height + len(powers) * (len(edges) - 1))
+        height += len(powers) * (len(edges) - 1)
+    return np.ascontiguousarray(np.concatenate(mats, axis=0)), blocks
+
+
+@dataclass(frozen=True, eq=False)
+class BinaryView:
+    """One binary problem's rows, negatives and positives each sorted by score.
+
+    ``rows_neg``/``rows_pos`` index the table; ``s_neg``/``s_pos`` are their
+    scores (ascending). Build with :meth:`from_arrays`.
+    """
+
+    rows_neg: np.ndarray
+    rows_pos: np.ndarray
+    s_neg: np.ndarray
+    s_pos: np.ndarray
+    spec: FeatureSpec
+    f_neg: np.ndarray = field(repr=False)
+    """(K, n_neg) features of the negatives."""
+    f_pos: np.ndarray = field(repr=False)
+    """(K, n_pos) features of the positives."""
+    blocks: Mapping[str, slice] = field(repr=False)
+    neg_below: np.ndarray = field(repr=False)
+    """(n_pos,) number of negatives scored strictly below each positive."""
+    neg_at_or_below: np.ndarray = field(repr=False)
+    """(n_pos,) number of negatives scored at or below each positive."""
+    pos_group_start: np.ndarray = field(repr=False)
+    """(n_pos,) index of the first positive tied with each positive."""
+
+    @classmethod
+    def from_arrays(
+        cls, rows: np.ndarray, y: np.ndarray, s: np.ndarray, *, spec: FeatureSpec | None = None
+    ) -> BinaryView:
+        """Return the view of table ``rows`` with 0/1 labels ``y`` and scores ``s`` (all shape ``(n,)``)."""
+        spec = spec or FeatureSpec()
+        rows = np.asarray(rows, dtype=np.int64)
+        neg, pos = np.flatnonzero(y == 0), np.flatnonzero(y == 1)
+        neg = neg[np.argsort(s[neg], kind="stable")]
+        pos = pos[np.argsort(s[pos], kind="stable")]
+        s_neg, s_pos = s[neg].astype(np.float64), s[pos].astype(np.float64)
+        f_neg, blocks = _feature_matrix(s_neg, spec)
+        f_pos, _ = _feature_matrix(s_pos, spec)
+        return cls(
+            rows_neg=rows[neg],
+            rows_pos=rows[pos],
+            s_neg=s_neg,
+            s_pos=s_pos,
+            spec=spec,
+            f_neg=f_neg,
+            f_pos=f_pos,
+            blocks=blocks,
+            neg_below=np.searchsorted(s_neg, s_pos, side="left"),
+            neg_at_or_below=np.searchsorted(s_neg, s_pos, side="right"),
+            pos_group_start=np.searchsorted(s_pos, s_pos, side="left"),
+        )
+
+    @property
+    def n_neg(self) -> int:
+        """Return the number of negative rows."""
+        return len(self.rows_neg)
+
+    @property
+    def n_pos(self) -> int:
+        """Return the number of positive rows."""
+        return len(self.rows_pos)
+
+    @property
+    def n(self) -> int:
+        """Return the number of rows."""
+        return self.n_neg + self.n_pos
+
+    @property
+    def rows(self) -> np.ndarray:
+        """Return all table rows of the view (negatives then positives), int64 ``(n,)``."""
+        return np.concatenate([self.rows_neg, self.rows_pos])
+
+    def batch(self, w_neg: np.ndarray, w_pos: np.ndarray) -> Batch:
+        """Return the view under weights ``w_neg`` (n_neg, R) and ``w_pos`` (n_pos, R)."""
+        return Batch(self, w_neg, w_pos)
+
+
+class Batch:
+    """A view under R weight vectors: per-resample sums, AUROC and AP, all vectorised over R."""
+
+    def __init__(
+        self,
+        view: BinaryView,
+        w_neg: np.ndarray,
+        w_pos: np.ndarray,
+        *,
+        neg_scale: np.ndarray | None = None,
+        pos_scale: np.ndarray | None = None,
+    ) -> None:
+        self.view = view
+        self.w_neg = w_neg
+        """(n_neg, R) weights of the negatives."""
+        self.w_pos = w_pos
+        """(n_pos, R) weights of the positives."""
+        self.size = int(w_neg.shape[1])
+        self._neg_scale = neg_scale
+        self._pos_scale = pos_scale
+
+    def reweighted(self, prevalence: float) -> Batch:
+        """Return this batch with each resample's classes rescaled to the given prevalence.
+
+        Positives are scaled by π / P and negatives by (1 − π) / N per
+        resample (P, N the class totals), so every linear statistic is that of
+        a population with prevalence π and the same class-conditional score
+        distributions (Glocker et al. 2023, test-set resampling, done by weights).
+        """
+        with np.errstate(divide="ignore", invalid="ignore"):
+            pos_scale = prevalence / self.pos_total
+            neg_scale = (1.0 - prevalence) / self.neg_total
+        return Batch(self.view, self.w_neg, self.w_pos, neg_scale=neg_scale, pos_scale=pos_scale)
+
+    @cached_property
+    def _raw_sums(self) -> tuple[np.ndarray, np.ndarray]:
+        neg = (
+            (self.view.f_neg @ self.w_neg).T
+            if self.view.n_neg
+            else np.zeros((self.size, len(self.view.f_neg)))
+        )
+        pos = (
+            (self.view.f_pos @ self.w_pos).T
+            if self.view.n_pos
+            else np.zeros((self.size, len(self.view.f_pos)))
+        )
+        return np.ascontiguousarray(neg), np.ascontiguousarray(pos)
+
+    @cached_property
+    def _sums(self) -> tuple[np.ndarray, np.ndarray]:
+        neg, pos = self._raw_sums
+        if self._neg_scale is not None:
+            neg = neg * self._neg_scale[:, None]
+        if self._pos_scale is not None:
+            pos = pos * self._pos_scale[:, None]
+        return neg, pos
+
+    def sums(self, block: str) -> tuple[np.ndarray, np.ndarray]:
+        """Return (negatives' sums, positives' sums), each (R, k), of a feature block."""
+        if block not in self.view.blocks:
+            raise KeyError(f"the view has no feature block {block!r}")
+        sl = self.view.blocks[block]
+        neg, pos = self._sums
+        return neg[:, sl], pos[:, sl]
+
+    @cached_property
+    def neg_total(self) -> np.ndarray:
+        """Return the total (raw) weight of the negatives per resample, shape (R,)."""
+        return self._raw_sums[0][:, 0]
+
+    @cached_property
+    def pos_total(self) -> np.ndarray:
+        """Return the total (raw) weight of the positives per resample, shape (R,)."""
+        return self._raw_sums[1][:, 0]
+
+    @cached_property
+    def _neg_cumsum(self) -> np.ndarray:
+        """(n_neg + 1, R): cumulative negative weight below each rank; exact integers for counts."""
+        w = self.w_neg
+        dtype = np.int64 if np.issubdtype(w.dtype, np.integer) else np.float64
+        out = np.zeros((w.shape[0] + 1, w.shape[1]), dtype=dtype)
+        np.cumsum(w, axis=0, dtype=dtype, out=out[1:])
+        return out
+
+    def auroc(self) -> np.ndarray:
+        """Return the weighted Mann–Whitney AUROC per resample, shape (R,); NaN if a class is empty.
+
+        AUROC = Σ_pos w_i (N_<(i) + N_=(i)/2) / (P·N): the probability that a
+        random positive outscores a random negative, ties counting one half.
+        """
+        view = self.view
+        if view.n_pos == 0 or view.n_neg == 0:
+            return np.full(self.size, np.nan)
+        c = self._neg_cumsum
+        below, at_or_below = view.neg_below, view.neg_at_or_below
+        # 2 * N_<(i) + N_=(i) = N_<(i) + N_<=(i): integer arithmetic, exact.
+        rank_sum = (
+            c[below] + c[at_or_below] if not np.array_equal(below, at_or_below) else 2 * c[below]
+        )
+        num2 = np.einsum("ij,ij->j", self.w_pos, rank_sum, dtype=c.dtype)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return num2 / (2.0 * self.pos_total * self.neg_total)
+
+    def average_precision(self) -> np.ndarray:
+        """Return step-wise average precision per resample (scikit-learn's definition), shape (R,).
+
+        AP = Σ_k (R_k − R_{k−1}) P_k over distinct thresholds k, descending:
+        each positive contributes its weight times the precision at its
+        score's threshold (ties included), over the positives' total.
+        """
+        view = self.view
+        if view.n_pos == 0:
+            return np.full(self.size, np.nan)
+        wp = self.w_pos
+        dtype = np.int64 if np.issubdtype(wp.dtype, np.integer) else np.float64
+        cpos = np.zeros((wp.shape[0] + 1, wp.shape[1]), dtype=dtype)
+        np.cumsum(wp, axis=0, dtype=dtype, out=cpos[1:])
+        tp = self.pos_total[None, :] - cpos[view.pos_group_start]
+        fp = self.neg_total[None, :] - self._neg_cumsum[view.neg_below]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = np.where(wp > 0, tp / (tp + fp), 0.0)
+            return np.einsum("ij,ij->j", wp, precision) / self.pos_total
+
+
+@dataclass(frozen=True, eq=False)
+class LinearView:
+    """Rows with a fixed feature matrix: per-resample sums ``features @ weights`` (e.g. confusion cells)."""
+
+    rows: np.ndarray
+    """(n,) table rows."""
+    features: np.ndarray = field(repr=False)
+    """(k, n) float64 features of the rows."""
+
+    @classmethod
+    def from_codes(
+        cls, rows: np.ndarray, codes: np.ndarray, n_codes: int, *, extra: np.ndarray | None = None
+    ) -> LinearView:
+        """Return the view whose first ``n_codes`` sums count each integer code, then ``extra`` (m, n) sums."""
+        onehot = np.zeros((n_codes, len(codes)))
+        onehot[np.asarray(codes, np.int64), np.arange(len(codes))] = 1.0
+        feats = onehot if extra is None else np.vstack([onehot, np.atleast_2d(extra)])
+        return cls(np.asarray(rows, np.int64), np.ascontiguousarray(feats))
+
+    def sums(self, weights: np.ndarray) -> np.ndarray:
+        """Return the weighted feature sums per resample, shape (R, k), from weights (n, R)."""
+        if self.rows.size == 0:
+            return np.zeros((weights.shape[1], len(self.features)))
+        return np.ascontiguousarray((self.features @ weights).T)
