@@ -111,6 +111,19 @@ def attribute(
     The model is left exactly as it was (mode, gradient flags, hooks).
     """
     explainer = make_explainer(model, method, target_layer=target_layer, **params)
+    return run_explainer(explainer, inputs, target=target, y_true=y_true, postprocess=postprocess)
+
+
+def run_explainer(
+    explainer: GradCAM | IntegratedGradients | SmoothGrad,
+    inputs: torch.Tensor,
+    *,
+    target: TargetSpec = "predicted",
+    y_true: Sequence[int] | np.ndarray | None = None,
+    postprocess: Sequence[str] | None = None,
+) -> AttributionResult:
+    """Return the attribution of ``inputs`` (N, C, H, W) by a configured explainer, maps (N, H, W)."""
+    method = explainer.name
     steps = DEFAULT_POSTPROCESS[method] if postprocess is None else tuple(postprocess)
     size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
     extras: dict[str, Any] = {}

@@ -3,8 +3,9 @@
 A model may end in K >= 2 logits (softmax) or in one logit (sigmoid, binary).
 Attribution needs one score per class, so a one-logit model is explained
 through :class:`ClassScores`, which presents it as the two scores
-``(-z, +z)``: the positive class is explained by its logit, the negative class
-by its negation, and the probabilities stay ``sigmoid(z)`` and ``1 - sigmoid(z)``.
+``(-z/2, +z/2)``: their softmax is exactly ``(1 - sigmoid(z), sigmoid(z))``, so
+class scores and probabilities agree for every model, and the negative
+class's map is the negation of the positive class's.
 """
 
 from __future__ import annotations
@@ -22,35 +23,32 @@ TargetSpec = str | int | Sequence[int] | np.ndarray | torch.Tensor
 
 
 class ClassScores(nn.Module):
-    """Wrap a one-logit binary model so that it returns the two class scores ``(-z, z)``, (N, 2)."""
+    """Wrap a one-logit binary model so that it returns the two class scores ``(-z/2, z/2)``, (N, 2)."""
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        z = self.model(inputs)
-        return torch.cat([-z, z], dim=1)
+        return class_scores(self.model(inputs))
 
 
 def class_scores(outputs: torch.Tensor) -> torch.Tensor:
-    """Return one score per class, (N, K): the logits, or ``(-z, z)`` for a one-logit model."""
+    """Return one score per class, (N, K): the logits, or ``(-z/2, z/2)`` for a one-logit model."""
     if outputs.ndim != 2:
         raise InvalidInputError(
             f"the model returned an output of shape {tuple(outputs.shape)}; "
             "explanations need class scores of shape (N, K): wrap the model so it returns logits"
         )
     if outputs.shape[1] == 1:
-        return torch.cat([-outputs, outputs], dim=1)
+        half = outputs / 2
+        return torch.cat([-half, half], dim=1)
     return outputs
 
 
 def class_probabilities(outputs: torch.Tensor) -> torch.Tensor:
     """Return class probabilities, (N, K): softmax of K logits, or (1 - p, p) with p = sigmoid(z)."""
-    if outputs.ndim == 2 and outputs.shape[1] == 1:
-        p = torch.sigmoid(outputs.float())
-        return torch.cat([1 - p, p], dim=1)
-    return torch.softmax(outputs.float(), dim=1)
+    return torch.softmax(class_scores(outputs.float()), dim=1)
 
 
 def resolve_targets(
