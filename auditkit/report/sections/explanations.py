@@ -1,0 +1,261 @@
+"""Sections 8 and 9: explanations (trust evidence and gallery) and failure analysis.
+
+The saliency trust evidence follows Arun et al. (2021) and Adebayo et al.
+(2018) for sanity checks, Petsiuk et al. (2018) for deletion/insertion,
+Saporta et al. (2022) for localisation and Sundararajan et al. (2017) for IG
+completeness. The gallery shows each selected case's image and every
+method's overlay side by side, with the ground-truth contour.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from auditkit.progress import track
+from auditkit.report import formatting as fmt
+from auditkit.report.gallery import Strip, make_strip
+from auditkit.report.sections.common import TO_BE_COMPLETED, Source, not_assessed
+
+METHOD_NAMES = {
+    "gradcam": "Grad-CAM (Selvaraju et al. 2017)",
+    "gradcampp": "Grad-CAM++ (Chattopadhay et al. 2018)",
+    "ig": "Integrated Gradients (Sundararajan et al. 2017)",
+    "smoothgrad": "SmoothGrad (Smilkov et al. 2017)",
+}
+SHORT_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "ig": "Integrated Gradients", "smoothgrad": "SmoothGrad"}
+CATEGORY_TITLES = {
+    "true_positive": "True positives",
+    "false_negative": "False negatives (missed findings)",
+    "false_positive": "False positives",
+    "true_negative": "True negatives",
+}
+
+DISCLAIMER = (
+    "Saliency maps show which pixels influenced the score; they are not validated localisation. "
+    "Grad-CAM and the other methods fall short of radiologists and of detection or segmentation models at "
+    "localising findings (Saporta et al. 2022; Arun et al. 2021), and some fail basic sanity checks "
+    "(Adebayo et al. 2018). Do not use these maps to locate disease; where localisation matters, a "
+    "detection or segmentation model validated for that purpose is needed."
+)
+
+#: Strips wider than this print one per row; narrower ones two per row.
+WIDE_STRIP_MM = 86.0
+
+LOCALISATION = ("hit_rate", "energy_pointing", "iou_otsu", "dice_otsu", "iou_tuned", "dice_tuned")
+FAITHFULNESS = ("deletion_auc", "deletion_auc_random", "insertion_auc", "insertion_auc_random")
+
+
+def _row(source: Source, label: str, values: list[Any], key: str | None = None) -> dict[str, Any]:
+    return {"label": label, "cells": [source.cell(v, key) if isinstance(v, Mapping) or v is None else
+                                      {"text": fmt.plain(v), "css": "value"} for v in values]}
+
+
+def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    names = list(methods)
+    groups = []
+    loc_rows = []
+    for key in LOCALISATION:
+        values = [((methods[m].get("localization") or {}) if isinstance(methods[m].get("localization"), Mapping)
+                   else {}).get(key) for m in names]
+        if any(v is not None for v in values):
+            loc_rows.append(_row(source, fmt.metric_label(key), values, key))
+    if loc_rows:
+        counts = [fmt.format_count((methods[m].get("localization") or {}).get("n_images"))
+                  if isinstance(methods[m].get("localization"), Mapping) else "\u2014" for m in names]
+        loc_rows.append({"label": "Images with a ground-truth mask", "cells": [{"text": c, "css": "value"}
+                                                                                for c in counts]})
+    groups.append({"title": "Localisation against expert masks (Saporta et al. 2022)", "rows": loc_rows,
+                   "note": "" if loc_rows else not_assessed("no ground-truth masks or boxes were given")})
+    faith_rows = []
+    for key in FAITHFULNESS:
+        values = [(methods[m].get("faithfulness") or {}).get(key) if isinstance(methods[m].get("faithfulness"), Mapping)
+                  else None for m in names]
+        if any(v is not None for v in values):
+            faith_rows.append(_row(source, fmt.metric_label(key), values, key))
+    groups.append({"title": "Faithfulness: deletion and insertion vs random order (Petsiuk et al. 2018)",
+                   "rows": faith_rows, "note": "" if faith_rows else not_assessed("not computed in this audit")})
+    sanity_rows = []
+    verdicts, baselines, criteria = [], [], []
+    for m in names:
+        sanity = methods[m].get("sanity") if isinstance(methods[m].get("sanity"), Mapping) else None
+        if sanity is None:
+            verdicts.append({"text": "not assessed", "css": "absent"})
+            baselines.append({"text": "\u2014", "css": "absent"})
+            continue
+        passed = sanity.get("passed")
+        word = fmt.verdict("pass" if passed else "fail" if passed is False else "undefined")
+        verdicts.append({"text": word["text"], "css": word["css"]})
+        baselines.append({"text": fmt.format_number(sanity.get("baseline_ssim")), "css": "value"})
+        if sanity.get("criterion"):
+            criteria.append(f"{SHORT_NAMES.get(m, m)}: {sanity['criterion']}")
+    if any(c["css"] != "absent" for c in verdicts):
+        sanity_rows.append({"label": "Model-randomisation sanity check", "cells": verdicts})
+        sanity_rows.append({"label": "Baseline SSIM of random map pairs", "cells": baselines})
+    groups.append({"title": "Sanity check: cascading model randomisation (Adebayo et al. 2018; Arun et al. 2021)",
+                   "rows": sanity_rows, "note": "; ".join(criteria) if sanity_rows else not_assessed(
+                       "no randomisation test was run")})
+    other = []
+    values = [methods[m].get("shortcut_score") for m in names]
+    if any(v is not None for v in values):
+        other.append(_row(source, "Shortcut score (share of attribution in the suspected shortcut region)", values))
+    for key in ("noise_ssim", "shift_ssim"):
+        values = [(methods[m].get("stability") or {}).get(key) if isinstance(methods[m].get("stability"), Mapping)
+                  else None for m in names]
+        if any(v is not None for v in values):
+            other.append(_row(source, fmt.metric_label(key), values, key))
+    completeness = []
+    for m in names:
+        check = methods[m].get("completeness")
+        if isinstance(check, Mapping):
+            word = fmt.verdict("pass" if check.get("passed") else "fail")
+            completeness.append({"text": f"{word['text']}: max relative gap {fmt.format_number(check.get('max_rel_delta'))}"
+                                 f" (tolerance {fmt.format_number(check.get('tolerance'))})", "css": word["css"]})
+        else:
+            completeness.append({"text": "not applicable", "css": "absent"})
+    if any(c["css"] != "absent" for c in completeness):
+        other.append({"label": "IG completeness: sum of attributions = F(x) \u2212 F(baseline)", "cells": completeness})
+    groups.append({"title": "Shortcut reliance, stability and completeness", "rows": other,
+                   "note": "" if other else not_assessed("not computed in this audit")})
+    return groups
+
+
+def _method_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+    rows = []
+    for name, block in methods.items():
+        shortcut = block.get("shortcut") if isinstance(block.get("shortcut"), Mapping) else {}
+        rows.append({
+            "method": METHOD_NAMES.get(name, name),
+            "target": fmt.plain(block.get("target")),
+            "params": fmt.plain(block.get("params")),
+            "postprocessing": " \u2192 ".join(str(s) for s in block.get("postprocessing") or []) or "none recorded",
+            "n_images": fmt.format_count(block.get("n_images")),
+            "region": fmt.plain(shortcut.get("region")) if shortcut.get("region") else "\u2014",
+        })
+    return rows
+
+
+def _by_group(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for name, block in methods.items():
+        for attribute, groups in (block.get("by_group") or {}).items():
+            for group, values in (groups or {}).items():
+                if isinstance(values, Mapping):
+                    rows.append({"method": SHORT_NAMES.get(name, name), "attribute": str(attribute),
+                                 "group": str(group),
+                                 "shortcut": source.cell(values.get("shortcut_score")),
+                                 "hit_rate": source.cell(values.get("hit_rate"), "hit_rate")})
+    return rows
+
+
+def _strip_for(source: Source, entry: Mapping[str, Any], methods: list[str]) -> Strip:
+    overlays = entry.get("overlays") if isinstance(entry.get("overlays"), Mapping) else {}
+    images = [entry.get("image"), *(overlays.get(m) for m in methods)]
+    return make_strip(source.report_dir, images, mask=entry.get("mask"), image_format=source.panel_format)
+
+
+def _gallery(source: Source, methods: list[str]) -> list[dict[str, Any]]:
+    entries = [e for e in source.get("gallery", []) if isinstance(e, Mapping)]
+    order = list(CATEGORY_TITLES)
+    entries.sort(key=lambda e: (order.index(e.get("category")) if e.get("category") in order else len(order),
+                                str(e.get("id"))))
+    # Pillow releases the GIL while decoding, resizing and encoding: threads use both cores
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        strips = list(track(pool.map(lambda e: _strip_for(source, e, methods), entries), total=len(entries),
+                            description="report: gallery images"))
+    cases = []
+    for entry, strip in zip(entries, strips, strict=True):
+        attributes = entry.get("attributes") if isinstance(entry.get("attributes"), Mapping) else {}
+        score = entry.get("score")
+        cases.append({
+            "anchor": "case-" + "".join(ch if ch.isalnum() else "-" for ch in str(entry.get("id")))[:60],
+            "id": str(entry.get("id")),
+            "category": str(entry.get("category") or "uncategorised"),
+            "category_title": CATEGORY_TITLES.get(str(entry.get("category")), str(entry.get("category"))),
+            "cohort": source.cohort_label(str(entry.get("cohort") or "")),
+            "y_true": fmt.plain(entry.get("y_true")),
+            "score": fmt.format_number(score, digits=3) if isinstance(score, (int, float)) else fmt.plain(score),
+            "attributes": "; ".join(f"{k}: {v}" for k, v in attributes.items()) or "\u2014",
+            "mask": "ground-truth contour shown" if entry.get("mask") and not any(
+                p.startswith("mask not drawn") for p in strip.problems) else "no ground-truth contour",
+            "src": source.assets.add(strip.data, strip.mime),
+            "width_mm": f"{strip.width_mm:.2f}",
+            "wide": strip.width_mm > WIDE_STRIP_MM,
+            "problems": list(strip.problems),
+        })
+    return cases
+
+
+def build_explanations(source: Source) -> dict[str, Any]:
+    """Return the saliency section: methods, trust evidence per method, per-group scores and the gallery."""
+    methods = {k: v for k, v in source.mapping("saliency").items() if isinstance(v, Mapping)}
+    gallery = _gallery(source, list(methods)) if methods or source.get("gallery") else []
+    groups: list[dict[str, Any]] = []
+    current = None
+    for case in gallery:
+        if current is None or current["category"] != case["category"]:
+            current = {"category": case["category"], "title": case["category_title"], "cases": []}
+            groups.append(current)
+        current["cases"].append(case)
+    return {
+        "available": bool(methods),
+        "not_assessed": not_assessed(
+            "no attributions were computed (explanations need the model checkpoint and were not requested or not "
+            "possible for a predictions-only audit)"),
+        "disclaimer": DISCLAIMER,
+        "methods": _method_rows(methods),
+        "method_headers": [SHORT_NAMES.get(m, m) for m in methods],
+        "evidence": _evidence(source, methods) if methods else [],
+        "by_group": _by_group(source, methods),
+        "gallery": groups,
+        "gallery_panels": ", ".join(["image", *(SHORT_NAMES.get(m, m) for m in methods)]),
+        "gallery_note": "" if gallery else not_assessed("results.json names no gallery images"),
+        "clinical_review": TO_BE_COMPLETED,
+    }
+
+
+def build_failures(source: Source, gallery_groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return confusion matrices per cohort at the operating point and the worst cases from the gallery."""
+    classes = [str(c) for c in source.get("run.classes", [])]
+    positive = source.get("run.positive_class")
+    negative = next((c for c in classes if c != positive), "negative") if positive is not None else "negative"
+    matrices = []
+    blocks: list[tuple[str, Any]] = list(source.mapping("discrimination").items())
+    blocks += [(site, (b or {}).get("discrimination")) for site, b in source.mapping("external").items()]
+    for cohort, block in blocks:
+        cm = block.get("confusion_matrix") if isinstance(block, Mapping) else None
+        if not isinstance(cm, Mapping):
+            continue
+        if "matrix" in cm:
+            labels = [str(x) for x in cm.get("labels") or classes]
+            matrices.append({"cohort": source.cohort_label(cohort), "kind": "multiclass", "labels": labels,
+                             "rows": [{"label": labels[i] if i < len(labels) else str(i),
+                                       "cells": [fmt.format_count(v) for v in row]}
+                                      for i, row in enumerate(cm.get("matrix") or [])],
+                             "threshold": ""})
+        else:
+            matrices.append({
+                "cohort": source.cohort_label(cohort), "kind": "binary",
+                "labels": [str(positive if positive is not None else "positive"), negative],
+                "rows": [{"label": f"predicted {positive if positive is not None else 'positive'}",
+                          "cells": [fmt.format_count(cm.get("tp")), fmt.format_count(cm.get("fp"))]},
+                         {"label": f"predicted {negative}",
+                          "cells": [fmt.format_count(cm.get("fn")), fmt.format_count(cm.get("tn"))]}],
+                "threshold": fmt.format_number(cm.get("threshold"), digits=4) if cm.get("threshold") is not None else "",
+            })
+    worst = []
+    for group in gallery_groups:
+        if group["category"] not in ("false_negative", "false_positive"):
+            continue
+        cases = sorted(group["cases"], key=lambda c: c["score"], reverse=group["category"] == "false_positive")
+        worst.append({"title": group["title"], "cases": cases})
+    return {
+        "available": bool(matrices),
+        "not_assessed": not_assessed("no confusion matrix was recorded"),
+        "matrices": matrices,
+        "worst": worst,
+        "worst_note": "" if worst else not_assessed("the gallery holds no misclassified cases"),
+        "interpretation": TO_BE_COMPLETED,
+    }

@@ -1,0 +1,216 @@
+"""Sections 4 and 5: discrimination (with ROC/PR curves) and calibration (the hierarchy, before/after)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from auditkit.report import figures
+from auditkit.report import formatting as fmt
+from auditkit.report.sections.common import Source, gate_marks, not_assessed
+
+DISCRIMINATION_METRICS = (
+    "auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "lr_positive", "lr_negative",
+    "fnr", "fpr", "f1", "balanced_accuracy", "accuracy",
+)
+
+#: The calibration hierarchy of Van Calster et al. (2016): mean, weak, then moderate (binned/curve) and overall.
+CALIBRATION_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Mean calibration (calibration-in-the-large)", ("oe", "intercept")),
+    ("Weak calibration", ("slope",)),
+    ("Moderate calibration (binned)", ("ece", "ece_equal_mass", "ece_debiased", "mce")),
+    ("Overall accuracy of probabilities", ("brier", "brier_scaled")),
+)
+
+
+def discrimination_columns(source: Source) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Return ``(key, label, block)`` for every cohort with discrimination: val, test, then external sites."""
+    columns = []
+    for name, block in source.mapping("discrimination").items():
+        if isinstance(block, Mapping):
+            columns.append((name, source.cohort_label(name), block))
+    for site, block in source.mapping("external").items():
+        disc = block.get("discrimination") if isinstance(block, Mapping) else None
+        if isinstance(disc, Mapping):
+            columns.append((site, source.cohort_label(site), disc))
+    return columns
+
+
+def _metric_table(
+    source: Source, columns: list[tuple[str, str, Mapping[str, Any]]], metrics: tuple[str, ...], *, prefix: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for key in metrics:
+        if not any(key in block for _, _, block in columns):
+            continue
+        cells = [source.cell(block.get(key), key) for _, _, block in columns]
+        notes = []
+        for cohort, _, block in columns:
+            method = (block.get(key) or {}).get("method") if isinstance(block.get(key), Mapping) else None
+            if method and key == "auroc":
+                notes.append(f"{source.cohort_label(cohort)}: {method}")
+        marks = []
+        for cohort, _, _ in columns:
+            path = f"{prefix}.{cohort}.{key}" if cohort in source.mapping(prefix) else f"external.{cohort}.{prefix}.{key}"
+            marks.extend(gate_marks(source, path))
+        rows.append({"metric": fmt.metric_label(key), "cells": cells, "notes": "; ".join(notes), "gate": marks})
+    return rows
+
+
+def _per_class(source: Source) -> list[dict[str, Any]]:
+    tables = []
+    for cohort, block in source.mapping("discrimination").items():
+        per_class = block.get("per_class") if isinstance(block, Mapping) else None
+        if not isinstance(per_class, Mapping):
+            continue
+        metrics = [m for m in ("auroc", "sensitivity", "specificity", "ppv", "npv")
+                   if any(isinstance(v, Mapping) and m in v for v in per_class.values())]
+        rows = [{"label": str(cls), "cells": [source.cell(values.get(m), m) for m in metrics]}
+                for cls, values in per_class.items() if isinstance(values, Mapping)]
+        macro = block.get("macro") if isinstance(block.get("macro"), Mapping) else {}
+        if macro:
+            rows.append({"label": "macro average", "cells": [source.cell(macro.get(m), m) for m in metrics]})
+        tables.append({"cohort": source.cohort_label(cohort), "metrics": [fmt.metric_label(m) for m in metrics],
+                       "rows": rows})
+    return tables
+
+
+def _curve_figures(source: Source) -> dict[str, str | None]:
+    curves = source.mapping("curves")
+    roc_series, pr_series, baselines = [], [], []
+    order = [c for c in curves if c == "test"] + [c for c in curves if c not in ("test", "val")]
+    for index, cohort in enumerate(order):
+        block = curves.get(cohort)
+        if not isinstance(block, Mapping):
+            continue
+        roc = block.get("roc") or {}
+        label = source.cohort_label(cohort)
+        auroc = _auroc_for(source, cohort)
+        if roc.get("fpr") and roc.get("tpr"):
+            roc_series.append({"label": f"{label} (AUROC {auroc})" if auroc else label, "x": roc["fpr"],
+                               "y": roc["tpr"], "low": roc.get("tpr_low"), "high": roc.get("tpr_high")})
+        pr = block.get("pr") or {}
+        if pr.get("recall") and pr.get("precision"):
+            pr_series.append({"label": label, "x": pr["recall"], "y": pr["precision"],
+                              "low": pr.get("precision_low"), "high": pr.get("precision_high")})
+            prevalence = (source.mapping(f"cohorts.{cohort}").get("prevalence") or {}).get("estimate")
+            if prevalence is not None:
+                baselines.append({"y": prevalence, "colour_index": index})
+    roc_svg = figures.curve_svg(roc_series, xlabel="1 \u2212 specificity (false-positive rate)",
+                                ylabel="sensitivity (true-positive rate)", title="ROC curves",
+                                diagonal=True) if roc_series else None
+    pr_svg = figures.curve_svg(pr_series, xlabel="recall (sensitivity)", ylabel="precision (PPV)",
+                               title="Precision-recall curves", baselines=baselines) if pr_series else None
+    return {"roc": source.assets.svg(roc_svg) if roc_svg else None,
+            "pr": source.assets.svg(pr_svg) if pr_svg else None}
+
+
+def _auroc_for(source: Source, cohort: str) -> str:
+    estimate = source.mapping(f"discrimination.{cohort}").get("auroc") or source.mapping(
+        f"external.{cohort}.discrimination").get("auroc")
+    if isinstance(estimate, Mapping) and estimate.get("estimate") is not None:
+        return fmt.format_number(estimate["estimate"])
+    return ""
+
+
+def build_discrimination(source: Source) -> dict[str, Any]:
+    """Return the discrimination tables (all cohorts side by side), per-class tables and curve figures."""
+    columns = discrimination_columns(source)
+    if not columns:
+        return {"available": False, "not_assessed": not_assessed("results.json has no discrimination results"),
+                "columns": [], "rows": [], "per_class": [], "figures": {"roc": None, "pr": None},
+                "threshold": ""}
+    threshold = source.get("operating_point.threshold")
+    return {
+        "available": True,
+        "not_assessed": "",
+        "columns": [label for _, label, _ in columns],
+        "rows": _metric_table(source, columns, DISCRIMINATION_METRICS, prefix="discrimination"),
+        "per_class": _per_class(source),
+        "figures": _curve_figures(source),
+        "threshold": fmt.format_number(threshold, digits=4) if threshold is not None else "not recorded",
+    }
+
+
+def _calibration_columns(source: Source) -> list[tuple[str, str, Mapping[str, Any]]]:
+    columns = []
+    for name, block in source.mapping("calibration").items():
+        if isinstance(block, Mapping):
+            columns.append((name, source.cohort_label(name), block))
+    for site, block in source.mapping("external").items():
+        calib = block.get("calibration") if isinstance(block, Mapping) else None
+        if isinstance(calib, Mapping):
+            columns.append((site, source.cohort_label(site), calib))
+    recal = source.mapping("recalibration")
+    for method, label in (("temperature", "Internal test, temperature-scaled"), ("platt", "Internal test, Platt-scaled")):
+        block = (recal.get(method) or {}).get("test") if isinstance(recal.get(method), Mapping) else None
+        if isinstance(block, Mapping):
+            columns.append((f"recalibration.{method}", label, block))
+    return columns
+
+
+def _reliability_figure(source: Source) -> str | None:
+    panels = []
+    test = source.mapping("calibration.test")
+    candidates: list[tuple[str, Mapping[str, Any]]] = [("Internal test, as delivered", test)]
+    temperature = source.mapping("recalibration.temperature.test")
+    if temperature:
+        candidates.append(("Internal test, temperature-scaled", temperature))
+    for site, block in source.mapping("external").items():
+        if isinstance(block, Mapping) and isinstance(block.get("calibration"), Mapping):
+            candidates.append((f"External: {site}", block["calibration"]))
+    for title, block in candidates:
+        bins = ((block.get("reliability") or {}).get("equal_width")) if isinstance(block, Mapping) else None
+        if isinstance(bins, Mapping) and bins.get("mean_predicted"):
+            panels.append({"title": title, **bins})
+    if not panels:
+        return None
+    return source.assets.svg(figures.reliability_svg(panels[:3]))
+
+
+def build_calibration(source: Source) -> dict[str, Any]:
+    """Return the calibration hierarchy table (before and after recalibration) and reliability diagrams."""
+    columns = _calibration_columns(source)
+    if not columns:
+        return {"available": False, "not_assessed": not_assessed("results.json has no calibration results"),
+                "columns": [], "levels": [], "figure": None, "binning": "", "warnings": [], "decomposition": []}
+    levels = []
+    for title, keys in CALIBRATION_LEVELS:
+        rows = []
+        for key in keys:
+            if not any(key in block for _, _, block in columns):
+                continue
+            marks = []
+            for cohort, _, _ in columns:
+                marks.extend(gate_marks(source, f"calibration.{cohort}.{key}"))
+                marks.extend(gate_marks(source, f"external.{cohort}.calibration.{key}"))
+            rows.append({"metric": fmt.metric_label(key), "cells": [source.cell(b.get(key), key) for _, _, b in columns],
+                         "gate": marks})
+        if rows:
+            levels.append({"title": title, "rows": rows})
+    n_bins = source.mapping("calibration.test").get("n_bins") or 15
+    binning = (f"ECE uses {n_bins} equal-width bins (Guo et al. 2017); the equal-mass and debiased estimators "
+               "(Roelofs et al. 2022) are shown because binned ECE is biased for small samples. The calibration "
+               "intercept and slope are estimated by logistic recalibration of the outcome on the logit of the "
+               "score (Van Calster et al. 2016); ideal values are 0 and 1.")
+    warnings = []
+    for name, cohort in source.mapping("cohorts").items():
+        for warning in (cohort or {}).get("warnings") or []:
+            if "calibration" in str(warning):
+                warnings.append(f"{source.cohort_label(name)}: {warning}")
+    decomposition = []
+    for _, label, block in columns:
+        parts = block.get("brier_decomposition")
+        if isinstance(parts, Mapping):
+            decomposition.append({"cohort": label, **{k: fmt.format_number(parts.get(k), digits=4)
+                                                      for k in ("reliability", "resolution", "uncertainty")}})
+    return {
+        "available": True,
+        "not_assessed": "",
+        "columns": [label for _, label, _ in columns],
+        "levels": levels,
+        "figure": _reliability_figure(source),
+        "binning": binning,
+        "warnings": warnings,
+        "decomposition": decomposition,
+    }
