@@ -116,6 +116,7 @@ def explain_inputs(
     batch_size: int = 16,
     postprocess: Sequence[str] | None = None,
     description: str | None = None,
+    show_progress: bool = True,
 ) -> MapSet:
     """Return ``method``'s maps of ``inputs`` (N, C, H, W), through ``cache`` when given.
 
@@ -134,18 +135,20 @@ def explain_inputs(
     from auditkit.explain.api import DEFAULT_POSTPROCESS
 
     steps = tuple(DEFAULT_POSTPROCESS[method] if postprocess is None else postprocess)
-    sha = model_sha256 or model_digest(model)
-    keys = [
-        cache_key(
-            model_sha256=sha,
-            input_sha256=input_digest(inputs[i]),
-            method=method,
-            params=recorded,
-            postprocessing=steps,
-            target=specs[i],
-        )
-        for i in range(n)
-    ]
+    keys: list[str] = []
+    if cache is not None:
+        sha = model_sha256 or model_digest(model)
+        keys = [
+            cache_key(
+                model_sha256=sha,
+                input_sha256=input_digest(inputs[i]),
+                method=method,
+                params=recorded,
+                postprocessing=steps,
+                target=specs[i],
+            )
+            for i in range(n)
+        ]
     device = model_device(model)
     entries: list[CachedMap | None] = [None] * n
     names: tuple[str, ...] | None = None
@@ -154,7 +157,8 @@ def explain_inputs(
     size = max(1, int(batch_size))
     starts = list(range(0, n, size))
     label = description or f"{METHOD_LABELS.get(method, method)}"
-    for start in track(starts, total=len(starts), description=label):
+    batches = starts if not show_progress else track(starts, total=len(starts), description=label)
+    for start in batches:
         stop = min(n, start + size)
         cached = [cache.get(keys[i]) if cache is not None else None for i in range(start, stop)]
         if all(c is not None for c in cached):

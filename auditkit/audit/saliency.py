@@ -1,0 +1,505 @@
+"""The ``saliency`` and ``gallery`` sections of results.json: attributions and the evidence they can be trusted.
+
+On a seeded sample of each cohort (up to ``max_images`` of the internal test
+split and of each external site, stratified by true and predicted label),
+every configured method's maps are computed through the on-disk cache and
+evaluated: localisation against lesion masks or boxes (pointing game, energy,
+IoU/Dice after Otsu and after a threshold tuned on validation images; Saporta
+et al. 2022), faithfulness (deletion/insertion AUC against a random order;
+Petsiuk et al. 2018), the model-randomisation sanity check (Adebayo et al.
+2018; verdict of Arun et al. 2021), the shortcut score (positive saliency
+outside the anatomical ROI, or in the border frame), stability under noise and
+shifts, and IG's completeness. Each number is an Estimate with a bootstrap CI
+over images, also per cohort and per subgroup. Overlays of a small gallery
+(true/false positives and negatives per cohort, every subgroup represented)
+are written under ``<out_dir>/explain/`` and named relative to ``out_dir``.
+
+Saliency is not validated localisation: the report says so next to these
+numbers (all methods fall short of radiologists; Saporta et al. 2022).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from auditkit.errors import InvalidInputError
+from auditkit.explain.cache import MapCache
+from auditkit.explain.config import SaliencyConfig
+from auditkit.explain.evaluation.bootstrap import bootstrap_mean
+from auditkit.explain.evaluation.faithfulness import perturbation_curves
+from auditkit.explain.evaluation.localization import localization_scores, tune_threshold
+from auditkit.explain.evaluation.sanity import sanity_check
+from auditkit.explain.evaluation.shortcut import region_name, shortcut_scores
+from auditkit.explain.evaluation.stability import noise_stability, shift_stability
+from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
+from auditkit.explain.overlay import shared_scale, write_image, write_overlay
+from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, MapSet, explain_inputs, safe_names
+from auditkit.explain.sampling import stratified_sample
+from auditkit.progress import status
+
+CATEGORIES = ("true_positive", "false_negative", "false_positive", "true_negative")
+MAX_GROUP_VALUES = 20
+
+
+def run_saliency(
+    loaded_model: Any, predictions: Any, *, out_dir: str | Path, config: Any = None
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Return ``(results["saliency"], results["gallery"])`` for a checkpoint and its predictions table.
+
+    ``loaded_model``: :class:`auditkit.nets.checkpoint.LoadedModel`.
+    ``predictions``: :class:`auditkit.audit.predictions.PredictionsTable` (or a
+    DataFrame with ``id``, ``y_true``, ``image`` and ``score``/``score_<class>``).
+    ``config``: :class:`~auditkit.explain.config.SaliencyConfig`, a mapping, or
+    the audit settings (their ``seed``, ``n_boot``, ``ci_level``,
+    ``attributes`` and ``saliency`` section are used). Writes overlays under
+    ``out_dir/explain/``; the map cache under ``out_dir/explain/cache``.
+    """
+    cfg = SaliencyConfig.from_any(config)
+    out_dir = Path(out_dir)
+    frame, probs, classes, base = _table(predictions)
+    if "image" not in frame.columns or frame["image"].isna().all():
+        raise InvalidInputError(
+            "the predictions table has no 'image' column, so saliency maps cannot be computed; "
+            "audit with --model and --manifest, or pass --no-explain"
+        )
+    positive = _positive_index(classes)
+    frame = _with_predictions(frame, probs, positive, cfg.threshold)
+    frame["image"] = [_resolve(base, p) for p in frame["image"]]
+    for column in ("mask", "roi"):
+        if column in frame.columns:
+            frame[column] = [_resolve(base, p) for p in frame[column]]
+
+    sample = _sample(frame, cfg)
+    if sample.empty:
+        return {}, []
+    status(f"saliency: explaining {len(sample)} images with {', '.join(cfg.methods)}")
+    images = load_images(sample, loaded_model.preprocess, description="saliency: reading images")
+    val_frame = _validation_with_masks(frame, cfg)
+    val_images = (
+        load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
+        if len(val_frame)
+        else None
+    )
+    target, target_text = _target(cfg.target, classes, positive, sample)
+    val_target = _target(cfg.target, classes, positive, val_frame)[0] if val_images is not None else None
+    mean, std = normalization_of(loaded_model.preprocess)
+    cache = MapCache(cfg.cache_dir or out_dir / "explain" / "cache")
+    attributes = _attributes(predictions, sample, cfg)
+
+    section: dict[str, Any] = {}
+    displays: dict[str, np.ndarray] = {}
+    for method in cfg.methods:
+        params = _method_params(method, cfg, mean, std)
+        common = dict(
+            method=method,
+            target_layer=loaded_model.target_layer,
+            params=params,
+            model_sha256=loaded_model.sha256,
+            cache=cache,
+            batch_size=cfg.batch_size,
+        )
+        maps = explain_inputs(loaded_model.model, images.inputs, target=target, **common)
+        val_maps = (
+            explain_inputs(loaded_model.model, val_images.inputs, target=val_target, **common)
+            if val_images is not None
+            else None
+        )
+        displays[method] = maps.display()
+        section[method] = _evaluate(
+            method, maps, val_maps, images, val_images, sample, loaded_model, cfg, params, target_text, mean, std, attributes
+        )
+    gallery = _gallery(sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std)
+    return section, gallery
+
+
+# --- the table ----------------------------------------------------------------------------
+
+
+def _table(predictions: Any) -> tuple[pd.DataFrame, np.ndarray, Any, Path | None]:
+    """Return (frame, probabilities (n, K), classes, folder relative paths are resolved against)."""
+    if isinstance(predictions, pd.DataFrame):
+        frame = predictions.reset_index(drop=True).copy()
+        score_cols = [c for c in frame.columns if str(c).startswith("score_")]
+        if score_cols:
+            probs = frame[score_cols].to_numpy(dtype=float)
+            names = tuple(str(c)[len("score_") :] for c in score_cols)
+        else:
+            p = frame["score"].to_numpy(dtype=float)
+            probs = np.stack([1 - p, p], axis=1)
+            names = ("0", "1")
+        from auditkit.labels import ClassSpec
+
+        return frame, probs, ClassSpec(names, names[1] if len(names) == 2 else None), None
+    frame = predictions.frame.reset_index(drop=True).copy()
+    base = Path(predictions.path).parent if getattr(predictions, "path", None) is not None else None
+    return frame, np.asarray(predictions.probs, dtype=float), predictions.classes, base
+
+
+def _resolve(base: Path | None, value: Any) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+        return None
+    path = Path(str(value))
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    return str(path)
+
+
+def _positive_index(classes: Any) -> int | None:
+    names = list(classes.classes)
+    if len(names) != 2:
+        return None
+    return names.index(classes.positive_class) if classes.positive_class in names else 1
+
+
+def _with_predictions(frame: pd.DataFrame, probs: np.ndarray, positive: int | None, threshold: float | None) -> pd.DataFrame:
+    frame = frame.copy()
+    if positive is not None:
+        frame["_score"] = probs[:, positive]
+        frame["y_pred"] = np.where(frame["_score"] >= (0.5 if threshold is None else threshold), positive, 1 - positive)
+    else:
+        frame["y_pred"] = probs.argmax(axis=1)
+        frame["_score"] = probs[np.arange(len(frame)), frame["y_pred"].to_numpy()]
+    return frame
+
+
+def _cohort_of(frame: pd.DataFrame) -> pd.Series:
+    """Return the cohort of each row: ``test``, an external site's name, or None (train/val)."""
+    if "split" not in frame.columns:
+        return pd.Series("test", index=frame.index)
+    split = frame["split"].astype("string")
+    site = frame["site"].astype("string") if "site" in frame.columns else pd.Series("external", index=frame.index)
+    cohort = pd.Series(None, index=frame.index, dtype="object")
+    cohort[split == "test"] = "test"
+    external = split == "external"
+    cohort[external] = site[external].fillna("external").astype(str)
+    if split.isna().all():
+        cohort[:] = "test"
+    return cohort
+
+
+def _sample(frame: pd.DataFrame, cfg: SaliencyConfig) -> pd.DataFrame:
+    frame = frame.assign(_cohort=_cohort_of(frame))
+    parts = []
+    cohorts = [c for c in pd.unique(frame["_cohort"].dropna())]
+    ordered = (["test"] if "test" in cohorts else []) + sorted(c for c in cohorts if c != "test")
+    for k, cohort in enumerate(ordered):
+        rows = frame[frame["_cohort"] == cohort]
+        keep = stratified_sample(rows, n=cfg.max_images, strata=["y_true", "y_pred"], random_state=cfg.seed + k)
+        parts.append(rows.loc[keep])
+    return pd.concat(parts).reset_index(drop=True) if parts else frame.iloc[0:0]
+
+
+def _has_lesion(frame: pd.DataFrame) -> pd.Series:
+    has = pd.Series(False, index=frame.index)
+    if "mask" in frame.columns:
+        has |= frame["mask"].notna()
+    box = [c for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1") if c in frame.columns]
+    if len(box) == 4:
+        has |= frame[box].notna().all(axis=1)
+    return has
+
+
+def _validation_with_masks(frame: pd.DataFrame, cfg: SaliencyConfig) -> pd.DataFrame:
+    if "split" not in frame.columns or cfg.max_val_images == 0:
+        return frame.iloc[0:0]
+    rows = frame[(frame["split"] == "val") & _has_lesion(frame)]
+    if len(rows) > cfg.max_val_images:
+        rows = rows.loc[stratified_sample(rows, n=cfg.max_val_images, strata=["y_true"], random_state=cfg.seed)]
+    return rows.reset_index(drop=True)
+
+
+def _target(spec: str, classes: Any, positive: int | None, rows: pd.DataFrame) -> tuple[Any, str]:
+    names = list(classes.classes)
+    if spec == "positive":
+        if positive is None:
+            return "predicted", "predicted class"
+        return positive, f"positive class {names[positive]!r}"
+    if spec == "predicted":
+        return "predicted", "predicted class"
+    if spec == "true":
+        return rows["y_true"].to_numpy(dtype=np.int64), "true class"
+    if spec in names:
+        return names.index(spec), f"class {spec!r}"
+    raise InvalidInputError(
+        f"saliency target {spec!r} is not positive, predicted, true or one of the classes {names}"
+    )
+
+
+def _method_params(method: str, cfg: SaliencyConfig, mean: Any, std: Any) -> dict[str, Any]:
+    if method == "ig":
+        return {"n_steps": cfg.ig_steps, "baseline": cfg.ig_baseline, "mean": mean, "std": std}
+    if method == "smoothgrad":
+        return {"n_samples": cfg.smoothgrad_samples, "noise_level": cfg.smoothgrad_noise, "random_state": cfg.seed}
+    return {}
+
+
+def _attributes(predictions: Any, sample: pd.DataFrame, cfg: SaliencyConfig) -> list[str]:
+    if cfg.attributes is not None:
+        columns = [c for part in cfg.attributes for c in str(part).split("+")]
+    else:
+        columns = list(getattr(predictions, "attribute_columns", ()))
+    out = []
+    for column in dict.fromkeys(columns):
+        if column in sample.columns and 1 < sample[column].nunique(dropna=True) <= MAX_GROUP_VALUES:
+            out.append(column)
+    return out
+
+
+# --- evaluation ---------------------------------------------------------------------------
+
+
+def _subset(n: int, k: int, seed: int) -> np.ndarray:
+    if n <= k:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
+
+
+def _evaluate(
+    method: str,
+    maps: MapSet,
+    val_maps: MapSet | None,
+    images: LoadedImages,
+    val_images: LoadedImages | None,
+    sample: pd.DataFrame,
+    loaded: Any,
+    cfg: SaliencyConfig,
+    params: dict[str, Any],
+    target_text: str,
+    mean: Any,
+    std: Any,
+    attributes: list[str],
+) -> dict[str, Any]:
+    def est(values: np.ndarray) -> dict[str, Any]:
+        return bootstrap_mean(values, n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed).to_dict()
+
+    display = maps.display()
+    model = loaded.model
+    targets = torch.as_tensor(maps.targets)
+
+    # localisation, on the images with a non-empty lesion mask or box
+    lesion = np.array([m is not None and bool(m.any()) for m in images.masks])
+    hits = np.full(len(display), np.nan)
+    localization = None
+    if lesion.any():
+        masks = np.stack([images.masks[i] for i in np.flatnonzero(lesion)])
+        threshold = None
+        if val_maps is not None and val_images is not None:
+            val_lesion = [i for i, m in enumerate(val_images.masks) if m is not None and m.any()]
+            if val_lesion:
+                threshold = tune_threshold(
+                    val_maps.display()[val_lesion], np.stack([val_images.masks[i] for i in val_lesion])
+                )
+        scores = localization_scores(display[lesion], masks, threshold=threshold)
+        hits[lesion] = scores.hit
+        no_val = {"estimate": None, "ci_low": None, "ci_high": None, "reason": "no validation images with lesion masks to tune the threshold"}
+        localization = {
+            "hit_rate": est(scores.hit),
+            "energy_pointing": est(scores.energy_pointing),
+            "iou_otsu": est(scores.iou_otsu),
+            "dice_otsu": est(scores.dice_otsu),
+            "iou_tuned": est(scores.iou_tuned) if scores.iou_tuned is not None else no_val,
+            "dice_tuned": est(scores.dice_tuned) if scores.dice_tuned is not None else no_val,
+            "threshold_tuned": threshold,
+            "n_images": int(lesion.sum()),
+        }
+
+    # faithfulness
+    pick = _subset(len(display), cfg.faithfulness_images, cfg.seed)
+    faith_kwargs = dict(n_steps=cfg.faithfulness_steps, mean=mean, std=std, batch_size=max(cfg.batch_size * 4, 64))
+    ordered = perturbation_curves(model, images.inputs[pick], display[pick], maps.targets[pick], **faith_kwargs)
+    shuffled = perturbation_curves(
+        model, images.inputs[pick], display[pick], maps.targets[pick], order="random", random_state=cfg.seed, **faith_kwargs
+    )
+    faithfulness = {
+        "deletion_auc": est(ordered.deletion_auc),
+        "insertion_auc": est(ordered.insertion_auc),
+        "deletion_auc_random": est(shuffled.deletion_auc),
+        "insertion_auc_random": est(shuffled.insertion_auc),
+        "n_images": len(pick),
+        "n_steps": cfg.faithfulness_steps,
+        "substrates": {"deletion": "black", "insertion": "blurred"},
+    }
+
+    def explain_raw(m: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> np.ndarray:
+        return explain_inputs(
+            m, x, method=method, target=t.cpu().numpy(), target_layer=loaded.target_layer, params=params,
+            batch_size=cfg.batch_size, show_progress=False,
+        ).maps
+
+    def explain_shown(m: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> np.ndarray:
+        return explain_inputs(
+            m, x, method=method, target=t.cpu().numpy(), target_layer=loaded.target_layer, params=params,
+            batch_size=cfg.batch_size, show_progress=False,
+        ).display()
+
+    # sanity check on a deep copy (inside sanity_check)
+    pick = _subset(len(display), cfg.sanity_images, cfg.seed + 1)
+    status(f"saliency: {METHOD_LABELS[method]} randomisation sanity check on {len(pick)} images")
+    sanity = sanity_check(
+        model, explain_raw, images.inputs[pick], targets[pick],
+        max_blocks=cfg.sanity_blocks, independent=cfg.sanity_independent, random_state=cfg.seed,
+    ).to_dict(n_boot=cfg.n_boot, random_state=cfg.seed)
+
+    # shortcut score
+    shortcut = shortcut_scores(display, rois=images.rois, fraction=cfg.border_fraction)
+    cohorts = sample["_cohort"].to_numpy()
+    by_cohort = {str(c): est(shortcut[cohorts == c]) for c in pd.unique(cohorts)}
+
+    # stability
+    pick = _subset(len(display), cfg.stability_images, cfg.seed + 2)
+    x, t = images.inputs[pick], targets[pick]
+    noise = noise_stability(model, explain_shown, x, t, display[pick], level=cfg.stability_noise, random_state=cfg.seed)
+    moved = shift_stability(model, explain_shown, x, t, display[pick], pixels=cfg.stability_shift)
+
+    completeness = None
+    if method == "ig":
+        relative = np.array([e.get("relative_delta", np.nan) for e in maps.extras], dtype=float)
+        passed = np.array([bool(e.get("completeness_passed", False)) for e in maps.extras])
+        completeness = {
+            "tolerance": float(maps.batch_info.get("tolerance", maps.params.get("tolerance", 0.05))),
+            "max_rel_delta": float(np.nanmax(relative)) if relative.size else None,
+            "median_rel_delta": float(np.nanmedian(relative)) if relative.size else None,
+            "n_failed": int((~passed).sum()),
+            "passed": bool(passed.all()),
+            "precision": maps.batch_info.get("precision", "fp32"),
+        }
+
+    by_group: dict[str, Any] = {}
+    for column in attributes:
+        values = sample[column]
+        by_group[column] = {
+            str(v): {
+                "n": int((values == v).sum()),
+                "shortcut_score": est(shortcut[(values == v).to_numpy()]),
+                "hit_rate": est(hits[(values == v).to_numpy()]),
+            }
+            for v in sorted(values.dropna().unique(), key=str)
+        }
+
+    return {
+        "n_images": len(display),
+        "target": target_text,
+        "params": {k: v for k, v in maps.params.items()},
+        "postprocessing": [*maps.postprocessing, *DISPLAY_STEPS[method]],
+        "localization": localization,
+        "faithfulness": faithfulness,
+        "sanity": sanity,
+        "shortcut_score": est(shortcut),
+        "shortcut": {
+            "region": region_name(images.rois),
+            "border_fraction": cfg.border_fraction,
+            "by_cohort": by_cohort,
+        },
+        "stability": {
+            "noise_ssim": est(noise),
+            "shift_ssim": est(moved),
+            "noise_level": cfg.stability_noise,
+            "shift_pixels": cfg.stability_shift,
+            "n_images": len(pick),
+        },
+        "completeness": completeness,
+        "by_group": by_group,
+    }
+
+
+# --- gallery ------------------------------------------------------------------------------
+
+
+def _category(y_true: int, y_pred: int, positive: int | None) -> str:
+    if positive is None:
+        return "true_positive" if y_true == y_pred else "false_negative"
+    if y_true == positive:
+        return "true_positive" if y_pred == positive else "false_negative"
+    return "false_positive" if y_pred == positive else "true_negative"
+
+
+def _gallery_rows(sample: pd.DataFrame, categories: Sequence[str], cfg: SaliencyConfig, attributes: list[str]) -> list[int]:
+    rng = np.random.default_rng(cfg.seed)
+    chosen: list[int] = []
+    for cohort in pd.unique(sample["_cohort"]):
+        for category in CATEGORIES:
+            k = cfg.gallery_per_category if category != "true_negative" else min(1, cfg.gallery_per_category)
+            rows = np.flatnonzero((sample["_cohort"].to_numpy() == cohort) & (np.asarray(categories) == category))
+            if len(rows) and k:
+                chosen.extend(sorted(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist()))
+    for column in attributes:
+        for value in sorted(sample[column].dropna().unique(), key=str):
+            shown = set(sample.loc[chosen, column]) if chosen else set()
+            if value not in shown:
+                rows = np.flatnonzero((sample[column] == value).to_numpy())
+                chosen.append(int(rng.choice(rows)))
+    return list(dict.fromkeys(chosen))[: cfg.gallery_max]
+
+
+def _gallery(
+    sample: pd.DataFrame,
+    images: LoadedImages,
+    displays: dict[str, np.ndarray],
+    classes: Any,
+    positive: int | None,
+    out_dir: Path,
+    cfg: SaliencyConfig,
+    attributes: list[str],
+    mean: Any,
+    std: Any,
+) -> list[dict[str, Any]]:
+    names = list(classes.classes)
+    categories = [
+        _category(int(a), int(b), positive) for a, b in zip(sample["y_true"], sample["y_pred"], strict=True)
+    ]
+    rows = _gallery_rows(sample, categories, cfg, attributes)
+    if not rows:
+        return []
+    stems = safe_names([str(i) for i in sample["id"]])
+    ext = "jpg" if cfg.overlay_format == "jpeg" else "png"
+    shown = display_images(images.inputs[torch.as_tensor(rows, dtype=torch.long)], mean=mean, std=std)
+    scales = {
+        m: shared_scale(d, label=f"{METHOD_LABELS[m]}, {', '.join(DISPLAY_STEPS[m])}, shared scale")
+        for m, d in displays.items()
+    }
+    gallery = []
+    for k, i in enumerate(rows):
+        stem = stems[i]
+        image_rel = f"explain/images/{stem}.{ext}"
+        write_image(out_dir / image_rel, shown[k], fmt=cfg.overlay_format)
+        overlays = {}
+        for method, maps in displays.items():
+            rel = f"explain/overlays/{stem}__{method}.{ext}"
+            write_overlay(out_dir / rel, shown[k], maps[i], scales[method], mask=images.masks[i], fmt=cfg.overlay_format)
+            overlays[method] = rel
+        mask_rel = None
+        if images.masks[i] is not None:
+            mask_rel = f"explain/masks/{stem}.png"
+            write_image(out_dir / mask_rel, images.masks[i].astype(np.float32))
+        y_true = int(sample.loc[i, "y_true"])
+        gallery.append(
+            {
+                "id": str(sample.loc[i, "id"]),
+                "cohort": str(sample.loc[i, "_cohort"]),
+                "category": categories[i],
+                "y_true": names[y_true] if 0 <= y_true < len(names) else str(y_true),
+                "y_pred": names[int(sample.loc[i, "y_pred"])],
+                "score": float(sample.loc[i, "_score"]),
+                "attributes": {c: _plain(sample.loc[i, c]) for c in attributes},
+                "image": image_rel,
+                "overlays": overlays,
+                "overlay_scales": {m: s.to_dict() for m, s in scales.items()},
+                "mask": mask_rel,
+            }
+        )
+    return gallery
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, (int, float, bool, str)) else str(value)

@@ -1,0 +1,105 @@
+"""Settings of the saliency part of an audit (which methods, how many images, how each check runs).
+
+Read from the audit config's ``saliency:`` section (or passed as a mapping);
+unknown keys and invalid values are a :class:`~auditkit.errors.ConfigError`
+naming the field. The run's ``seed``, ``n_boot`` and ``ci_level`` and its
+subgroup ``attributes`` are taken from the audit settings when those are
+given (:meth:`SaliencyConfig.from_any`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from auditkit.errors import ConfigError
+
+_METHODS = ("gradcam", "gradcampp", "ig", "smoothgrad")
+
+
+class SaliencyConfig(BaseModel):
+    """What the saliency evaluation computes; every field has a documented default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    methods: tuple[str, ...] = Field(("gradcam", "ig"), description="gradcam, gradcampp, ig, smoothgrad")
+    max_images: int = Field(256, ge=1, description="Sample size per cohort (internal test, each external site).")
+    max_val_images: int = Field(128, ge=0, description="Validation images with masks used to tune the threshold.")
+    target: str = Field(
+        "positive", description="positive (binary: the positive class; else predicted), predicted, true, or a class name"
+    )
+    threshold: float | None = Field(None, description="Decision threshold of a binary model for the gallery categories.")
+    ig_steps: int = Field(50, ge=2, le=1000)
+    ig_baseline: Literal["black", "blurred", "mean", "zeros"] = "black"
+    smoothgrad_samples: int = Field(25, ge=1, le=1000)
+    smoothgrad_noise: float = Field(0.15, ge=0, le=1)
+    sanity_images: int = Field(16, ge=2)
+    sanity_blocks: int = Field(6, ge=1, description="Cascading randomisation steps, from the output down.")
+    sanity_independent: bool = True
+    faithfulness_images: int = Field(32, ge=1)
+    faithfulness_steps: int = Field(20, ge=2, le=500)
+    stability_images: int = Field(16, ge=1)
+    stability_noise: float = Field(0.02, ge=0, le=1)
+    stability_shift: int = Field(2, ge=1, le=8)
+    border_fraction: float = Field(0.08, gt=0, lt=0.5)
+    gallery_per_category: int = Field(2, ge=0)
+    gallery_max: int = Field(24, ge=0)
+    overlay_format: Literal["png", "jpeg"] = "png"
+    batch_size: int = Field(16, ge=1)
+    attributes: tuple[str, ...] | None = Field(None, description="Subgroup columns (default: the audit's).")
+    seed: int = 0
+    n_boot: int = Field(1000, ge=50)
+    ci_level: float = Field(0.95, gt=0.5, lt=1.0)
+    cache_dir: str | None = Field(None, description="Map cache folder (default: <out>/explain/cache).")
+
+    @field_validator("methods", mode="before")
+    @classmethod
+    def _check_methods(cls, value: Any) -> tuple[str, ...]:
+        items = [m.strip().lower() for m in value.split(",")] if isinstance(value, str) else [str(m).lower() for m in value]
+        bad = [m for m in items if m not in _METHODS]
+        if bad or not items:
+            raise ValueError(f"methods must be among {', '.join(_METHODS)}, got {bad or 'nothing'}")
+        return tuple(dict.fromkeys(items))
+
+    @classmethod
+    def from_any(cls, config: Any) -> SaliencyConfig:
+        """Return the settings from a SaliencyConfig, a mapping, audit settings (with ``saliency``), or None."""
+        if config is None:
+            return cls()
+        if isinstance(config, SaliencyConfig):
+            return config
+        if isinstance(config, Mapping):
+            data = dict(config)
+            nested = data.pop("saliency", None)
+            inherited = {k: data[k] for k in ("seed", "n_boot", "ci_level", "attributes") if k in data}
+            if nested is not None or inherited:
+                data = {**inherited, **dict(nested or {})}
+            return _build(data, "saliency settings")
+        settings = getattr(config, "settings", config)
+        data = {}
+        for key in ("seed", "n_boot", "ci_level", "attributes"):
+            if getattr(settings, key, None) is not None:
+                data[key] = getattr(settings, key)
+        nested = getattr(settings, "saliency", None) or getattr(settings, "explain", None)
+        if isinstance(nested, SaliencyConfig):
+            return nested.model_copy(update=data)
+        if isinstance(nested, Mapping):
+            data.update(nested)
+        return _build(data, "saliency settings")
+
+
+def _build(data: Mapping[str, Any], source: str) -> SaliencyConfig:
+    if "attributes" in data and data["attributes"] is not None:
+        data = {**data, "attributes": tuple(data["attributes"])}
+    try:
+        return SaliencyConfig(**data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+        if err.get("type") == "extra_forbidden":
+            raise ConfigError(f"{source}: unknown saliency setting {where!r}; see docs/architecture.md") from None
+        raise ConfigError(
+            f"{source}: saliency setting {where!r} is invalid: {err.get('msg')} (got {err.get('input')!r})"
+        ) from None
