@@ -212,3 +212,40 @@ def test_bootstrap_mean_agrees_with_scipy_percentile_bootstrap():
     assert ours.ci_low == pytest.approx(ref.confidence_interval.low, abs=0.01)
     assert ours.ci_high == pytest.approx(ref.confidence_interval.high, abs=0.01)
     assert bootstrap_mean(np.array([np.nan, np.nan])).estimate is None
+
+
+# --- sanity checks ----------------------------------------------------------------------------
+
+
+def test_randomisation_blocks_run_from_the_output_down(resnet18):
+    from auditkit.explain.evaluation.sanity import randomization_blocks
+    from auditkit.nets.smallcnn import SmallCNN
+
+    # containers without parameters of their own (layer1..4, features) are opened one level
+    expected = ["fc", *(f"layer{i}.{j}" for i in (4, 3, 2, 1) for j in (1, 0)), "bn1", "conv1"]
+    assert randomization_blocks(resnet18) == expected
+    assert randomization_blocks(resnet18, max_blocks=2) == ["fc", "layer4.1"]
+    assert randomization_blocks(SmallCNN()) == ["fc", "features.3", "features.2", "features.1", "features.0"]
+
+
+def test_an_edge_detector_fails_the_randomisation_check_and_the_model_is_untouched(resnet18):
+    from scipy import ndimage
+
+    from auditkit.explain.evaluation.sanity import sanity_check
+    from auditkit.explain.guard import model_state_fingerprint
+
+    def edges(model, inputs, targets):  # ignores the model: the failure mode of guided backprop
+        gray = inputs.mean(dim=1).numpy()
+        return np.stack([np.hypot(ndimage.sobel(g, 0), ndimage.sobel(g, 1)) for g in gray])
+
+    x = torch.rand(6, 3, 32, 32, generator=torch.Generator().manual_seed(9))
+    before = {k: v.clone() for k, v in resnet18.state_dict().items()}
+    fingerprint = model_state_fingerprint(resnet18)
+    result = sanity_check(resnet18, edges, x, torch.zeros(6, dtype=torch.long), max_blocks=3)
+    assert result.passed is False
+    for step in result.cascading + result.independent:
+        np.testing.assert_allclose(step.ssim, 1.0)
+        np.testing.assert_allclose(step.spearman, 1.0)
+    assert result.baseline_ssim.size == 15 and result.baseline_ssim.mean() < 0.99  # 6 maps: 15 pairs
+    assert all(torch.equal(before[k], v) for k, v in resnet18.state_dict().items())
+    assert model_state_fingerprint(resnet18) == fingerprint
