@@ -35,6 +35,13 @@ class AuditSettings(BaseModel):
     n_boot: int = Field(1000, ge=50, le=100_000)
     seed: int = 0
     ci_method: Literal["percentile", "bca"] = "percentile"
+    stratify: Literal["cohort", "class"] = Field(
+        "cohort",
+        description="Resampling strata: 'cohort' (each cohort an independent sample of fixed size) or "
+        "'class' (also hold each cohort's class counts fixed: a case-control design, whose intervals for "
+        "prevalence-dependent metrics such as PPV, O/E and the calibration intercept are too narrow for "
+        "a consecutive cohort).",
+    )
     ci_level: float = Field(0.95, gt=0.5, lt=1.0)
     auroc_ci: Literal["bootstrap", "delong"] = Field(
         "bootstrap",

@@ -88,7 +88,9 @@ def run_saliency(
         else None
     )
     target, target_text = _target(cfg.target, classes, positive, sample)
-    val_target = _target(cfg.target, classes, positive, val_frame)[0] if val_images is not None else None
+    val_target = (
+        _target(cfg.target, classes, positive, val_frame)[0] if val_images is not None else None
+    )
     mean, std = normalization_of(loaded_model.preprocess)
     cache = MapCache(cfg.cache_dir or out_dir / "explain" / "cache")
     attributes = _attributes(predictions, sample, cfg)
@@ -113,9 +115,23 @@ def run_saliency(
         )
         displays[method] = maps.display()
         section[method] = _evaluate(
-            method, maps, val_maps, images, val_images, sample, loaded_model, cfg, params, target_text, mean, std, attributes
+            method,
+            maps,
+            val_maps,
+            images,
+            val_images,
+            sample,
+            loaded_model,
+            cfg,
+            params,
+            target_text,
+            mean,
+            std,
+            attributes,
         )
-    gallery = _gallery(sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std)
+    gallery = _gallery(
+        sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std
+    )
     return section, gallery
 
 
@@ -158,11 +174,15 @@ def _positive_index(classes: Any) -> int | None:
     return names.index(classes.positive_class) if classes.positive_class in names else 1
 
 
-def _with_predictions(frame: pd.DataFrame, probs: np.ndarray, positive: int | None, threshold: float | None) -> pd.DataFrame:
+def _with_predictions(
+    frame: pd.DataFrame, probs: np.ndarray, positive: int | None, threshold: float | None
+) -> pd.DataFrame:
     frame = frame.copy()
     if positive is not None:
         frame["_score"] = probs[:, positive]
-        frame["y_pred"] = np.where(frame["_score"] >= (0.5 if threshold is None else threshold), positive, 1 - positive)
+        frame["y_pred"] = np.where(
+            frame["_score"] >= (0.5 if threshold is None else threshold), positive, 1 - positive
+        )
     else:
         frame["y_pred"] = probs.argmax(axis=1)
         frame["_score"] = probs[np.arange(len(frame)), frame["y_pred"].to_numpy()]
@@ -174,7 +194,11 @@ def _cohort_of(frame: pd.DataFrame) -> pd.Series:
     if "split" not in frame.columns:
         return pd.Series("test", index=frame.index)
     split = frame["split"].astype("string")
-    site = frame["site"].astype("string") if "site" in frame.columns else pd.Series("external", index=frame.index)
+    site = (
+        frame["site"].astype("string")
+        if "site" in frame.columns
+        else pd.Series("external", index=frame.index)
+    )
     cohort = pd.Series(None, index=frame.index, dtype="object")
     cohort[split == "test"] = "test"
     external = split == "external"
@@ -191,7 +215,9 @@ def _sample(frame: pd.DataFrame, cfg: SaliencyConfig) -> pd.DataFrame:
     ordered = (["test"] if "test" in cohorts else []) + sorted(c for c in cohorts if c != "test")
     for k, cohort in enumerate(ordered):
         rows = frame[frame["_cohort"] == cohort]
-        keep = stratified_sample(rows, n=cfg.max_images, strata=["y_true", "y_pred"], random_state=cfg.seed + k)
+        keep = stratified_sample(
+            rows, n=cfg.max_images, strata=["y_true", "y_pred"], random_state=cfg.seed + k
+        )
         parts.append(rows.loc[keep])
     return pd.concat(parts).reset_index(drop=True) if parts else frame.iloc[0:0]
 
@@ -211,7 +237,9 @@ def _validation_with_masks(frame: pd.DataFrame, cfg: SaliencyConfig) -> pd.DataF
         return frame.iloc[0:0]
     rows = frame[(frame["split"] == "val") & _has_lesion(frame)]
     if len(rows) > cfg.max_val_images:
-        rows = rows.loc[stratified_sample(rows, n=cfg.max_val_images, strata=["y_true"], random_state=cfg.seed)]
+        rows = rows.loc[
+            stratified_sample(rows, n=cfg.max_val_images, strata=["y_true"], random_state=cfg.seed)
+        ]
     return rows.reset_index(drop=True)
 
 
@@ -236,7 +264,11 @@ def _method_params(method: str, cfg: SaliencyConfig, mean: Any, std: Any) -> dic
     if method == "ig":
         return {"n_steps": cfg.ig_steps, "baseline": cfg.ig_baseline, "mean": mean, "std": std}
     if method == "smoothgrad":
-        return {"n_samples": cfg.smoothgrad_samples, "noise_level": cfg.smoothgrad_noise, "random_state": cfg.seed}
+        return {
+            "n_samples": cfg.smoothgrad_samples,
+            "noise_level": cfg.smoothgrad_noise,
+            "random_state": cfg.seed,
+        }
     return {}
 
 
@@ -277,7 +309,9 @@ def _evaluate(
     attributes: list[str],
 ) -> dict[str, Any]:
     def est(values: np.ndarray) -> dict[str, Any]:
-        return bootstrap_mean(values, n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed).to_dict()
+        return bootstrap_mean(
+            values, n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed
+        ).to_dict()
 
     display = maps.display()
     model = loaded.model
@@ -294,11 +328,17 @@ def _evaluate(
             val_lesion = [i for i, m in enumerate(val_images.masks) if m is not None and m.any()]
             if val_lesion:
                 threshold = tune_threshold(
-                    val_maps.display()[val_lesion], np.stack([val_images.masks[i] for i in val_lesion])
+                    val_maps.display()[val_lesion],
+                    np.stack([val_images.masks[i] for i in val_lesion]),
                 )
         scores = localization_scores(display[lesion], masks, threshold=threshold)
         hits[lesion] = scores.hit
-        no_val = {"estimate": None, "ci_low": None, "ci_high": None, "reason": "no validation images with lesion masks to tune the threshold"}
+        no_val = {
+            "estimate": None,
+            "ci_low": None,
+            "ci_high": None,
+            "reason": "no validation images with lesion masks to tune the threshold",
+        }
         localization = {
             "hit_rate": est(scores.hit),
             "energy_pointing": est(scores.energy_pointing),
@@ -312,10 +352,20 @@ def _evaluate(
 
     # faithfulness
     pick = _subset(len(display), cfg.faithfulness_images, cfg.seed)
-    faith_kwargs = dict(n_steps=cfg.faithfulness_steps, mean=mean, std=std, batch_size=max(cfg.batch_size * 4, 64))
-    ordered = perturbation_curves(model, images.inputs[pick], display[pick], maps.targets[pick], **faith_kwargs)
+    faith_kwargs = dict(
+        n_steps=cfg.faithfulness_steps, mean=mean, std=std, batch_size=max(cfg.batch_size * 4, 64)
+    )
+    ordered = perturbation_curves(
+        model, images.inputs[pick], display[pick], maps.targets[pick], **faith_kwargs
+    )
     shuffled = perturbation_curves(
-        model, images.inputs[pick], display[pick], maps.targets[pick], order="random", random_state=cfg.seed, **faith_kwargs
+        model,
+        images.inputs[pick],
+        display[pick],
+        maps.targets[pick],
+        order="random",
+        random_state=cfg.seed,
+        **faith_kwargs,
     )
     faithfulness = {
         "deletion_auc": est(ordered.deletion_auc),
@@ -329,22 +379,39 @@ def _evaluate(
 
     def explain_raw(m: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> np.ndarray:
         return explain_inputs(
-            m, x, method=method, target=t.cpu().numpy(), target_layer=loaded.target_layer, params=params,
-            batch_size=cfg.batch_size, show_progress=False,
+            m,
+            x,
+            method=method,
+            target=t.cpu().numpy(),
+            target_layer=loaded.target_layer,
+            params=params,
+            batch_size=cfg.batch_size,
+            show_progress=False,
         ).maps
 
     def explain_shown(m: torch.nn.Module, x: torch.Tensor, t: torch.Tensor) -> np.ndarray:
         return explain_inputs(
-            m, x, method=method, target=t.cpu().numpy(), target_layer=loaded.target_layer, params=params,
-            batch_size=cfg.batch_size, show_progress=False,
+            m,
+            x,
+            method=method,
+            target=t.cpu().numpy(),
+            target_layer=loaded.target_layer,
+            params=params,
+            batch_size=cfg.batch_size,
+            show_progress=False,
         ).display()
 
     # sanity check on a deep copy (inside sanity_check)
     pick = _subset(len(display), cfg.sanity_images, cfg.seed + 1)
     status(f"saliency: {METHOD_LABELS[method]} randomisation sanity check on {len(pick)} images")
     sanity = sanity_check(
-        model, explain_raw, images.inputs[pick], targets[pick],
-        max_blocks=cfg.sanity_blocks, independent=cfg.sanity_independent, random_state=cfg.seed,
+        model,
+        explain_raw,
+        images.inputs[pick],
+        targets[pick],
+        max_blocks=cfg.sanity_blocks,
+        independent=cfg.sanity_independent,
+        random_state=cfg.seed,
     ).to_dict(n_boot=cfg.n_boot, random_state=cfg.seed)
 
     # shortcut score
@@ -355,7 +422,9 @@ def _evaluate(
     # stability
     pick = _subset(len(display), cfg.stability_images, cfg.seed + 2)
     x, t = images.inputs[pick], targets[pick]
-    noise = noise_stability(model, explain_shown, x, t, display[pick], level=cfg.stability_noise, random_state=cfg.seed)
+    noise = noise_stability(
+        model, explain_shown, x, t, display[pick], level=cfg.stability_noise, random_state=cfg.seed
+    )
     moved = shift_stability(model, explain_shown, x, t, display[pick], pixels=cfg.stability_shift)
 
     completeness = None
@@ -363,7 +432,9 @@ def _evaluate(
         relative = np.array([e.get("relative_delta", np.nan) for e in maps.extras], dtype=float)
         passed = np.array([bool(e.get("completeness_passed", False)) for e in maps.extras])
         completeness = {
-            "tolerance": float(maps.batch_info.get("tolerance", maps.params.get("tolerance", 0.05))),
+            "tolerance": float(
+                maps.batch_info.get("tolerance", maps.params.get("tolerance", 0.05))
+            ),
             "max_rel_delta": float(np.nanmax(relative)) if relative.size else None,
             "median_rel_delta": float(np.nanmedian(relative)) if relative.size else None,
             "n_failed": int((~passed).sum()),
@@ -420,15 +491,25 @@ def _category(y_true: int, y_pred: int, positive: int | None) -> str:
     return "false_positive" if y_pred == positive else "true_negative"
 
 
-def _gallery_rows(sample: pd.DataFrame, categories: Sequence[str], cfg: SaliencyConfig, attributes: list[str]) -> list[int]:
+def _gallery_rows(
+    sample: pd.DataFrame, categories: Sequence[str], cfg: SaliencyConfig, attributes: list[str]
+) -> list[int]:
     rng = np.random.default_rng(cfg.seed)
     chosen: list[int] = []
     for cohort in pd.unique(sample["_cohort"]):
         for category in CATEGORIES:
-            k = cfg.gallery_per_category if category != "true_negative" else min(1, cfg.gallery_per_category)
-            rows = np.flatnonzero((sample["_cohort"].to_numpy() == cohort) & (np.asarray(categories) == category))
+            k = (
+                cfg.gallery_per_category
+                if category != "true_negative"
+                else min(1, cfg.gallery_per_category)
+            )
+            rows = np.flatnonzero(
+                (sample["_cohort"].to_numpy() == cohort) & (np.asarray(categories) == category)
+            )
             if len(rows) and k:
-                chosen.extend(sorted(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist()))
+                chosen.extend(
+                    sorted(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist())
+                )
     for column in attributes:
         for value in sorted(sample[column].dropna().unique(), key=str):
             shown = set(sample.loc[chosen, column]) if chosen else set()
@@ -452,14 +533,17 @@ def _gallery(
 ) -> list[dict[str, Any]]:
     names = list(classes.classes)
     categories = [
-        _category(int(a), int(b), positive) for a, b in zip(sample["y_true"], sample["y_pred"], strict=True)
+        _category(int(a), int(b), positive)
+        for a, b in zip(sample["y_true"], sample["y_pred"], strict=True)
     ]
     rows = _gallery_rows(sample, categories, cfg, attributes)
     if not rows:
         return []
     stems = safe_names([str(i) for i in sample["id"]])
     ext = "jpg" if cfg.overlay_format == "jpeg" else "png"
-    shown = display_images(images.inputs[torch.as_tensor(rows, dtype=torch.long)], mean=mean, std=std)
+    shown = display_images(
+        images.inputs[torch.as_tensor(rows, dtype=torch.long)], mean=mean, std=std
+    )
     scales = {
         m: shared_scale(d, label=f"{METHOD_LABELS[m]}, {', '.join(DISPLAY_STEPS[m])}, shared scale")
         for m, d in displays.items()
@@ -472,7 +556,14 @@ def _gallery(
         overlays = {}
         for method, maps in displays.items():
             rel = f"explain/overlays/{stem}__{method}.{ext}"
-            write_overlay(out_dir / rel, shown[k], maps[i], scales[method], mask=images.masks[i], fmt=cfg.overlay_format)
+            write_overlay(
+                out_dir / rel,
+                shown[k],
+                maps[i],
+                scales[method],
+                mask=images.masks[i],
+                fmt=cfg.overlay_format,
+            )
             overlays[method] = rel
         mask_rel = None
         if images.masks[i] is not None:
