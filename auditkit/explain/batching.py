@@ -24,8 +24,8 @@ CPU_FRACTION = 0.25
 """Share of the available RAM one chunk may use on a CPU."""
 CPU_CAP_BYTES = 1 << 30
 """At most 1 GiB per chunk on a CPU: beyond that throughput no longer grows (benchmarks/RESULTS.md)."""
-CPU_MAX_CHUNK = 32
-"""At most 32 samples per chunk on a CPU."""
+CPU_MAX_CHUNK = 256
+"""At most 256 samples per chunk on a CPU (small models still gain from larger chunks up to here)."""
 BACKWARD_FACTOR = 3.0
 """Forward activations times this factor estimates a backward's peak on a CPU (saved tensors + gradients)."""
 

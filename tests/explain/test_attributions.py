@@ -247,3 +247,16 @@ def test_bad_arguments_are_input_errors(conv_gap_linear):
         attribute(conv_gap_linear, X3[0], method="gradcam", target_layer="conv")
     with pytest.raises(InvalidInputError, match=r"class indices must lie in \[0, 1\]"):
         attribute(conv_gap_linear, X3, method="gradcam", target=5, target_layer="conv")
+
+
+def test_chunk_size_follows_the_memory_budget_by_hand():
+    from auditkit.explain.batching import BACKWARD_FACTOR, activation_bytes_per_sample, auto_chunk_size
+
+    model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU()).eval()
+    x = torch.rand(3, 1, 4, 4)
+    # leaf outputs of one sample: conv 2x4x4 float32 = 128 bytes, ReLU 128 bytes
+    assert activation_bytes_per_sample(model, x) == 256
+    per_sample = 256 * BACKWARD_FACTOR
+    assert auto_chunk_size(model, x, budget_bytes=int(10 * per_sample)) == 10
+    assert auto_chunk_size(model, x, budget_bytes=int(10 * per_sample), limit=4) == 4
+    assert auto_chunk_size(model, x, budget_bytes=1) == 1
