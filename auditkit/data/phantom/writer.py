@@ -1,0 +1,312 @@
+"""Writing a phantom to disk: PNG images, lesion and lung masks, ``manifest.csv``, ``phantom.json``.
+
+Files are rendered in fixed-size chunks (optionally in a process pool) into a
+hidden staging folder inside the output folder, moved into place when all
+are written, and ``phantom.json`` then ``manifest.csv`` are written last and
+atomically: a crash never leaves a manifest that names missing or partial
+images. The bytes depend on the configuration and seed only, not on the
+number of workers.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from auditkit.data.phantom.cohort import MARKER_BASE_RATE, acquisition, sample_cases
+from auditkit.data.phantom.config import (
+    ACQUISITION_FIELDS,
+    FLAW_NAMES,
+    LABEL_NAMES,
+    PhantomConfig,
+)
+from auditkit.data.phantom.render import blur_radius, quantize, render_cases
+from auditkit.errors import OutputExistsError
+from auditkit.fileio import atomic_write_text, write_json
+from auditkit.progress import track
+
+FOLDERS: tuple[str, ...] = ("images", "masks", "roi")
+MANIFEST_NAME = "manifest.csv"
+TRUTH_NAME = "phantom.json"
+GENERATOR = "auditkit.data.phantom"
+TRUTH_VERSION = 1
+_POOL_FROM_IMAGES = 1500
+
+
+@dataclass(frozen=True)
+class PhantomResult:
+    """Where a generated phantom lives: ``manifest_path``, ``truth_path`` (phantom.json),
+    ``out_dir`` and ``n_images``."""
+
+    manifest_path: Path
+    truth_path: Path
+    out_dir: Path
+    n_images: int
+
+
+def chunk_size(size: int) -> int:
+    """Return the number of images rendered together: about 1 MiB of float32 per array."""
+    return int(np.clip((1 << 18) // (size * size), 4, 256))
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _write_chunk(config_json: dict[str, Any], cases: pd.DataFrame, staging: str) -> dict[str, np.ndarray]:
+    """Render one chunk, write its PNGs under ``staging``, return per-image measurements."""
+    config = PhantomConfig.model_validate(config_json)
+    rendered = render_cases(cases, config)
+    pixels = quantize(rendered.images, config.bit_depth)
+    masks = rendered.lesion_masks.astype(np.uint8) * 255
+    rois = rendered.roi_masks.astype(np.uint8) * 255
+    for row, name in enumerate(cases["id"].tolist()):
+        for folder, arrays in (("images", pixels), ("masks", masks), ("roi", rois)):
+            with open(os.path.join(staging, folder, f"{name}.png"), "wb") as handle:
+                handle.write(_png(arrays[row]))
+    top = 255.0 if config.bit_depth == 8 else 65535.0
+    return {
+        "lesion_area": rendered.lesion_masks.sum(axis=(1, 2)),
+        "roi_area": rendered.roi_masks.sum(axis=(1, 2)),
+        "marker_box": rendered.marker_boxes,
+        "mean_intensity": pixels.reshape(len(cases), -1).mean(axis=1) / top,
+    }
+
+
+def _prepare(out_dir: Path, force: bool) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"output '{out_dir}' is a file, not a folder; choose a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()):
+        if not force:
+            raise OutputExistsError(
+                f"output folder '{out_dir}' is not empty; choose an empty folder or pass --force "
+                "to replace the phantom in it"
+            )
+        ours = (out_dir / TRUTH_NAME).is_file()
+        for folder in FOLDERS:
+            target = out_dir / folder
+            if target.exists():
+                if not ours:
+                    raise OutputExistsError(
+                        f"output folder '{out_dir}' holds a '{folder}/' folder but no "
+                        f"{TRUTH_NAME}, so it is not a phantom that --force may replace; choose "
+                        "another folder"
+                    )
+                shutil.rmtree(target)
+        for name in (MANIFEST_NAME, TRUTH_NAME):
+            (out_dir / name).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+
+def _default_workers(n_images: int) -> int:
+    if n_images < _POOL_FROM_IMAGES:
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1)))
+
+
+def _render_all(
+    config: PhantomConfig, cases: pd.DataFrame, staging: Path, workers: int
+) -> dict[str, np.ndarray]:
+    step = chunk_size(config.size)
+    starts = list(range(0, len(cases), step))
+    config_json = config.model_dump(mode="json")
+    parts: list[dict[str, np.ndarray]] = []
+    if workers <= 1:
+        for start in track(starts, description="rendering phantom"):
+            parts.append(_write_chunk(config_json, cases.iloc[start : start + step], str(staging)))
+    else:
+        # spawn, not fork: the caller may hold torch/BLAS threads that fork would copy mid-state
+        with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+            futures = [
+                pool.submit(_write_chunk, config_json, cases.iloc[start : start + step], str(staging))
+                for start in starts
+            ]
+            parts = [f.result() for f in track(futures, description="rendering phantom")]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
+
+
+def _manifest(cases: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": cases["id"],
+            "image": "images/" + cases["id"] + ".png",
+            "label": np.asarray(LABEL_NAMES, dtype=object)[cases["label"].to_numpy()],
+            "patient_id": cases["patient_id"],
+            "site": cases["site"],
+            # external rows are fixed; the others are assigned by patient at training time
+            "split": np.where(cases["external"].to_numpy(), "external", ""),
+            "mask": "masks/" + cases["id"] + ".png",
+            "roi": "roi/" + cases["id"] + ".png",
+            "sex": cases["sex"],
+            "age_group": cases["age_group"],
+        }
+    )
+
+
+def _round(values: np.ndarray, digits: int = 6) -> list[float]:
+    return [round(float(v), digits) for v in values]
+
+
+def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Return the phantom.json document: configuration, sites, flaws, per-image ground truth."""
+    size = config.size
+    sites: dict[str, Any] = {}
+    acquisitions = {field: acquisition(config, field) for field in ACQUISITION_FIELDS}
+    for index, site in enumerate(config.site_list):
+        rows = cases["site"] == site.name
+        sites[site.name] = {
+            "external": site.external,
+            "configured_prevalence": site.prevalence,
+            "acquisition": {field: round(float(acquisitions[field][index]), 6) for field in ACQUISITION_FIELDS},
+            "n_images": int(rows.sum()),
+            "n_patients": int(cases.loc[rows, "patient_id"].nunique()),
+            "n_lesion": int(cases.loc[rows, "lesion"].sum()),
+            "n_positive_label": int(cases.loc[rows, "label"].sum()),
+        }
+    internal = [s.name for s in config.site_list if not s.external]
+    flaws = config.flaws
+    planted: dict[str, Any] = {}
+    for name in FLAW_NAMES:
+        flaw = getattr(flaws, name)
+        planted[name] = {"enabled": flaw.enabled, "strength": flaw.strength}
+    s = flaws.shortcut.strength if flaws.shortcut.enabled else 0.0
+    planted["shortcut"].update(
+        {
+            "affects_sites": internal if flaws.shortcut.enabled else [],
+            "region": "top-right corner",
+            "p_marker_given_positive": (1 + s) / 2,
+            "p_marker_given_negative": (1 - s) / 2,
+            "p_marker_elsewhere": MARKER_BASE_RATE,
+            "n_marker": int(cases["marker"].sum()),
+        }
+    )
+    u = flaws.underdiagnosis.strength if flaws.underdiagnosis.enabled else 0.0
+    planted["underdiagnosis"].update(
+        {
+            "attribute": flaws.underdiagnosis.attribute,
+            "value": flaws.underdiagnosis.value,
+            "contrast_factor": 1 - 0.7 * u,
+            "radius_factor": 1 - 0.25 * u,
+            "n_affected_lesions": int(cases["underdiagnosed"].sum()),
+        }
+    )
+    noise = flaws.label_noise
+    subgroup = cases[noise.attribute] == noise.value if noise.attribute else cases["id"] != cases["id"]
+    planted["label_noise"].update(
+        {
+            "attribute": noise.attribute,
+            "value": noise.value,
+            "n_subgroup": int(subgroup.sum()),
+            "n_flipped": int(cases["label_flipped"].sum()),
+            "flipped_ids": cases.loc[cases["label_flipped"], "id"].tolist(),
+        }
+    )
+    planted["site_shift"].update(
+        {
+            "site": config.external_site,
+            "internal_range": {
+                field: [round(float(acquisitions[field][[not x.external for x in config.site_list]].min()), 6),
+                        round(float(acquisitions[field][[not x.external for x in config.site_list]].max()), 6)]
+                for field in ACQUISITION_FIELDS
+            }
+            if config.external_site
+            else None,
+        }
+    )
+    pixel = 2.0 / size * (cases["fov"] * cases["scale"]).to_numpy()
+    lesion = cases["lesion"].to_numpy()
+    images = pd.DataFrame(
+        {
+            "id": cases["id"],
+            "patient_id": cases["patient_id"],
+            "site": cases["site"],
+            "sex": cases["sex"],
+            "age_group": cases["age_group"],
+            "lesion_present": lesion,
+            "label": cases["label"],
+            "label_true": cases["label_true"],
+            "label_flipped": cases["label_flipped"],
+            "marker": cases["marker"],
+            "underdiagnosed": cases["underdiagnosed"],
+            "lesion_contrast": np.where(lesion, _round(cases["lesion_contrast"].to_numpy()), 0.0),
+            "lesion_radius_px": np.where(
+                lesion,
+                _round(np.sqrt(cases["lesion_rx"] * cases["lesion_ry"]).to_numpy() / pixel, 3),
+                0.0,
+            ),
+            "lesion_area_px": measured["lesion_area"].astype(int),
+            "roi_area_px": measured["roi_area"].astype(int),
+            "mean_intensity": _round(measured["mean_intensity"]),
+        }
+    )
+    records = images.to_dict(orient="records")
+    for record, box in zip(records, measured["marker_box"].tolist(), strict=True):
+        record["marker_box"] = box if box[0] >= 0 else None
+    return {
+        "generator": GENERATOR,
+        "version": TRUTH_VERSION,
+        "config": config.model_dump(mode="json"),
+        "labels": {"negative": LABEL_NAMES[0], "positive": LABEL_NAMES[1]},
+        "external_site": config.external_site,
+        "sites": sites,
+        "flaws": planted,
+        "blur_radius_px": {
+            s.name: blur_radius(config, float(acquisitions["blur_sigma"][i]))
+            for i, s in enumerate(config.site_list)
+        },
+        "images": records,
+    }
+
+
+def generate_phantom(
+    out_dir: str | os.PathLike[str],
+    config: PhantomConfig | None = None,
+    *,
+    force: bool = False,
+    workers: int | None = None,
+) -> PhantomResult:
+    """Return where the phantom of ``config`` was written under ``out_dir``.
+
+    Writes ``images/ID.png`` (8- or 16-bit grayscale), ``masks/ID.png`` (255 =
+    lesion; empty for images without one), ``roi/ID.png`` (255 = visible lung
+    fields), ``manifest.csv`` (the DESIGN.md contract plus ``roi``; the
+    external site's rows have ``split=external``) and ``phantom.json`` (the
+    configuration and per-image ground truth). Refuses a non-empty folder
+    unless ``force``. ``workers`` processes render in parallel (default: up to
+    4 for 1,500 images or more, else in-process); the bytes do not depend on it.
+    """
+    config = config or PhantomConfig()
+    out = Path(out_dir)
+    _prepare(out, force)
+    cases = sample_cases(config)
+    count = _default_workers(config.n_images) if workers is None else max(0, int(workers))
+    staging = Path(tempfile.mkdtemp(prefix=".phantom-staging-", dir=out))
+    try:
+        for folder in FOLDERS:
+            (staging / folder).mkdir()
+        measured = _render_all(config, cases, staging, count)
+        for folder in FOLDERS:
+            os.replace(staging / folder, out / folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    truth_path = write_json(out / TRUTH_NAME, _truth(config, cases, measured))
+    manifest_path = atomic_write_text(out / MANIFEST_NAME, _manifest(cases).to_csv(index=False, lineterminator="\n"))
+    return PhantomResult(
+        manifest_path=manifest_path,
+        truth_path=truth_path,
+        out_dir=out,
+        n_images=config.n_images,
+    )
