@@ -85,6 +85,11 @@ class PredictionsTable:
         return len(self.frame)
 
 
+def _plain(value: Any) -> Any:
+    """Return a NumPy scalar as the Python value, for messages."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     suffix = path.suffix.lower()
     if not path.is_file():
@@ -148,6 +153,13 @@ def _class_spec(
         return spec
     if score_cols == ["score"]:
         spec = infer_class_spec(frame["y_true"], positive_class=positive_class, where=where)
+        numeric = pd.to_numeric(frame["y_true"], errors="coerce")
+        if spec.n_classes != 2 and numeric.notna().all():
+            row = int(np.flatnonzero(~numeric.isin((0, 1)).to_numpy())[0])
+            raise PredictionsError(
+                f"{where}: row {row + 1} has label {_plain(frame['y_true'].iloc[row])!r}; with a single 'score' "
+                "column the labels must be 0/1 (give score_<class> columns for a multi-class task)"
+            )
         if spec.n_classes != 2:
             raise PredictionsError(
                 f"{path}: a single 'score' column is for binary tasks, but y_true has {spec.n_classes} "
@@ -178,14 +190,14 @@ def _check_scores(path: Path, frame: pd.DataFrame, columns: Sequence[str]) -> np
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise PredictionsError(
-                f"{path}: row {row + 1}, column {column!r} is {frame[column].iloc[row]!r}; every score must be a "
+                f"{path}: row {row + 1}, column {column!r} is {_plain(frame[column].iloc[row])!r}; every score must be a "
                 "finite probability in [0, 1] (fix or remove that row)"
             )
         out = (numeric < 0.0) | (numeric > 1.0)
         if out.any():
             row = int(np.flatnonzero(out)[0])
             raise PredictionsError(
-                f"{path}: row {row + 1}, column {column!r} is {numeric[row]!r}, outside [0, 1]; scores must be "
+                f"{path}: row {row + 1}, column {column!r} is {float(numeric[row])!r}, outside [0, 1]; scores must be "
                 "probabilities (apply a sigmoid or softmax to logits)"
             )
         values[:, j] = numeric

@@ -46,7 +46,12 @@ from auditkit.stats.cohort import CohortAnalyzer, TaskArrays, undefined_reason
 from auditkit.stats.delong import delong_interval, delong_unpaired_test
 from auditkit.stats.discrimination import DISCRIMINATION_METRICS
 from auditkit.stats.engine import Engine, single_threaded_blas
-from auditkit.stats.fairness import FairnessSettings, TestFamily, analyse_attribute, group_labels
+from auditkit.stats.fairness import (
+    ComparisonFamily,
+    FairnessSettings,
+    analyse_attribute,
+    group_labels,
+)
 from auditkit.stats.proportions import compare_proportions, proportion
 from auditkit.stats.recalibration import (
     fit_platt,
@@ -368,7 +373,7 @@ def _cohort_section(ctx: _Context, name: str, rows: np.ndarray) -> dict[str, Any
 
 
 def _external_section(
-    ctx: _Context, sections: dict[str, Any], site: str, family: TestFamily
+    ctx: _Context, sections: dict[str, Any], site: str, family: ComparisonFamily
 ) -> dict[str, Any]:
     rows = ctx.cohorts[site]
     test_rows = ctx.cohorts.get("test")
@@ -562,7 +567,7 @@ def _recalibration(ctx: _Context) -> dict[str, Any] | None:
 
 
 def _fairness(
-    ctx: _Context, cohort: str, gap_family: TestFamily, rest_family: TestFamily
+    ctx: _Context, cohort: str, gap_family: ComparisonFamily, rest_family: ComparisonFamily
 ) -> dict[str, Any]:
     s = ctx.settings
     fs = FairnessSettings(
@@ -712,7 +717,7 @@ def _compute_statistics(
             "rule": "argmax",
             "target": None,
             "threshold": None,
-            "chosen_on": None,
+            "chosen_on": "none",
             "val": None,
         }
     if not sections["data"]["disjointness"]["passed"]:
@@ -725,9 +730,9 @@ def _compute_statistics(
         )
 
     gap_family, rest_family, external_family = (
-        TestFamily("fairness gaps"),
-        TestFamily("vs rest"),
-        TestFamily("external"),
+        ComparisonFamily("fairness gaps"),
+        ComparisonFamily("vs rest"),
+        ComparisonFamily("external"),
     )
     steps: list[tuple[str, Callable[[], None]]] = []
     for name in order:
@@ -817,7 +822,11 @@ def _cohort_step(ctx: _Context, sections: dict[str, Any], name: str) -> None:
 
 
 def _fairness_step(
-    ctx: _Context, sections: dict[str, Any], target: str, gap: TestFamily, rest: TestFamily
+    ctx: _Context,
+    sections: dict[str, Any],
+    target: str,
+    gap: ComparisonFamily,
+    rest: ComparisonFamily,
 ) -> None:
     result = _fairness(ctx, target, gap, rest)
     if target == "test":

@@ -25,7 +25,7 @@ on one cohort:
 
 p-values are adjusted across the family of pre-declared primary gap tests of
 all attributes (Holm by default, or Benjamini–Hochberg) by
-:class:`TestFamily`.
+:class:`ComparisonFamily`.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def group_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
     return labels.astype(str)
 
 
-class TestFamily:
+class ComparisonFamily:
     """Collects the p-values of one family of comparisons, then writes the adjusted values back."""
 
     def __init__(self, name: str) -> None:
@@ -170,8 +170,8 @@ def analyse_attribute(
     columns: Sequence[str],
     cohort: str,
     settings: FairnessSettings,
-    gap_family: TestFamily,
-    vs_rest_family: TestFamily,
+    gap_family: ComparisonFamily,
+    vs_rest_family: ComparisonFamily,
     patients: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Return the results.json ``fairness.<attribute>`` section for one attribute on one cohort.

@@ -17,6 +17,11 @@ import numpy as np
 from auditkit.errors import InvalidInputError
 
 
+def _plain(value: Any) -> Any:
+    """Return a NumPy scalar as the Python value (so messages read ``2``, not ``np.int64(2)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def as_1d_float(values: Any, *, name: str) -> np.ndarray:
     """Return ``values`` as a float64 array of shape ``(n,)``; refuses other shapes and non-numbers."""
     try:
@@ -37,7 +42,7 @@ def check_finite(values: np.ndarray, *, name: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
-            f"{name}[{i}] is {values[i]!r}; every score must be a finite number "
+            f"{name}[{i}] is {float(values[i])!r}; every score must be a finite number "
             "(remove or fix that case)"
         )
 
@@ -49,7 +54,7 @@ def check_probabilities(values: np.ndarray, *, name: str) -> None:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
-            f"{name}[{i}] is {values[i]!r}, outside [0, 1]; pass probabilities "
+            f"{name}[{i}] is {float(values[i])!r}, outside [0, 1]; pass probabilities "
             "(apply a sigmoid/softmax to logits first)"
         )
 
@@ -72,7 +77,7 @@ def check_binary_labels(y_true: Any, *, name: str = "y_true") -> np.ndarray:
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise InvalidInputError(
-            f"{name}[{i}] is {arr[i]!r}; binary labels must be 0 or 1 (positive class = 1)"
+            f"{name}[{i}] is {_plain(arr[i])!r}; binary labels must be 0 or 1 (positive class = 1)"
         )
     return as_float.astype(np.int64)
 
@@ -97,7 +102,7 @@ def check_sample_weight(sample_weight: Any, n: int) -> np.ndarray:
     check_finite(w, name="sample_weight")
     if (w < 0).any():
         i = int(np.flatnonzero(w < 0)[0])
-        raise InvalidInputError(f"sample_weight[{i}] is {w[i]!r}; weights must be >= 0")
+        raise InvalidInputError(f"sample_weight[{i}] is {float(w[i])!r}; weights must be >= 0")
     return w
 
 

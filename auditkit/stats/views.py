@@ -231,10 +231,11 @@ class Batch:
     @cached_property
     def _sums(self) -> tuple[np.ndarray, np.ndarray]:
         neg, pos = self._raw_sums
-        if self._neg_scale is not None:
-            neg = neg * self._neg_scale[:, None]
-        if self._pos_scale is not None:
-            pos = pos * self._pos_scale[:, None]
+        with np.errstate(invalid="ignore"):  # an empty class in a resample: NaN, never 0
+            if self._neg_scale is not None:
+                neg = neg * self._neg_scale[:, None]
+            if self._pos_scale is not None:
+                pos = pos * self._pos_scale[:, None]
         return neg, pos
 
     def sums(self, block: str) -> tuple[np.ndarray, np.ndarray]:
