@@ -10,13 +10,20 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from auditkit.report import checklist
 from auditkit.report.sections.common import SECTION_TITLES, SECTIONS, Source
 from auditkit.report.sections.data import build_data, build_intended_use
-from auditkit.report.sections.explanations import build_explanations, build_failures
+from auditkit.report.sections.explanations import (
+    GalleryJobs,
+    build_explanations,
+    build_failures,
+    gallery_workers,
+    start_gallery,
+)
 from auditkit.report.sections.external import build_external
 from auditkit.report.sections.fairness import build_fairness
 from auditkit.report.sections.model import build_model
@@ -89,10 +96,25 @@ def build_context(
     :class:`~auditkit.report.assets.AssetRegistry` that resolves them.
     """
     source = Source(results, Path(report_dir), panel_format=panel_format)
+    with ThreadPoolExecutor(max_workers=gallery_workers()) as pool:
+        # gallery strips are made in threads while the figures below are drawn
+        gallery_jobs = start_gallery(source, pool)
+        context = _sections(source, results, gallery_jobs, results_sha256=results_sha256, attachments=attachments)
+    context["assets"] = source.assets
+    return context
+
+
+def _sections(
+    source: Source,
+    results: Mapping[str, Any],
+    gallery_jobs: GalleryJobs,
+    *,
+    results_sha256: str | None,
+    attachments: Sequence[Mapping[str, str]],
+) -> dict[str, Any]:
     cover = build_cover(source, results_sha256=results_sha256)
-    explanations = build_explanations(source)
     available = availability(results)
-    context: dict[str, Any] = {
+    sections: dict[str, Any] = {
         "meta": {
             "title": cover["title"],
             "model_name": cover["model_name"],
@@ -115,8 +137,7 @@ def build_context(
         "calibration": build_calibration(source),
         "fairness": build_fairness(source),
         "external": build_external(source),
-        "explanations": explanations,
-        "failures": build_failures(source, explanations["gallery"]),
+        "explanations": build_explanations(source, gallery_jobs),
         "reproducibility": build_reproducibility(source, results_sha256=results_sha256, attachments=attachments),
         "checklist": checklist.build_checklist(available, SECTION_TITLES),
         "signoff": {
@@ -125,5 +146,5 @@ def build_context(
             "roles": ["Responsible person (regulatory affairs)", "Clinical reviewer"],
         },
     }
-    context["assets"] = source.assets
-    return context
+    sections["failures"] = build_failures(source, sections["explanations"]["gallery"])
+    return sections

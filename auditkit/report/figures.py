@@ -64,17 +64,28 @@ def _to_svg(fig: Figure) -> str:
     return buffer.getvalue()
 
 
-def _figure(width_in: float, height_in: float) -> Figure:
+def _figure(width_in: float, height_in: float, **margins: float) -> Figure:
+    """Return a figure with fixed margins (fractions): a layout engine would double the drawing cost."""
     with matplotlib.rc_context(_RC):
-        return Figure(figsize=(width_in, height_in), layout="constrained")
+        fig = Figure(figsize=(width_in, height_in), layout=None)
+        fig.subplots_adjust(**margins)
+        return fig
+
+
+#: Width of one character of tick-label text in inches (6.5 pt DejaVu Sans, generous).
+_CHAR_IN = 0.058
+
+
+def _max_n(n: int) -> Any:
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(n)
 
 
 def _few_ticks(ax: Any, *, n: int = 5) -> None:
     """Limit an axis to about ``n`` ticks: every tick is several SVG nodes for WeasyPrint to draw."""
-    from matplotlib.ticker import MaxNLocator
-
-    ax.xaxis.set_major_locator(MaxNLocator(n))
-    ax.yaxis.set_major_locator(MaxNLocator(n))
+    ax.xaxis.set_major_locator(_max_n(n))
+    ax.yaxis.set_major_locator(_max_n(n))
 
 
 def _floats(values: Any) -> list[float]:
@@ -98,7 +109,7 @@ def curve_svg(
     horizontal reference lines (e.g. prevalence for a PR curve).
     """
     with matplotlib.rc_context(_RC):
-        fig = _figure(3.3, 3.1)
+        fig = _figure(3.3, 3.2, left=0.15, right=0.97, bottom=0.13, top=0.93)
         ax = fig.add_subplot()
         if diagonal:
             ax.plot([0, 1], [0, 1], color="#999999", linewidth=0.8, linestyle=":", label="chance")
@@ -132,8 +143,10 @@ def reliability_svg(panels: Sequence[Mapping[str, Any]]) -> str:
     """
     with matplotlib.rc_context(_RC):
         n = max(1, len(panels))
-        fig = _figure(min(7.0, 2.4 * n), 3.2)
-        grid = fig.add_gridspec(2, n, height_ratios=(3, 1))
+        width = min(7.0, 2.4 * n)
+        fig = _figure(width, 3.2)
+        grid = fig.add_gridspec(2, n, height_ratios=(3, 1), left=0.5 / width, right=0.98, bottom=0.13,
+                                top=0.92, wspace=0.3, hspace=0.1)
         for col, panel in enumerate(panels):
             ax = fig.add_subplot(grid[0, col])
             bar = fig.add_subplot(grid[1, col], sharex=ax)
@@ -183,42 +196,52 @@ def forest_svg(
     with matplotlib.rc_context(_RC):
         n_rows = max(1, len(row_labels))
         n_cols = max(1, len(panels))
-        fig = _figure(min(7.0, 1.7 + 1.9 * n_cols), 0.6 + 0.22 * n_rows)
+        labels = [safe_label(label, limit=32) for label in row_labels]
+        width = min(7.0, 1.7 + 1.9 * n_cols)
+        height = 0.95 + 0.22 * n_rows
+        left = min(0.45, (0.15 + _CHAR_IN * max((len(lab) for lab in labels), default=4)) / width)
+        has_legend = any(p.get("thresholds") for p in panels)
+        fig = _figure(width, height, left=left, right=0.98, top=1 - 0.3 / height,
+                      bottom=(0.62 if has_legend else 0.38) / height, wspace=0.12)
         axes = fig.subplots(1, n_cols, sharey=True, squeeze=False)[0]
         ys = list(range(n_rows))[::-1]
+        handle = None
         for ax, panel in zip(axes, panels, strict=False):
             colour = PALETTE[0]
+            points, bars = [], []
             for y, row in zip(ys, panel["rows"], strict=False):
                 value = row.get("estimate")
                 if value is None:
                     ax.text(0.5, y, "not computable", transform=ax.get_yaxis_transform(), ha="center",
                             va="center", fontsize=5.5, color="#777777")
                     continue
-                low, high = row.get("low"), row.get("high")
-                if low is not None and high is not None:
-                    ax.plot([low, high], [y, y], color=colour, linewidth=1.0)
-                ax.plot([value], [y], "s", color=colour, markersize=3.5)
+                points.append((float(value), y))
+                if row.get("low") is not None and row.get("high") is not None:
+                    bars.append((y, float(row["low"]), float(row["high"])))
+            # one collection per panel rather than an artist per row: far fewer SVG nodes
+            if bars:
+                ax.hlines([b[0] for b in bars], [b[1] for b in bars], [b[2] for b in bars], color=colour,
+                          linewidth=1.0)
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], "s", color=colour, markersize=3.5,
+                        linestyle="none")
             if panel.get("reference") is not None:
                 ax.axvline(float(panel["reference"]), color="#777777", linewidth=0.7, linestyle=":")
-            drew_label = False
             for threshold in panel.get("thresholds") or []:
                 value = float(threshold["value"])
                 row = threshold.get("row")
-                label = None if drew_label else "gate threshold"
                 if row is None:
-                    ax.axvline(value, color=THRESHOLD_COLOUR, linewidth=0.9, linestyle="--", label=label)
+                    handle = ax.axvline(value, color=THRESHOLD_COLOUR, linewidth=0.9, linestyle="--")
                 else:
                     y = ys[int(row)]
-                    ax.plot([value, value], [y - 0.4, y + 0.4], color=THRESHOLD_COLOUR, linewidth=1.2,
-                            linestyle="--", label=label)
-                drew_label = True
-            if drew_label:
-                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if n_rows > 3 else -0.3),
-                          frameon=False, fontsize=5.5)
+                    (handle,) = ax.plot([value, value], [y - 0.4, y + 0.4], color=THRESHOLD_COLOUR,
+                                        linewidth=1.2, linestyle="--")
             ax.set_title(safe_label(panel["title"]))
             ax.set_ylim(-0.7, n_rows - 0.3)
-            ax.grid(axis="y", visible=False)
-        axes[0].set_yticks(ys, [safe_label(label, limit=32) for label in row_labels])
+            ax.xaxis.set_major_locator(_max_n(4))
+        axes[0].set_yticks(ys, labels)
+        if handle is not None:
+            fig.legend([handle], ["gate threshold"], loc="lower center", frameon=False, fontsize=5.5)
         return _to_svg(fig)
 
 
@@ -232,7 +255,9 @@ def score_histogram_svg(panels: Sequence[Mapping[str, Any]]) -> str:
         n = max(1, len(panels))
         cols = min(n, 3)
         rows = (n + cols - 1) // cols
-        fig = _figure(min(7.0, 2.35 * cols), 1.8 * rows)
+        height = 1.9 * rows
+        fig = _figure(min(7.0, 2.35 * cols), height, left=0.08 if cols > 1 else 0.2, right=0.98,
+                      bottom=0.45 / height, top=1 - 0.25 / height, wspace=0.25, hspace=0.75)
         axes = fig.subplots(rows, cols, squeeze=False).ravel()
         for ax, panel in zip(axes, panels, strict=False):
             edges = _floats(panel["bin_edges"])
@@ -242,7 +267,9 @@ def score_histogram_svg(panels: Sequence[Mapping[str, Any]]) -> str:
                     ax.stairs(counts, edges, color=colour, label=label, linewidth=1.1)
             ax.set_title(safe_label(panel["title"]))
             ax.set_xlabel("score")
+            ax.set_ylabel("images")
             ax.set_xlim(edges[0] if edges else 0, edges[-1] if edges else 1)
+            _few_ticks(ax, n=4)
             ax.legend(frameon=False)
         for ax in axes[len(panels):]:
             ax.set_visible(False)
@@ -252,7 +279,7 @@ def score_histogram_svg(panels: Sequence[Mapping[str, Any]]) -> str:
 def training_curves_svg(history: Sequence[Mapping[str, Any]], *, best_epoch: int | None = None) -> str:
     """Return an SVG of training and validation loss per epoch (validation AUROC on a right axis)."""
     with matplotlib.rc_context(_RC):
-        fig = _figure(4.6, 2.4)
+        fig = _figure(4.6, 2.6, left=0.11, right=0.88, bottom=0.3, top=0.95)
         ax = fig.add_subplot()
         epochs = [row.get("epoch", i + 1) for i, row in enumerate(history)]
         handles = []
@@ -276,5 +303,5 @@ def training_curves_svg(history: Sequence[Mapping[str, Any]], *, best_epoch: int
         if best_epoch is not None:
             handles.append(ax.axvline(best_epoch, color="#777777", linestyle=":", linewidth=0.9,
                                       label=f"chosen epoch ({best_epoch})"))
-        ax.legend(handles=handles, frameon=False, loc="upper right")
+        fig.legend(handles=handles, frameon=False, loc="lower center", ncol=len(handles))
         return _to_svg(fig)

@@ -143,11 +143,22 @@ def is_undefined(estimate: Mapping[str, Any] | None) -> bool:
     return isinstance(estimate, Mapping) and estimate.get("estimate") is None
 
 
+def range_separator(low: Any, high: Any) -> str:
+    """Return the separator of an interval: an en dash, or `` to `` when a bound is negative."""
+    try:
+        negative = float(low) < 0 or float(high) < 0
+    except (TypeError, ValueError):
+        negative = False
+    # "−0.62–−0.41" misreads; print "−0.62 to −0.41" as style guides advise
+    return " to " if negative else EN_DASH
+
+
 def format_interval(low: Any, high: Any, *, digits: int = 3, ci_level: Any = 0.95) -> str:
-    """Return ``95% CI 0.887–0.934``, or '' when either bound is missing."""
+    """Return ``95% CI 0.887–0.934`` (``95% CI −0.12 to 0.05`` with a negative bound); '' when one is missing."""
     if low is None or high is None:
         return ""
-    return f"{ci_label(ci_level)} {format_number(low, digits=digits)}{EN_DASH}{format_number(high, digits=digits)}"
+    return (f"{ci_label(ci_level)} {format_number(low, digits=digits)}{range_separator(low, high)}"
+            f"{format_number(high, digits=digits)}")
 
 
 def format_estimate(
@@ -171,7 +182,7 @@ def format_estimate(
             return point
         return (
             f"{point} ({ci_label(ci_level)} {format_percent(low, digits=max(0, digits - 2))}"
-            f"{EN_DASH}{format_percent(high, digits=max(0, digits - 2))})"
+            f"{range_separator(low, high)}{format_percent(high, digits=max(0, digits - 2))})"
         )
     point = format_number(value, digits=digits)
     interval = format_interval(low, high, digits=digits, ci_level=ci_level)

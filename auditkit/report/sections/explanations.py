@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
 from auditkit.progress import track
@@ -40,6 +40,11 @@ DISCLAIMER = (
     "(Adebayo et al. 2018). Do not use these maps to locate disease; where localisation matters, a "
     "detection or segmentation model validated for that purpose is needed."
 )
+
+def gallery_workers() -> int:
+    """Return the number of threads that prepare gallery strips (the cores, at most 4)."""
+    return min(4, os.cpu_count() or 1)
+
 
 #: Strips wider than this print one per row; narrower ones two per row.
 WIDE_STRIP_MM = 86.0
@@ -156,15 +161,27 @@ def _strip_for(source: Source, entry: Mapping[str, Any], methods: list[str]) -> 
     return make_strip(source.report_dir, images, mask=entry.get("mask"), image_format=source.panel_format)
 
 
-def _gallery(source: Source, methods: list[str]) -> list[dict[str, Any]]:
+GalleryJobs = list[tuple[Mapping[str, Any], "Future[Strip]"]]
+
+
+def start_gallery(source: Source, pool: Executor) -> GalleryJobs:
+    """Return the gallery entries in display order, each with its strip being prepared on ``pool``.
+
+    Pillow releases the GIL while decoding, resizing and encoding, so the
+    strips are made in threads while the caller builds the other sections.
+    """
+    methods = [k for k, v in source.mapping("saliency").items() if isinstance(v, Mapping)]
     entries = [e for e in source.get("gallery", []) if isinstance(e, Mapping)]
     order = list(CATEGORY_TITLES)
     entries.sort(key=lambda e: (order.index(e.get("category")) if e.get("category") in order else len(order),
                                 str(e.get("id"))))
-    # Pillow releases the GIL while decoding, resizing and encoding: threads use both cores
-    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        strips = list(track(pool.map(lambda e: _strip_for(source, e, methods), entries), total=len(entries),
-                            description="report: gallery images"))
+    return [(entry, pool.submit(_strip_for, source, entry, methods)) for entry in entries]
+
+
+def _gallery(source: Source, jobs: GalleryJobs) -> list[dict[str, Any]]:
+    entries = [entry for entry, _ in jobs]
+    strips = list(track((future.result() for _, future in jobs), total=len(jobs),
+                        description="report: gallery images"))
     cases = []
     for entry, strip in zip(entries, strips, strict=True):
         attributes = entry.get("attributes") if isinstance(entry.get("attributes"), Mapping) else {}
@@ -188,10 +205,19 @@ def _gallery(source: Source, methods: list[str]) -> list[dict[str, Any]]:
     return cases
 
 
-def build_explanations(source: Source) -> dict[str, Any]:
-    """Return the saliency section: methods, trust evidence per method, per-group scores and the gallery."""
+def build_explanations(source: Source, gallery_jobs: GalleryJobs | None = None) -> dict[str, Any]:
+    """Return the saliency section: methods, trust evidence per method, per-group scores and the gallery.
+
+    ``gallery_jobs`` are strips already started by :func:`start_gallery`;
+    without them the strips are made here.
+    """
     methods = {k: v for k, v in source.mapping("saliency").items() if isinstance(v, Mapping)}
-    gallery = _gallery(source, list(methods)) if methods or source.get("gallery") else []
+    if gallery_jobs is None:
+        with ThreadPoolExecutor(max_workers=gallery_workers()) as pool:
+            gallery_jobs = start_gallery(source, pool)
+            gallery = _gallery(source, gallery_jobs)
+    else:
+        gallery = _gallery(source, gallery_jobs)
     groups: list[dict[str, Any]] = []
     current = None
     for case in gallery:

@@ -66,9 +66,27 @@ def _forest(source: Source, attribute: str, groups: Mapping[str, Any]) -> str | 
     return source.assets.svg(figures.forest_svg(panels, row_labels=names))
 
 
+def _primary_gaps(gaps: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """Return (gaps shown in the table, descriptive gaps only listed by name).
+
+    The table holds the gaps the audit tested with a multiplicity correction
+    (they carry ``p_adjusted``), equalized odds, and any gap a gate rule names;
+    the other gaps are descriptive and stay in results.json.
+    """
+    keys = [k for k in GAP_ORDER if k in gaps] + [k for k in gaps if k not in GAP_ORDER]
+    adjusted = [k for k in keys if isinstance(gaps[k], Mapping) and gaps[k].get("p_adjusted") is not None]
+    if not adjusted:
+        return keys, []
+    shown = [k for k in keys if k in adjusted or k == "equalized_odds"]
+    return shown, [k for k in keys if k not in shown]
+
+
 def _gap_rows(source: Source, attribute: str, block: Mapping[str, Any], correction: Any) -> list[dict[str, Any]]:
     gaps = block.get("gap") if isinstance(block.get("gap"), Mapping) else {}
-    keys = [k for k in GAP_ORDER if k in gaps] + [k for k in gaps if k not in GAP_ORDER]
+    shown, _ = _primary_gaps(gaps)
+    gated = {str(r.get("metric", "")).rsplit(".", 1)[-1] for r in source.gate_rules()
+             if str(r.get("metric", "")).startswith(f"fairness.{attribute}.gap.")}
+    keys = shown + [k for k in gaps if k in gated and k not in shown]
     rows = []
     for key in keys:
         estimate = gaps[key]
@@ -142,13 +160,17 @@ def _attribute(source: Source, attribute: str, block: Mapping[str, Any]) -> dict
                   "between": " \u2212 ".join(v.get("groups") or []) if isinstance(v, Mapping) else ""}
                  for k, v in (adjusted_block.get("gap") or {}).items()],
         "note": "" if adjusted_block else not_assessed("the audit recorded no prevalence-adjusted re-analysis"),
+        "why_unchanged": (str(adjusted_block["why_unchanged"]).rstrip(".") + ".")
+        if adjusted_block.get("why_unchanged") else "",
     }
     family = multiplicity.get("family_size")
     multiplicity_text = (
-        f"p-values are from the audit's tests of each gap; adjusted p-values control for "
-        f"{family if family is not None else 'the'} tests of this attribute by the "
-        f"{fmt.correction_name(correction)} method." if correction else "No multiplicity correction was recorded."
+        f"Adjusted p-values control the family-wise error over a family of "
+        f"{family if family is not None else 'several'} gap tests by {fmt.correction_name(correction)}'s method."
+        if correction else "No multiplicity correction was recorded: the p-values are unadjusted."
     )
+    if multiplicity.get("note"):
+        multiplicity_text += f" {str(multiplicity['note']).rstrip('.').capitalize()}."
     columns = block.get("columns") or [attribute]
     return {
         "anchor": "fair-" + "".join(ch if ch.isalnum() else "-" for ch in attribute)[:40],
@@ -158,6 +180,8 @@ def _attribute(source: Source, attribute: str, block: Mapping[str, Any]) -> dict
         "cohort": source.cohort_label(str(block.get("cohort") or "test")),
         "groups": group_rows,
         "gaps": _gap_rows(source, attribute, block, correction),
+        "descriptive_gaps": ", ".join(fmt.metric_label(k) for k in _primary_gaps(
+            block.get("gap") if isinstance(block.get("gap"), Mapping) else {})[1]),
         "worst": worst,
         "ratios": ratios,
         "adjusted": adjusted,

@@ -133,20 +133,64 @@ def build_discrimination(source: Source) -> dict[str, Any]:
 
 
 def _calibration_columns(source: Source) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Return ``(metric path prefix, label, block)`` of every cohort's calibration as delivered."""
     columns = []
     for name, block in source.mapping("calibration").items():
         if isinstance(block, Mapping):
-            columns.append((name, source.cohort_label(name), block))
+            columns.append((f"calibration.{name}", source.cohort_label(name), block))
     for site, block in source.mapping("external").items():
         calib = block.get("calibration") if isinstance(block, Mapping) else None
         if isinstance(calib, Mapping):
-            columns.append((site, source.cohort_label(site), calib))
-    recal = source.mapping("recalibration")
-    for method, label in (("temperature", "Internal test, temperature-scaled"), ("platt", "Internal test, Platt-scaled")):
-        block = (recal.get(method) or {}).get("test") if isinstance(recal.get(method), Mapping) else None
-        if isinstance(block, Mapping):
-            columns.append((f"recalibration.{method}", label, block))
+            columns.append((f"external.{site}.calibration", source.cohort_label(site), calib))
     return columns
+
+
+RECALIBRATION_LABELS = {"temperature": "temperature-scaled", "platt": "Platt-scaled"}
+
+
+def _recalibrated_columns(source: Source) -> list[tuple[str, str, Mapping[str, Any]]]:
+    """Return the calibration of the test and external cohorts after each fitted recalibration map."""
+    columns = []
+    for method, block in source.mapping("recalibration").items():
+        if not isinstance(block, Mapping) or "parameters" not in block:
+            continue
+        label = RECALIBRATION_LABELS.get(method, method)
+        if isinstance(block.get("test"), Mapping):
+            columns.append((f"recalibration.{method}.test", f"Internal test, {label}", block["test"]))
+        for site, site_block in (block.get("external") or {}).items():
+            if isinstance(site_block, Mapping):
+                columns.append((f"recalibration.{method}.external.{site}", f"External: {site}, {label}", site_block))
+    return columns
+
+
+def _hierarchy(source: Source, columns: list[tuple[str, str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    levels = []
+    for title, keys in CALIBRATION_LEVELS:
+        rows = []
+        for key in keys:
+            if not any(key in block for _, _, block in columns):
+                continue
+            marks = []
+            for prefix, _, _ in columns:
+                marks.extend(gate_marks(source, f"{prefix}.{key}"))
+            rows.append({"metric": fmt.metric_label(key), "cells": [source.cell(b.get(key), key) for _, _, b in columns],
+                         "gate": marks})
+        if rows:
+            levels.append({"title": title, "rows": rows})
+    return levels
+
+
+def _binning_text(source: Source) -> str:
+    binning = source.mapping("calibration.test").get("binning")
+    n_bins = source.mapping("calibration.test").get("n_bins") or 15
+    if isinstance(binning, Mapping) and binning:
+        stated = "; ".join(f"{fmt.metric_label(k)}: {v}" for k, v in binning.items())
+    else:
+        stated = f"ECE (15 equal-width bins): {n_bins} equal-width bins on [0, 1] (Guo et al. 2017)"
+    return (f"Binning — {stated}. Binned ECE is biased for small samples and well-calibrated models, so the "
+            "equal-mass and debiased estimators are shown beside it (Roelofs et al. 2022). The calibration "
+            "intercept and slope come from logistic recalibration of the outcome on the logit of the score "
+            "(Van Calster et al. 2016); ideal values are 0 and 1, and O/E 1.")
 
 
 def _reliability_figure(source: Source) -> str | None:
@@ -169,30 +213,19 @@ def _reliability_figure(source: Source) -> str | None:
 
 
 def build_calibration(source: Source) -> dict[str, Any]:
-    """Return the calibration hierarchy table (before and after recalibration) and reliability diagrams."""
+    """Return the calibration hierarchy as delivered and after recalibration, and reliability diagrams."""
     columns = _calibration_columns(source)
     if not columns:
         return {"available": False, "not_assessed": not_assessed("results.json has no calibration results"),
-                "columns": [], "levels": [], "figure": None, "binning": "", "warnings": [], "decomposition": []}
-    levels = []
-    for title, keys in CALIBRATION_LEVELS:
-        rows = []
-        for key in keys:
-            if not any(key in block for _, _, block in columns):
-                continue
-            marks = []
-            for cohort, _, _ in columns:
-                marks.extend(gate_marks(source, f"calibration.{cohort}.{key}"))
-                marks.extend(gate_marks(source, f"external.{cohort}.calibration.{key}"))
-            rows.append({"metric": fmt.metric_label(key), "cells": [source.cell(b.get(key), key) for _, _, b in columns],
-                         "gate": marks})
-        if rows:
-            levels.append({"title": title, "rows": rows})
-    n_bins = source.mapping("calibration.test").get("n_bins") or 15
-    binning = (f"ECE uses {n_bins} equal-width bins (Guo et al. 2017); the equal-mass and debiased estimators "
-               "(Roelofs et al. 2022) are shown because binned ECE is biased for small samples. The calibration "
-               "intercept and slope are estimated by logistic recalibration of the outcome on the logit of the "
-               "score (Van Calster et al. 2016); ideal values are 0 and 1.")
+                "tables": [], "figure": None, "binning": "", "warnings": [], "decomposition": []}
+    tables = [{"title": "As delivered", "columns": [label for _, label, _ in columns],
+               "levels": _hierarchy(source, columns)}]
+    recalibrated = _recalibrated_columns(source)
+    if recalibrated:
+        fitted_on = source.cohort_label(str(source.get("recalibration.fitted_on", "val"))).lower()
+        tables.append({"title": f"After recalibration (maps fitted on the {fitted_on} split)",
+                       "columns": [label for _, label, _ in recalibrated],
+                       "levels": _hierarchy(source, recalibrated)})
     warnings = []
     for name, cohort in source.mapping("cohorts").items():
         for warning in (cohort or {}).get("warnings") or []:
@@ -207,10 +240,9 @@ def build_calibration(source: Source) -> dict[str, Any]:
     return {
         "available": True,
         "not_assessed": "",
-        "columns": [label for _, label, _ in columns],
-        "levels": levels,
+        "tables": tables,
         "figure": _reliability_figure(source),
-        "binning": binning,
+        "binning": _binning_text(source),
         "warnings": warnings,
         "decomposition": decomposition,
     }
