@@ -89,7 +89,7 @@ def dicom_shape(path: str | Path) -> tuple[int, int]:
 
 def _check_decodable(ds, path: Path) -> None:
     """Raise ImageReadError naming the transfer syntax when no installed codec decodes it."""
-    from pydicom.pixels.utils import get_decoder
+    from pydicom.pixels import get_decoder
 
     meta = getattr(ds, "file_meta", None)
     syntax = meta.get("TransferSyntaxUID") if meta is not None else None
