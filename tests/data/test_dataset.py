@@ -67,7 +67,7 @@ def test_loader_batches_and_seeded_order(frame):
     first = [b[2].tolist() for b in make_loader(dataset, batch_size=4, shuffle=True, device="cpu", seed=1)]
     again = [b[2].tolist() for b in make_loader(dataset, batch_size=4, shuffle=True, device="cpu", seed=1)]
     assert first == again
-    assert sorted(sum(first, [])) == list(range(10))
+    assert sorted(i for batch in first for i in batch) == list(range(10))
     x, y, index = next(iter(make_loader(dataset, batch_size=4, shuffle=False, device="cpu")))
     assert x.shape == (4, 1, 16, 16) and y.tolist() == [0, 1, 0, 1] and index.tolist() == [0, 1, 2, 3]
 
