@@ -117,13 +117,23 @@ def make_resamples(
     groups = np.zeros(n_rows, np.int64) if jackknife_groups is None else _codes(jackknife_groups)
 
     # A unit's stratum is the set of its rows' strata (patients with images of
-    # both classes form their own stratum).
-    pairs = pd.DataFrame({"c": row_cluster, "s": row_strata}).drop_duplicates()
-    unit_stratum_key = pairs.sort_values(["c", "s"]).groupby("c", sort=True)["s"].agg(tuple)
-    unit_stratum, _ = pd.factorize(unit_stratum_key, sort=True)
-    cluster_ids = unit_stratum_key.index.to_numpy()
-    unit_group = pd.Series(groups).groupby(row_cluster).agg(["min", "max"]).loc[cluster_ids]
-    if (unit_group["min"] != unit_group["max"]).any():
+    # both classes form their own stratum). Pure units keep their row stratum;
+    # only mixed units (usually few) are looked at one by one.
+    pairs = np.unique(np.column_stack([row_cluster, row_strata]), axis=0)
+    cluster_ids, first, n_strata_of = np.unique(pairs[:, 0], return_index=True, return_counts=True)
+    unit_stratum = pairs[first, 1].copy()
+    mixed_codes: dict[tuple[int, ...], int] = {}
+    next_code = int(row_strata.max()) + 1
+    for i in np.flatnonzero(n_strata_of > 1):
+        key = tuple(pairs[first[i] : first[i] + n_strata_of[i], 1].tolist())
+        if key not in mixed_codes:
+            mixed_codes[key] = next_code + len(mixed_codes)
+        unit_stratum[i] = mixed_codes[key]
+    group_min = np.full(len(cluster_ids), np.iinfo(np.int64).max)
+    group_max = np.full(len(cluster_ids), np.iinfo(np.int64).min)
+    np.minimum.at(group_min, row_cluster, groups)
+    np.maximum.at(group_max, row_cluster, groups)
+    if (group_min != group_max).any():
         raise InvalidInputError(
             "a cluster (patient) spans two cohorts; give patients distinct ids per cohort"
         )
@@ -160,7 +170,7 @@ def make_resamples(
         counts[:, b0:b1] = block[: b1 - b0].T
 
     block_of_unit, group_of_block = _jackknife_blocks(
-        unit_group["min"].to_numpy()[unit_order], max_blocks=max_jackknife_blocks, rng=rng
+        group_min[unit_order], max_blocks=max_jackknife_blocks, rng=rng
     )
     return Resamples(
         counts=counts,

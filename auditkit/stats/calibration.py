@@ -94,6 +94,11 @@ def _brier_parts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return sq / total, pos[:, 0] / total, (neg[:, 1] + pos[:, 1]) / total
 
 
+def binned_ece(batch: Batch, *, strategy: str = "uniform") -> np.ndarray:
+    """Return the binned ECE per resample, shape (R,), on the view's equal-width or equal-mass bins."""
+    return _ece(*_bin_parts(batch, "uniform" if strategy == "uniform" else "mass"))
+
+
 def calibration_statistic(batch: Batch, *, fits: bool = True) -> dict[str, np.ndarray]:
     """Return every calibration metric per resample, each shape (R,).
 
