@@ -758,6 +758,13 @@ def _compute_statistics(
         fairness_targets += sites if target == "external" else [target]
     if _attribute_sets(settings):
         for target in dict.fromkeys(fairness_targets):
+            if target not in cohorts:
+                ctx.warn(
+                    "fairness",
+                    f"no {target!r} cohort in this table: its fairness analysis was skipped",
+                    "fairness",
+                )
+                continue
             if target in cohorts:
                 steps.append(
                     (

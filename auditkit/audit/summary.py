@@ -117,7 +117,7 @@ def render_summary(doc: Mapping[str, Any]) -> str:
                             str(d.get("method", "bootstrap")) if isinstance(d, Mapping) else "",
                         ]
                     )
-        lines += _table(["site", "metric", "site − test", "test", "method"], rows)
+        lines += _table(["site", "metric", "site − test", "p-value", "method"], rows)
     fairness = doc.get("fairness", {})
     if fairness:
         lines += ["## Subgroup fairness (internal test)", ""]
@@ -140,7 +140,7 @@ def render_summary(doc: Mapping[str, Any]) -> str:
                         "—",
                     ]
                 )
-        lines += _table(["attribute", "quantity", "estimate", "groups", "test"], rows)
+        lines += _table(["attribute", "quantity", "estimate", "groups", "p-value"], rows)
     rec = doc.get("recalibration")
     if rec:
         lines += ["## Recalibration (fitted on val, evaluated on test)", ""]

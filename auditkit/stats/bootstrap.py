@@ -148,10 +148,12 @@ def make_resamples(
     starts, sizes = bounds[:-1], np.diff(bounds)
 
     rng = np.random.default_rng(random_state)
-    dtype = np.uint16 if sizes.max() < np.iinfo(np.uint16).max else np.uint32
-    counts = np.empty((n_units, n_boot), dtype=dtype)
+    # A unit is drawn a handful of times per resample, so uint16 holds every count in
+    # practice (200 MB at 100k units x 1000 resamples); a count above 65535 — possible
+    # only in a stratum of that many units, with vanishing probability — widens to uint32.
+    counts = np.empty((n_units, n_boot), dtype=np.uint16)
     per_call = max(1, _DRAWS_PER_CALL // n_units)
-    block = np.empty((_TRANSPOSE_BLOCK, n_units), dtype=dtype)
+    block = np.empty((_TRANSPOSE_BLOCK, n_units), dtype=np.uint16)
     for b0 in range(0, n_boot, _TRANSPOSE_BLOCK):
         b1 = min(n_boot, b0 + _TRANSPOSE_BLOCK)
         for r0 in range(b0, b1, per_call):
@@ -164,9 +166,10 @@ def make_resamples(
                 axis=1,
             )
             draws += (np.arange(r, dtype=np.int64) * n_units)[:, None]
-            block[r0 - b0 : r0 - b0 + r] = np.bincount(
-                draws.ravel(), minlength=r * n_units
-            ).reshape(r, n_units)
+            drawn = np.bincount(draws.ravel(), minlength=r * n_units)
+            if drawn.max() > np.iinfo(block.dtype).max:
+                counts, block = counts.astype(np.uint32), block.astype(np.uint32)
+            block[r0 - b0 : r0 - b0 + r] = drawn.reshape(r, n_units)
         counts[:, b0:b1] = block[: b1 - b0].T
 
     block_of_unit, group_of_block = _jackknife_blocks(
