@@ -217,3 +217,20 @@ def test_platt_matches_sklearn_logistic_regression():
     platt = fit_platt(y, p)
     assert platt.a == pytest.approx(ref.coef_[0, 0], rel=1e-6)
     assert platt.b == pytest.approx(ref.intercept_[0], abs=1e-6)
+
+
+def test_replicate_fits_agree_with_single_column_fits():
+    """Many columns are solved together in float32 from a warm start; each must match its own float64 fit."""
+    from auditkit.stats.logistic import fit_logistic
+
+    y, p = binormal(800, seed=13)
+    z = logit(p)
+    w = np.random.default_rng(0).multinomial(800, np.full(800, 1 / 800), size=12).T
+    for slope in (False, True):
+        a, b = fit_logistic(z[y == 0], z[y == 1], w[y == 0], w[y == 1], fit_slope=slope)
+        for j in range(12):
+            a1, b1 = fit_logistic(
+                z[y == 0], z[y == 1], w[y == 0][:, [j]], w[y == 1][:, [j]], fit_slope=slope
+            )
+            assert a[j] == pytest.approx(a1[0], abs=1e-4)
+            assert b[j] == pytest.approx(b1[0], abs=1e-4)
