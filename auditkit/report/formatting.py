@@ -66,6 +66,7 @@ VERDICT_WORDS: dict[str, str] = {
     "insufficient": "INSUFFICIENT EVIDENCE",
     "undefined": "UNDEFINED",
     "warn": "WARNING",
+    "not_applicable": "NOT APPLICABLE",
 }
 
 CORRECTION_NAMES: dict[str, str] = {

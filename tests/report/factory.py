@@ -760,7 +760,7 @@ def gate_section(doc: Mapping[str, Any]) -> dict:
     auroc = doc["discrimination"]["test"]["auroc"]
     rules = [
         {"id": "min-auroc", "metric": "discrimination.test.auroc", "pattern": "discrimination.test.auroc",
-         "op": "min", "threshold": 0.7, "use": "ci_low", "severity": "block",
+         "op": "min", "threshold": 0.7, "use": "ci_low", "severity": "error", "blocking": False,
          "verdict": "pass" if auroc["ci_low"] >= 0.7 else "fail", "value": auroc["ci_low"],
          "estimate": auroc["estimate"], "ci_low": auroc["ci_low"], "ci_high": auroc["ci_high"],
          "message": "lower 95% bound of the internal-test AUROC must be at least 0.70"},
@@ -769,7 +769,7 @@ def gate_section(doc: Mapping[str, Any]) -> dict:
         gap = doc["fairness"]["sex"]["gap"]["fnr"]
         rules.append(
             {"id": "fnr-gap-sex", "metric": "fairness.sex.gap.fnr", "pattern": "fairness.*.gap.fnr",
-             "op": "max", "threshold": 0.1, "use": "ci_high", "severity": "block",
+             "op": "max", "threshold": 0.1, "use": "ci_high", "severity": "error", "blocking": False,
              "verdict": "fail" if (gap["ci_high"] or 0) > 0.1 else "pass", "value": gap["ci_high"],
              "estimate": gap["estimate"], "ci_low": gap["ci_low"], "ci_high": gap["ci_high"],
              "message": "upper 95% bound of the FNR gap between sexes must not exceed 0.10"}
@@ -778,7 +778,7 @@ def gate_section(doc: Mapping[str, Any]) -> dict:
         rules.append(
             {"id": "worst-group-auroc", "metric": "fairness.sex+age_group.worst_group.auroc",
              "pattern": "fairness.*.worst_group.auroc", "op": "min", "threshold": 0.6, "use": "ci_low",
-             "severity": "block", "verdict": "insufficient", "value": worst["ci_low"],
+             "severity": "error", "blocking": False, "verdict": "insufficient", "value": worst["ci_low"],
              "estimate": worst["estimate"], "ci_low": worst["ci_low"], "ci_high": worst["ci_high"],
              "message": "the interval straddles 0.60: too few cases to decide"}
         )
@@ -786,13 +786,21 @@ def gate_section(doc: Mapping[str, Any]) -> dict:
         delta = doc["external"]["site_c"]["delta"]["auroc"]
         rules.append(
             {"id": "external-auroc-drop", "metric": "external.site_c.delta.auroc", "pattern": "external.*.delta.auroc",
-             "op": "min", "threshold": -0.1, "use": "estimate", "severity": "warn", "verdict": "warn",
+             "op": "min", "threshold": -0.1, "use": "estimate", "severity": "warning", "blocking": False, "verdict": "warn",
              "value": delta["estimate"], "estimate": delta["estimate"], "ci_low": delta["ci_low"],
              "ci_high": delta["ci_high"], "message": "external AUROC drop larger than 0.10"}
         )
-    passed = not any(r["verdict"] in ("fail", "insufficient") and r["severity"] == "block" for r in rules)
-    return {"passed": passed, "policy_name": "default", "policy_sha256": "f" * 64,
-            "block_on_insufficient": True, "rules": rules}
+    rules.append(
+        {"id": "shortcut-external", "metric": "saliency.*.shortcut_by_site", "pattern": "saliency.*.shortcut_by_site",
+         "op": "max", "threshold": 0.5, "use": "estimate", "severity": "error", "blocking": False,
+         "verdict": "not_applicable", "value": None, "estimate": None, "ci_low": None, "ci_high": None,
+         "message": "no match; the rule is not required"}
+    )
+    for rule in rules:
+        rule["blocking"] = rule["severity"] == "error" and rule["verdict"] in ("fail", "insufficient", "undefined")
+    passed = not any(r["blocking"] for r in rules)
+    return {"passed": passed, "policy_name": "default", "policy_version": "1.0", "policy_sha256": "f" * 64,
+            "block_on_insufficient": True, "overrides": {}, "rules": rules}
 
 
 def write_results(root: str | Path, options: Options | None = None, **overrides: Any) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from auditkit.report import formatting as fmt
@@ -28,7 +29,9 @@ def build_cover(source: Source, *, results_sha256: str | None) -> dict[str, Any]
         ("results.json SHA-256", results_sha256 or NOT_RECORDED),
     ]
     if gate:
-        identity.append(("Release policy", f"{gate.get('policy_name') or 'unnamed'} (SHA-256 {gate.get('policy_sha256')})"))
+        version_text = f" version {gate['policy_version']}" if gate.get("policy_version") else ""
+        identity.append(("Release policy",
+                         f"{gate.get('policy_name') or 'unnamed'}{version_text} (SHA-256 {gate.get('policy_sha256')})"))
     return {
         "title": f"Pre-release audit of {model.get('name') or 'an unnamed model'}",
         "model_name": str(model.get("name") or "unnamed model"),
@@ -61,6 +64,7 @@ def build_verdict(source: Source) -> dict[str, Any]:
             ),
             "rules": [],
             "counts": "",
+            "n_blocking": 0,
         }
     passed = bool(gate.get("passed"))
     rules = []
@@ -71,7 +75,8 @@ def build_verdict(source: Source) -> dict[str, Any]:
                 "id": str(rule.get("id", "")),
                 "metric": str(rule.get("metric", "")),
                 "condition": rule_text(rule),
-                "severity": str(rule.get("severity") or "block"),
+                "severity": str(rule.get("severity") or "error"),
+                "blocking": bool(rule.get("blocking")),
                 "value": fmt.format_number(value) if isinstance(value, (int, float)) and not isinstance(value, bool)
                 else fmt.plain(value),
                 "estimate": _rule_estimate(source, rule),
@@ -84,8 +89,12 @@ def build_verdict(source: Source) -> dict[str, Any]:
         tally[rule["verdict"]["text"]] = tally.get(rule["verdict"]["text"], 0) + 1
     counts = ", ".join(f"{n} {word.lower()}" for word, n in tally.items())
     insufficient_note = ""
+    overrides = gate.get("overrides") if isinstance(gate.get("overrides"), Mapping) else {}
+    if overrides:
+        insufficient_note = ("Deviation from the pre-specified policy on the command line: "
+                             + ", ".join(f"{k} = {fmt.plain(v)}" for k, v in overrides.items()) + ". ")
     if gate.get("block_on_insufficient") is not None:
-        insufficient_note = (
+        insufficient_note += (
             "Insufficient evidence blocks the release under this policy."
             if gate.get("block_on_insufficient")
             else "Insufficient evidence does not block the release under this policy."
@@ -99,6 +108,7 @@ def build_verdict(source: Source) -> dict[str, Any]:
         ).strip(),
         "rules": rules,
         "counts": counts,
+        "n_blocking": sum(1 for rule in rules if rule["blocking"]),
     }
 
 
