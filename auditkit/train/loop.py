@@ -10,7 +10,7 @@ compares this loop with a bare PyTorch loop.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +32,32 @@ def split_outputs(output: object) -> tuple[torch.Tensor, torch.Tensor | None]:
     if isinstance(output, torch.Tensor):
         return output, None
     raise TypeError(f"the model returned {type(output).__name__}; expected a logits tensor")
+
+
+def single_threaded_fetch(batches: Iterable) -> Iterator:
+    """Yield the batches of ``batches``, fetching each with one intra-op thread.
+
+    In-process loading (no DataLoader workers) runs many tiny per-image tensor
+    ops (resize, augmentation); with several OpenMP threads each op pays a
+    fork/join that dwarfs its work, and on shared cores a descheduled thread
+    stalls it (measured: an augmentation call took 0.5 ms on one thread and
+    25 ms on two busy cores). The model then runs with all threads again.
+    """
+    iterator = iter(batches)
+    threads = torch.get_num_threads()
+    while True:
+        torch.set_num_threads(1)
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        finally:
+            torch.set_num_threads(threads)
+        yield batch
+
+
+def _batches(batches: Iterable) -> Iterable:
+    return single_threaded_fetch(batches) if getattr(batches, "num_workers", 1) == 0 else batches
 
 
 @dataclass(frozen=True)
@@ -62,7 +88,7 @@ def train_one_epoch(
     non_blocking = device.type == "cuda"
     total = torch.zeros((), dtype=torch.float64, device=device)
     count = 0
-    for x, y, _ in batches:
+    for x, y, _ in _batches(batches):
         x = x.to(device, non_blocking=non_blocking, memory_format=fmt)
         y = y.to(device, non_blocking=non_blocking)
         optimizer.zero_grad(set_to_none=True)
@@ -102,7 +128,7 @@ def evaluate(
     logits_parts, y_parts, index_parts = [], [], []
     try:
         with torch.inference_mode():
-            for x, y, index in batches:
+            for x, y, index in _batches(batches):
                 x = x.to(device, non_blocking=non_blocking, memory_format=fmt)
                 with autocast(device, enabled=mixed_precision):
                     logits, _ = split_outputs(model(x))
