@@ -90,8 +90,8 @@ class Flaws(_Frozen):
       out-of-range values (s = 1) linearly.
     """
 
-    shortcut: FlawConfig = FlawConfig(strength=0.8)
-    underdiagnosis: FlawConfig = FlawConfig(strength=0.6, attribute="sex", value="F")
+    shortcut: FlawConfig = FlawConfig(strength=0.5)
+    underdiagnosis: FlawConfig = FlawConfig(strength=0.8, attribute="sex", value="F")
     label_noise: FlawConfig = FlawConfig(strength=0.3, attribute="age_group", value="80+")
     site_shift: FlawConfig = FlawConfig(strength=1.0)
 
@@ -150,8 +150,8 @@ class PhantomConfig(_Frozen):
     age_distribution: tuple[float, float, float, float] = (0.22, 0.33, 0.32, 0.13)
     images_per_patient: tuple[float, ...] = (0.55, 0.22, 0.13, 0.10)
     lesion_change_rate: float = Field(0.1, ge=0, lt=0.5)
-    lesion_radius: tuple[float, float] = (0.07, 0.16)
-    lesion_contrast: tuple[float, float] = (0.07, 0.28)
+    lesion_radius: tuple[float, float] = (0.09, 0.20)
+    lesion_contrast: tuple[float, float] = (0.12, 0.42)
 
     @model_validator(mode="after")
     def _resolve_sites(self) -> PhantomConfig:

@@ -78,7 +78,13 @@ def _write_chunk(config_json: dict[str, Any], cases: pd.DataFrame, staging: str)
             with open(os.path.join(staging, folder, f"{name}.png"), "wb") as handle:
                 handle.write(_png(arrays[row]))
     top = 255.0 if config.bit_depth == 8 else 65535.0
+    boxes = np.full((len(cases), 4), -1, dtype=np.int64)
+    for row in np.flatnonzero(rendered.lesion_masks.any(axis=(1, 2))):
+        rows = np.flatnonzero(rendered.lesion_masks[row].any(axis=1))
+        cols = np.flatnonzero(rendered.lesion_masks[row].any(axis=0))
+        boxes[row] = (cols[0], rows[0], cols[-1] + 1, rows[-1] + 1)
     return {
+        "lesion_box": boxes,
         "lesion_area": rendered.lesion_masks.sum(axis=(1, 2)),
         "roi_area": rendered.roi_masks.sum(axis=(1, 2)),
         "marker_box": rendered.marker_boxes,
@@ -253,8 +259,11 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
         }
     )
     records = images.to_dict(orient="records")
-    for record, box in zip(records, measured["marker_box"].tolist(), strict=True):
+    for record, box, lesion_box in zip(
+        records, measured["marker_box"].tolist(), measured["lesion_box"].tolist(), strict=True
+    ):
         record["marker_box"] = box if box[0] >= 0 else None
+        record["lesion_box"] = lesion_box if lesion_box[0] >= 0 else None
     return {
         "generator": GENERATOR,
         "version": TRUTH_VERSION,
