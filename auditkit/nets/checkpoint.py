@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from auditkit.errors import CheckpointError
+from auditkit.errors import CheckpointError, InvalidInputError
 from auditkit.fileio import (
     atomic_write_bytes,
     atomic_write_text,
@@ -260,23 +260,27 @@ def _verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path
     return path
 
 
-def build_architecture(meta: dict[str, Any], *, model_dir: Path | None = None) -> nn.Module:
-    """Return the untrained network that ``meta`` (a model.json dict) describes, in train mode."""
+def build_architecture(meta: dict[str, Any], *, model_dir: Path) -> nn.Module:
+    """Return the untrained network that ``meta`` (the model.json in ``model_dir``) describes, in train mode."""
     arch = str(meta["arch"])
+    where = str(model_dir / MODEL_JSON)
     classes = ClassSpec.from_dict(meta["classes"])
     in_channels = int(meta["in_channels"])
     input_size = (int(meta["input_size"][0]), int(meta["input_size"][1]))
     if arch in ARCHITECTURES:
         return build_model(arch, in_channels=in_channels, num_classes=classes.n_classes, input_size=input_size)
     if arch == custom.TORCHSCRIPT:
-        if model_dir is None or "torchscript" not in meta:
-            raise CheckpointError("model.json names a TorchScript architecture but no archive")
+        if "torchscript" not in meta:
+            raise CheckpointError(f"{where!r} names a TorchScript architecture but no archive; retrain")
         archive = _verified_file(model_dir, meta["torchscript"], what="TorchScript archive")
         return custom.load_torchscript(archive)
     if custom.is_factory_spec(arch):
-        return custom.build_factory_model(arch, in_channels=in_channels, num_classes=classes.n_classes)
+        try:
+            return custom.build_factory_model(arch, in_channels=in_channels, num_classes=classes.n_classes)
+        except InvalidInputError as exc:
+            raise CheckpointError(f"{where!r}: the architecture cannot be rebuilt: {exc}") from None
     raise CheckpointError(
-        f"model.json names the architecture {arch!r}, which this auditkit does not know; "
+        f"{where!r} names the architecture {arch!r}, which this auditkit does not know; "
         f"known: {sorted(ARCHITECTURES)}, a 'module:factory' or 'torchscript'"
     )
 
