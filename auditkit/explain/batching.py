@@ -22,12 +22,16 @@ CUDA_FRACTION = 0.5
 """Share of the free GPU memory one chunk may use (the rest: cuDNN workspaces, fragmentation)."""
 CPU_FRACTION = 0.25
 """Share of the available RAM one chunk may use on a CPU."""
-CPU_CAP_BYTES = 1 << 30
-"""At most 1 GiB per chunk on a CPU: beyond that throughput no longer grows (benchmarks/RESULTS.md)."""
+CPU_CAP_BYTES = 2 << 30
+"""At most 2 GiB per chunk on a CPU (enough for all 50 steps of a 224x224 ResNet-18 image, which
+runs 1.65x faster than chunks of 11 there; benchmarks/RESULTS.md)."""
 CPU_MAX_CHUNK = 256
 """At most 256 samples per chunk on a CPU (small models still gain from larger chunks up to here)."""
-BACKWARD_FACTOR = 3.0
-"""Forward activations times this factor estimates a backward's peak on a CPU (saved tensors + gradients)."""
+BACKWARD_FACTOR = 1.0
+"""The sum of all leaf-module outputs of a forward pass, times this factor, estimates the peak of
+forward + backward per sample on a CPU. Measured (peak RSS, benchmarks/attribution.py): 0.8x for
+ResNet-18 at 224x224 and 0.86x for DenseNet-121 at 512x512, because in-place ReLUs and views
+are counted twice in the sum; 1.0 keeps a margin."""
 
 
 def available_memory_bytes(device: torch.device) -> int:
