@@ -214,7 +214,7 @@ def analyse_attribute(
                 prev.estimate,
                 prev.ci_low,
                 prev.ci_high,
-                method=None if prev.method == "wilson" else prev.method,
+                method=prev.method,
             )
         g_warn: list[str] = []
         if g.name == MISSING:
