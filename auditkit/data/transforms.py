@@ -136,10 +136,11 @@ class Preprocess:
         tensor = torch.from_numpy(np.ascontiguousarray(array))
         tensor = tensor[None] if tensor.ndim == 2 else tensor.permute(2, 0, 1)  # (C', H, W)
         if tuple(tensor.shape[1:]) != self.input_size:
-            tensor = F.interpolate(
+            return F.interpolate(
                 tensor[None], size=self.input_size, mode="bilinear", align_corners=False, antialias=True
-            )[0]
-        return tensor.contiguous()
+            )[0].contiguous()
+        # never hand back a view of the caller's array
+        return tensor.clone(memory_format=torch.contiguous_format)
 
     def finish(self, tensor: torch.Tensor) -> torch.Tensor:
         """Return ``(C, h, w)`` normalised for the model from :meth:`prepare`'s output (grayscale replicated)."""

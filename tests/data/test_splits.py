@@ -75,6 +75,13 @@ def test_fractions_follow_largest_remainder():
     assert allocate(10, {"train": 0.8, "val": 0.2}) == {"train": 8, "val": 2, "test": 0}
 
 
+def test_the_frame_is_not_changed():
+    frame = _frame(["a", "a", "b", "c"], [0, 1, 0, 1], ["A", "A", "B", "B"], split=[None, None, "test", None])
+    before = frame.copy()
+    assign_splits(frame, seed=0)
+    pd.testing.assert_frame_equal(frame, before)
+
+
 def test_different_seeds_differ():
     patients = [f"p{i}" for i in range(200)]
     frame = _frame(patients, [i % 3 == 0 for i in range(200)], ["A"] * 200)

@@ -97,6 +97,14 @@ def test_to_dict_round_trip_and_validation():
         Preprocess.from_dict({"in_channels": 1, "mean": [0.5], "std": [0.5]})
 
 
+def test_the_callers_array_is_never_shared_or_changed():
+    image = RNG.random((16, 16)).astype(np.float32)
+    before = image.copy()
+    prepared = Preprocess((16, 16), 1, **IDENTITY).prepare(image)
+    prepared += 1.0
+    np.testing.assert_array_equal(image, before)
+
+
 def test_to_display_inverts_the_normalisation():
     pre = Preprocess((16, 16), 1, (0.3,), (0.2,))
     image = RNG.random((16, 16)).astype(np.float32)
