@@ -241,3 +241,28 @@ def test_multiclass_audit_with_embeddings_and_bca(tmp_path):
     assert doc["run"]["ci_method"] == "bca" and doc["operating_point"]["rule"] == "argmax"
     shift = doc["external"]["S2"]["shift"]
     assert shift["domain_auroc"]["estimate"] > 0.7 and shift["mmd"]["p_value"] < 0.05
+
+
+def test_delong_auroc_interval_option_on_unclustered_data(tmp_path):
+    """auroc_ci: delong gives the logit-transformed DeLong interval (variance by brute-force components)."""
+    from scipy.special import expit, logit
+    from scipy.stats import norm
+
+    frame = make_table(800, external=False)
+    path = tmp_path / "p.csv"
+    frame.to_csv(path, index=False)
+    sections = compute_statistics(
+        read_predictions(path), AuditSettings(n_boot=50, auroc_ci="delong")
+    )
+    est = sections["discrimination"]["test"]["auroc"]
+    test = frame[frame["split"] == "test"]
+    y, s = test["y_true"].to_numpy(), test["score"].to_numpy()
+    psi = (s[y == 1][:, None] > s[y == 0][None, :]) + 0.5 * (
+        s[y == 1][:, None] == s[y == 0][None, :]
+    )
+    var = np.var(psi.mean(1), ddof=1) / psi.shape[0] + np.var(psi.mean(0), ddof=1) / psi.shape[1]
+    auc = psi.mean()
+    half = norm.ppf(0.975) * np.sqrt(var) / (auc * (1 - auc))
+    assert "DeLong" in est.method
+    assert est.ci_low == pytest.approx(expit(logit(auc) - half), abs=1e-10)
+    assert est.ci_high == pytest.approx(expit(logit(auc) + half), abs=1e-10)
