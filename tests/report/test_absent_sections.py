@@ -80,3 +80,28 @@ def test_missing_gallery_image_is_shown_as_missing_not_fatal(full_doc, full_resu
     problems = {c["id"]: " ".join(c["problems"]) for c in cases}
     assert "no such file" in problems[doc["gallery"][0]["id"]]
     assert "outside the report folder" in problems[doc["gallery"][1]["id"]]
+
+
+def test_group_too_small_for_every_metric_gets_one_merged_cell(full_doc, tmp_path):
+    import copy
+
+    from auditkit.report.sections.common import Source
+    from auditkit.report.sections.fairness import build_fairness
+
+    doc = copy.deepcopy(full_doc)
+    reason = "group has 7 cases, below the minimum group size of 30"
+    group = doc["fairness"]["age_group"]["groups"]["<40"]
+    for key in ("auroc", "sensitivity", "specificity", "fnr", "fpr", "ppv", "npv", "ece", "oe"):
+        group[key] = {"estimate": None, "ci_low": None, "ci_high": None, "reason": reason}
+    for key in doc["fairness"]["age_group"]["gap"]:
+        doc["fairness"]["age_group"]["gap"][key] = {"estimate": None, "ci_low": None, "ci_high": None,
+                                                    "reason": "fewer than two groups reach the minimum size"}
+    attributes = {a["name"]: a for a in build_fairness(Source(doc, tmp_path))["attributes"]}
+    row = next(g for g in attributes["age_group"]["groups"] if g["group"] == "<40")
+    assert row["discrimination"] == {"merged": f"not computable: {reason}", "cells": []}
+    assert row["errors"]["merged"] == f"not computable: {reason}"
+    assert attributes["age_group"]["gaps"] == []
+    assert attributes["age_group"]["gaps_note"] == (
+        "Gaps not computable: fewer than two groups reach the minimum size.")
+    other = next(g for g in attributes["age_group"]["groups"] if g["group"] == "60+")
+    assert other["discrimination"]["merged"] == "" and len(other["discrimination"]["cells"]) == 3

@@ -128,6 +128,24 @@ def _gap_forest(source: Source, attributes: Mapping[str, Any]) -> str | None:
     return source.assets.svg(figures.forest_svg(panels, row_labels=labels)) if panels else None
 
 
+def _shared_reason(estimates: list[Any]) -> str | None:
+    """Return the reason when every estimate is undefined for one and the same reason, else None."""
+    reasons = {e.get("reason") for e in estimates if isinstance(e, Mapping) and e.get("estimate") is None}
+    defined = [e for e in estimates if isinstance(e, Mapping) and e.get("estimate") is not None]
+    if defined or len(reasons) != 1:
+        return None
+    return str(next(iter(reasons)) or "no reason recorded")
+
+
+def _cells_or_merged(source: Source, values: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Return a row's cells, or one merged "not computable" cell when they all fail for one reason."""
+    estimates = [values.get(k) for k in keys]
+    reason = _shared_reason(estimates)
+    if reason is not None:
+        return {"merged": f"not computable: {reason}", "cells": []}
+    return {"merged": "", "cells": [compact(source, values.get(k), k) for k in keys]}
+
+
 def _attribute(source: Source, attribute: str, block: Mapping[str, Any]) -> dict[str, Any]:
     groups = block.get("groups") if isinstance(block.get("groups"), Mapping) else {}
     multiplicity = block.get("multiplicity") if isinstance(block.get("multiplicity"), Mapping) else {}
@@ -139,11 +157,15 @@ def _attribute(source: Source, attribute: str, block: Mapping[str, Any]) -> dict
             "group": str(name),
             "n": fmt.format_count(values.get("n")),
             "positives": fmt.format_count(values.get("n_positive")),
-            "discrimination": [compact(source, values.get(k), k) for k in DISCRIMINATION_COLUMNS],
-            "errors": [compact(source, values.get(k), k) for k in ERROR_COLUMNS],
+            "discrimination": _cells_or_merged(source, values, DISCRIMINATION_COLUMNS[1:]),
+            "prevalence": compact(source, values.get("prevalence"), "prevalence"),
+            "errors": _cells_or_merged(source, values, ERROR_COLUMNS),
             "warnings": [str(w) for w in values.get("warnings") or []],
             "small": bool(values.get("warnings")),
         })
+    gaps_block = block.get("gap") if isinstance(block.get("gap"), Mapping) else {}
+    shown_gaps, descriptive = _primary_gaps(gaps_block)
+    gaps_reason = _shared_reason(list(gaps_block.values())) if gaps_block else None
     worst = []
     for key, estimate in (block.get("worst_group") or {}).items():
         groups_named = estimate.get("groups") if isinstance(estimate, Mapping) else None
@@ -151,14 +173,14 @@ def _attribute(source: Source, attribute: str, block: Mapping[str, Any]) -> dict
                       "value": source.cell(estimate, key),
                       "gate": gate_marks(source, f"fairness.{attribute}.worst_group.{key}")})
     ratios = [{"metric": fmt.metric_label(k), "value": source.cell(v, k)}
-              for k, v in (block.get("ratio") or {}).items()]
+              for k, v in (block.get("ratio") or {}).items() if k in shown_gaps or not shown_gaps]
     adjusted_block = block.get("prevalence_adjusted") if isinstance(block.get("prevalence_adjusted"), Mapping) else {}
     adjusted = {
         "available": bool(adjusted_block),
         "method": str(adjusted_block.get("method") or ""),
         "rows": [{"metric": fmt.metric_label(k), "value": source.cell(v, k),
                   "between": " \u2212 ".join(v.get("groups") or []) if isinstance(v, Mapping) else ""}
-                 for k, v in (adjusted_block.get("gap") or {}).items()],
+                 for k, v in (adjusted_block.get("gap") or {}).items() if k in shown_gaps or not shown_gaps],
         "note": "" if adjusted_block else not_assessed("the audit recorded no prevalence-adjusted re-analysis"),
         "why_unchanged": (str(adjusted_block["why_unchanged"]).rstrip(".") + ".")
         if adjusted_block.get("why_unchanged") else "",
@@ -179,9 +201,9 @@ def _attribute(source: Source, attribute: str, block: Mapping[str, Any]) -> dict
         "intersection": bool(block.get("intersection")),
         "cohort": source.cohort_label(str(block.get("cohort") or "test")),
         "groups": group_rows,
-        "gaps": _gap_rows(source, attribute, block, correction),
-        "descriptive_gaps": ", ".join(fmt.metric_label(k) for k in _primary_gaps(
-            block.get("gap") if isinstance(block.get("gap"), Mapping) else {})[1]),
+        "gaps": [] if gaps_reason else _gap_rows(source, attribute, block, correction),
+        "gaps_note": f"Gaps not computable: {gaps_reason}." if gaps_reason else "",
+        "descriptive_gaps": ", ".join(fmt.metric_label(k) for k in descriptive),
         "worst": worst,
         "ratios": ratios,
         "adjusted": adjusted,
@@ -205,6 +227,6 @@ def build_fairness(source: Source) -> dict[str, Any]:
         "not_assessed": "",
         "attributes": blocks,
         "gap_forest": _gap_forest(source, dict(ordered)),
-        "discrimination_headers": [fmt.metric_label(k) for k in DISCRIMINATION_COLUMNS],
+        "discrimination_headers": [fmt.metric_label(k) for k in DISCRIMINATION_COLUMNS[1:]],
         "error_headers": [fmt.metric_label(k).replace(" (15 equal-width bins)", "") for k in ERROR_COLUMNS],
     }
