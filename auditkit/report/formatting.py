@@ -187,7 +187,10 @@ def format_estimate(
         )
     point = format_number(value, digits=digits)
     interval = format_interval(low, high, digits=digits, ci_level=ci_level)
-    return f"{point} ({interval})" if interval else point
+    if interval:
+        return f"{point} ({interval})"
+    # a point value whose interval could not be computed says why, e.g. a single image
+    return f"{point} (no CI: {estimate['reason']})" if estimate.get("reason") else point
 
 
 def format_p_value(p: Any) -> str:

@@ -78,3 +78,8 @@ def test_open_scale_metrics_get_two_decimals():
     estimate = {"estimate": 3.04131, "ci_low": 2.5, "ci_high": 3.7}
     assert fmt.cell(estimate, key="lr_positive")["text"] == "3.04 (95% CI 2.50\u20133.70)"
     assert fmt.cell(estimate, key="auroc")["text"] == "3.041 (95% CI 2.500\u20133.700)"
+
+
+def test_point_without_interval_states_why():
+    estimate = {"estimate": 0.0, "ci_low": None, "ci_high": None, "reason": "only 1 image: no confidence interval"}
+    assert fmt.format_estimate(estimate) == "0.000 (no CI: only 1 image: no confidence interval)"

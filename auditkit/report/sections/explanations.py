@@ -58,6 +58,15 @@ def _row(source: Source, label: str, values: list[Any], key: str | None = None) 
                                       {"text": fmt.plain(v), "css": "value"} for v in values]}
 
 
+def _value_cell(source: Source, value: Any) -> dict[str, str]:
+    """Return a cell for an Estimate or a bare number (results.json uses both for SSIM baselines)."""
+    if isinstance(value, Mapping):
+        return source.cell(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return {"text": fmt.format_number(value), "css": "value"}
+    return {"text": "\u2014", "css": "absent"}
+
+
 def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     names = list(methods)
     groups = []
@@ -83,22 +92,26 @@ def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[
     groups.append({"title": "Faithfulness: deletion and insertion vs random order (Petsiuk et al. 2018)",
                    "rows": faith_rows, "note": "" if faith_rows else not_assessed("not computed in this audit")})
     sanity_rows = []
-    verdicts, baselines, criteria = [], [], []
+    verdicts, baselines, cascading, criteria = [], [], [], []
     for m in names:
         sanity = methods[m].get("sanity") if isinstance(methods[m].get("sanity"), Mapping) else None
         if sanity is None:
             verdicts.append({"text": "not assessed", "css": "absent"})
             baselines.append({"text": "\u2014", "css": "absent"})
+            cascading.append({"text": "\u2014", "css": "absent"})
             continue
         passed = sanity.get("passed")
         word = fmt.verdict("pass" if passed else "fail" if passed is False else "undefined")
         verdicts.append({"text": word["text"], "css": word["css"]})
-        baselines.append({"text": fmt.format_number(sanity.get("baseline_ssim")), "css": "value"})
+        baselines.append(_value_cell(source, sanity.get("baseline_ssim")))
+        cascading.append(_value_cell(source, sanity.get("cascading_mean_ssim")))
         if sanity.get("criterion"):
             criteria.append(f"{SHORT_NAMES.get(m, m)}: {sanity['criterion']}")
     if any(c["css"] != "absent" for c in verdicts):
         sanity_rows.append({"label": "Model-randomisation sanity check", "cells": verdicts})
         sanity_rows.append({"label": "Baseline SSIM of random map pairs", "cells": baselines})
+        if any(c["text"] != "\u2014" for c in cascading):
+            sanity_rows.append({"label": "Mean SSIM, trained vs randomised model", "cells": cascading})
     groups.append({"title": "Sanity check: cascading model randomisation (Adebayo et al. 2018; Arun et al. 2021)",
                    "rows": sanity_rows, "note": "; ".join(criteria) if sanity_rows else not_assessed(
                        "no randomisation test was run")})
@@ -106,6 +119,16 @@ def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[
     values = [methods[m].get("shortcut_score") for m in names]
     if any(v is not None for v in values):
         other.append(_row(source, "Shortcut score (share of attribution in the suspected shortcut region)", values))
+    cohorts: list[str] = []
+    for m in names:
+        shortcut = methods[m].get("shortcut") if isinstance(methods[m].get("shortcut"), Mapping) else {}
+        for cohort in (shortcut.get("by_cohort") or {}):
+            if cohort not in cohorts:
+                cohorts.append(cohort)
+    for cohort in cohorts:
+        values = [((methods[m].get("shortcut") or {}).get("by_cohort") or {}).get(cohort)
+                  if isinstance(methods[m].get("shortcut"), Mapping) else None for m in names]
+        other.append(_row(source, f"Shortcut score, {source.cohort_label(cohort)}", values))
     for key in ("noise_ssim", "shift_ssim"):
         values = [(methods[m].get("stability") or {}).get(key) if isinstance(methods[m].get("stability"), Mapping)
                   else None for m in names]
