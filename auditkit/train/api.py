@@ -401,7 +401,10 @@ def train(
             ckpt.write_splits(out_dir, data.assignment())
             if epochs == 0:
                 val_loss, val_auroc = validate(fit)
-                save_best({"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_auroc": val_auroc})
+                row = {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_auroc": val_auroc, "lr": None}
+                fit.history.append(row)
+                save_best(row)
+                ckpt.write_history(out_dir, fit.history)
         interrupted = run_epochs(fit, start_epoch=start_epoch, save_best=save_best, on_epoch_end=on_epoch_end)
 
     model_json = out_dir / ckpt.MODEL_JSON
