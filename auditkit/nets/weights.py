@@ -8,7 +8,6 @@ rebuilds tensors and plain containers and refuses any other global.
 
 from __future__ import annotations
 
-import json
 import os
 import struct
 from pathlib import Path
@@ -101,12 +100,3 @@ def read_state_dict(path: str | os.PathLike[str], *, what: str = "weights file")
             "save model.state_dict()"
         )
     return loaded
-
-
-def safetensors_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Return the ``__metadata__`` strings of a safetensors header (empty if none)."""
-    with open(path, "rb") as handle:
-        (header_len,) = struct.unpack("<Q", handle.read(8))
-        header = json.loads(handle.read(header_len))
-    metadata = header.get("__metadata__") or {}
-    return {str(k): str(v) for k, v in metadata.items()}

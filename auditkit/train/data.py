@@ -13,6 +13,7 @@ import torch
 
 from auditkit.errors import ManifestError
 from auditkit.labels import ClassSpec
+from auditkit.progress import track
 
 if TYPE_CHECKING:
     from auditkit.data.manifest import Manifest
@@ -136,7 +137,7 @@ def normalization_from_data(
     total = torch.zeros(in_channels, dtype=torch.float64)
     total_sq = torch.zeros(in_channels, dtype=torch.float64)
     pixels = 0
-    for i in range(len(dataset)):
+    for i in track(range(len(dataset)), description="normalisation statistics"):
         x = dataset[i][0].double()  # (C, h, w)
         total += x.sum(dim=(1, 2))
         total_sq += (x * x).sum(dim=(1, 2))

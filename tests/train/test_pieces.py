@@ -126,3 +126,37 @@ def test_torn_resume_state_is_refused(tmp_path):
         load_resume_state(tmp_path)
     with pytest.raises(CheckpointError, match="nothing to resume"):
         load_resume_state(tmp_path / "elsewhere")
+
+
+class _AuxNet(nn.Module):
+    """Returns torchvision's InceptionOutputs in training mode, like inception_v3 with its auxiliary head."""
+
+    def __init__(self):
+        super().__init__()
+        self.main = nn.Linear(3, 2)
+        self.aux = nn.Linear(3, 2)
+
+    def forward(self, x):
+        from torchvision.models.inception import InceptionOutputs
+
+        return InceptionOutputs(self.main(x), self.aux(x)) if self.training else self.main(x)
+
+
+def test_training_loss_adds_the_auxiliary_loss_at_weight_0_4():
+    from auditkit.train.loop import train_one_epoch
+
+    torch.manual_seed(0)
+    model = _AuxNet()
+    x, y = torch.randn(8, 3), torch.tensor([0, 1] * 4)
+    weight = torch.tensor([1.0, 3.0])
+    # hand computation with the untouched weights (lr=0 leaves them as they are)
+    expected = nn.functional.cross_entropy(model.main(x), y, weight=weight) + 0.4 * nn.functional.cross_entropy(
+        model.aux(x), y, weight=weight
+    )
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    loss = train_one_epoch(
+        model, [(x, y, torch.arange(8))], optimizer=optimizer,
+        scheduler=make_scheduler(optimizer, total_steps=1, warmup_steps=0),
+        scaler=make_grad_scaler(torch.device("cpu")), class_weight=weight, device=torch.device("cpu"),
+    )  # fmt: skip
+    assert loss == pytest.approx(float(expected.detach()), rel=1e-6)
