@@ -90,7 +90,7 @@ class Flaws(_Frozen):
       out-of-range values (s = 1) linearly.
     """
 
-    shortcut: FlawConfig = FlawConfig(strength=0.5)
+    shortcut: FlawConfig = FlawConfig(strength=0.8)
     underdiagnosis: FlawConfig = FlawConfig(strength=0.8, attribute="sex", value="F")
     label_noise: FlawConfig = FlawConfig(strength=0.3, attribute="age_group", value="80+")
     site_shift: FlawConfig = FlawConfig(strength=1.0)
