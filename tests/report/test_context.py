@@ -154,3 +154,20 @@ def test_rendering_twice_gives_identical_html(full_doc, full_results, full_html)
     again = render_html(build_context(full_doc, report_dir=full_results.parent,
                                       results_sha256=sha256_file(full_results)))
     assert again == full_html
+
+
+def test_confusion_matrices_binary_and_multiclass(full_context, full_doc, tmp_path):
+    from auditkit.report.sections.common import Source
+    from auditkit.report.sections.explanations import build_failures
+
+    test = next(m for m in full_context["failures"]["matrices"] if m["cohort"] == "Internal test")
+    cm = full_doc["discrimination"]["test"]["confusion_matrix"]
+    assert test["labels"] == ["true pneumothorax", "true normal"]
+    assert [r["cells"] for r in test["rows"]] == [[str(cm["tp"]), str(cm["fp"])], [str(cm["fn"]), str(cm["tn"])]]
+    doc = {"run": {"classes": ["a", "b", "c"]},
+           "discrimination": {"test": {"confusion_matrix": {"labels": ["a", "b", "c"], "decision": "argmax",
+                                                             "matrix": [[5, 1, 0], [2, 7, 1], [0, 0, 9]]}}}}
+    matrix = build_failures(Source(doc, tmp_path), [])["matrices"][0]
+    assert matrix["labels"] == ["predicted a", "predicted b", "predicted c"]
+    assert [r["label"] for r in matrix["rows"]] == ["true a", "true b", "true c"]
+    assert matrix["rows"][1]["cells"] == ["2", "7", "1"]

@@ -279,15 +279,18 @@ def build_failures(source: Source, gallery_groups: list[dict[str, Any]]) -> dict
             continue
         if "matrix" in cm:
             labels = [str(x) for x in cm.get("labels") or classes]
-            matrices.append({"cohort": source.cohort_label(cohort), "kind": "multiclass", "labels": labels,
-                             "rows": [{"label": labels[i] if i < len(labels) else str(i),
+            # rows are the true class, columns the predicted class (scikit-learn's convention)
+            matrices.append({"cohort": source.cohort_label(cohort), "kind": "multiclass",
+                             "labels": [f"predicted {label}" for label in labels],
+                             "rows": [{"label": f"true {labels[i]}" if i < len(labels) else str(i),
                                        "cells": [fmt.format_count(v) for v in row]}
                                       for i, row in enumerate(cm.get("matrix") or [])],
-                             "threshold": ""})
+                             "threshold": "", "decision": str(cm.get("decision") or "")})
         else:
             matrices.append({
                 "cohort": source.cohort_label(cohort), "kind": "binary",
-                "labels": [str(positive if positive is not None else "positive"), negative],
+                "labels": [f"true {positive if positive is not None else 'positive'}", f"true {negative}"],
+                "decision": "",
                 "rows": [{"label": f"predicted {positive if positive is not None else 'positive'}",
                           "cells": [fmt.format_count(cm.get("tp")), fmt.format_count(cm.get("fp"))]},
                          {"label": f"predicted {negative}",
