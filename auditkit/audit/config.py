@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditkit.errors import ConfigError
 from auditkit.stats.fairness import DEFAULT_PRIMARY
@@ -63,6 +63,11 @@ class AuditSettings(BaseModel):
     )
     model_name: str | None = None
     intended_use: dict[str, str | list[str] | None] | None = None
+    saliency: dict[str, Any] | None = Field(
+        None,
+        description="Settings of the explanations (auditkit.explain.config.SaliencyConfig): methods, "
+        "max_images, ig_steps, ...",
+    )
 
     @field_validator("operating_point")
     @classmethod
@@ -100,16 +105,53 @@ class AuditSettings(BaseModel):
 
 
 class AuditConfig(BaseModel):
-    """One audit run: inputs, output folder and settings."""
+    """One audit run: inputs, output folder, what to produce, and the settings.
+
+    The inputs are either a predictions table (``predictions``), or a
+    checkpoint and a manifest (``model`` + ``manifest``: prediction runs
+    first), or both (the table is audited, the model explains it).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    predictions: Path
-    out: Path
+    predictions: Path | None = None
+    model: Path | None = None
+    manifest: Path | None = None
+    out: Path | None = None
     force: bool = False
     embeddings: Path | None = None
+    data_root: Path | None = None
+    allow_outside_root: bool = False
+    device: str | None = None
+    batch_size: int | None = Field(None, ge=1)
+    explain: bool = Field(True, description="Run the explanations (needs a model).")
+    report: bool = Field(True, description="Render report.pdf and report.html.")
+    policy: str | None = Field(None, description="'default' or a gate policy YAML file.")
+    allow_insufficient: bool = False
     config_path: Path | None = None
     settings: AuditSettings = Field(default_factory=AuditSettings)
+
+    @model_validator(mode="after")
+    def _check_inputs(self) -> AuditConfig:
+        if self.out is None:
+            raise ValueError("the audit needs --out DIR (where results.json and the report go)")
+        if self.predictions is None and (self.model is None or self.manifest is None):
+            missing = "--manifest" if self.model is not None else (
+                "--model" if self.manifest is not None else "--predictions P, or --model and --manifest"
+            )
+            raise ValueError(f"the audit needs {missing}")
+        if self.manifest is not None and self.model is None:
+            raise ValueError("--manifest needs --model (the checkpoint that predicts on it)")
+        return self
+
+
+#: Keys of an audit YAML that name inputs and outputs rather than statistical settings.
+RUN_KEYS = (
+    "predictions", "model", "manifest", "out", "force", "embeddings", "data_root",
+    "allow_outside_root", "device", "batch_size", "explain", "report", "policy",
+    "allow_insufficient",
+)  # fmt: skip
+_PATH_KEYS = ("predictions", "model", "manifest", "out", "embeddings", "data_root")
 
 
 def _first_error(exc: ValidationError, source: str) -> ConfigError:
@@ -145,11 +187,14 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def build_settings(
-    *, config_path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    overrides: dict[str, Any] | None = None,
+    source: str | None = None,
 ) -> AuditSettings:
     """Return the settings from the config file (if any) with ``overrides`` (flags given) on top."""
     data: dict[str, Any] = {}
-    source = "audit settings"
+    source = source or "audit settings"
     if config_path is not None:
         data.update(read_config_file(config_path))
         source = str(config_path)
@@ -159,3 +204,55 @@ def build_settings(
         return AuditSettings(**data)
     except ValidationError as exc:
         raise _first_error(exc, source if not given else f"{source} and flags") from None
+
+
+def _resolve_policy(value: str, base: Path) -> str:
+    if value in ("default",) or Path(value).is_absolute():
+        return value
+    return str(base / value)
+
+
+def build_config(
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    run: dict[str, Any] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> AuditConfig:
+    """Return the audit run from a YAML file (if any) with flags on top.
+
+    ``run`` holds the flags of :data:`RUN_KEYS` (inputs, outputs, policy),
+    ``overrides`` the statistical settings flags; ``None`` means "not given".
+    Relative paths in the YAML are relative to the YAML file's folder.
+    """
+    file_run: dict[str, Any] = {}
+    file_settings: dict[str, Any] = {}
+    source = "audit settings"
+    if config_path is not None:
+        data = read_config_file(config_path)
+        base = Path(config_path).resolve().parent
+        for key, value in data.items():
+            if key in RUN_KEYS:
+                if key in _PATH_KEYS and value is not None:
+                    value = Path(value) if Path(value).is_absolute() else base / value
+                if key == "policy" and value is not None:
+                    value = _resolve_policy(str(value), base)
+                file_run[key] = value
+            else:
+                file_settings[key] = value
+        source = str(config_path)
+    given_run = {k: v for k, v in (run or {}).items() if v is not None}
+    settings = build_settings(overrides={**file_settings, **{
+        k: v for k, v in (overrides or {}).items() if v is not None}}, source=source)
+    merged = {**file_run, **given_run}
+    try:
+        return AuditConfig(
+            **merged,
+            config_path=Path(config_path) if config_path is not None else None,
+            settings=settings,
+        )
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        if err.get("type") == "value_error":
+            raise ConfigError(f"{source}: {message}") from None
+        raise _first_error(exc, source) from None

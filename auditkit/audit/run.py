@@ -1,13 +1,18 @@
-"""The audit pipeline: predictions -> statistics -> results.json + summary.md.
+"""The audit pipeline: (model + manifest ->) predictions -> statistics (+ explanations) -> results.json.
 
-:func:`run_audit` runs one function per step, so later steps (prediction
-from ``--model/--manifest``, explanations, report, gate) slot in between:
+:func:`run_audit` runs one function per step:
 
 1. :func:`prepare_output` — refuse to overwrite a results.json without ``force``;
-2. :func:`load_inputs` — read and validate the predictions table (and embeddings);
-3. :func:`auditkit.audit.statistics.compute_statistics` — the statistical sections;
-4. :func:`assemble_document` — header sections (run, model, inputs, created) + sections;
-5. :func:`write_outputs` — results.json (schema-validated, atomic) and summary.md.
+2. :func:`auditkit.audit.inference.score_manifest` — with ``--model/--manifest``:
+   predict, writing ``predictions.parquet`` and ``embeddings.parquet`` into the folder;
+3. :func:`load_inputs` — read and validate the predictions table (and embeddings);
+4. :func:`auditkit.audit.statistics.compute_statistics` — the statistical sections;
+5. :func:`auditkit.audit.saliency.run_saliency` — with a model: the explanations
+   on a stratified sample, the saliency trust evidence and the gallery;
+6. :func:`assemble_document` — header sections (run, model, inputs, created) + sections;
+7. :func:`write_outputs` — results.json (schema-validated, atomic) and summary.md.
+
+The gate and the report read results.json afterwards (``auditkit.pipeline``).
 
 Same inputs, settings and seed give a byte-identical results.json: the date
 comes from the config, ``SOURCE_DATE_EPOCH`` or today (UTC), never a clock time.
@@ -27,6 +32,13 @@ import numpy as np
 
 from auditkit import __version__
 from auditkit.audit.config import AuditConfig, AuditSettings
+from auditkit.audit.inference import (
+    ModelRun,
+    input_fingerprints,
+    load_model,
+    model_section,
+    score_manifest,
+)
 from auditkit.audit.predictions import PredictionsTable, read_embeddings, read_predictions
 from auditkit.audit.statistics import compute_statistics
 from auditkit.audit.summary import render_summary
@@ -46,6 +58,7 @@ class AuditInputs:
 
     table: PredictionsTable
     embeddings: np.ndarray | None
+    model_run: ModelRun | None = None
 
 
 def prepare_output(config: AuditConfig) -> Path:
@@ -64,16 +77,28 @@ def prepare_output(config: AuditConfig) -> Path:
     return out
 
 
-def load_inputs(config: AuditConfig) -> AuditInputs:
-    """Return the validated predictions table (with external sites applied) and aligned embeddings."""
+def load_inputs(config: AuditConfig, model_run: ModelRun | None = None) -> AuditInputs:
+    """Return the validated predictions table (with external sites applied) and aligned embeddings.
+
+    The table is ``config.predictions`` if given, else the one the model run
+    wrote; embeddings likewise (``config.embeddings`` wins).
+    """
     s = config.settings
+    predictions = config.predictions
+    if predictions is None and model_run is not None:
+        predictions = model_run.predictions_path
+    if predictions is None:  # pragma: no cover - AuditConfig validates this
+        raise ConfigError("the audit needs --predictions, or --model and --manifest")
     table = read_predictions(
-        config.predictions, positive_class=s.positive_class, external_sites=s.external_sites
+        predictions, positive_class=s.positive_class, external_sites=s.external_sites
     )
+    embeddings_path = config.embeddings
+    if embeddings_path is None and model_run is not None:
+        embeddings_path = model_run.embeddings_path
     embeddings = None
-    if config.embeddings is not None:
-        embeddings = read_embeddings(config.embeddings, table.frame["id"].tolist())
-    return AuditInputs(table, embeddings)
+    if embeddings_path is not None:
+        embeddings = read_embeddings(embeddings_path, table.frame["id"].tolist())
+    return AuditInputs(table, embeddings, model_run)
 
 
 def audit_date(settings: AuditSettings) -> str:
@@ -161,8 +186,26 @@ def assemble_document(
             "embeddings": _fingerprint(config.embeddings),
         },
     }
+    run = inputs.model_run
+    if run is not None:
+        document["model"] = model_section(run.loaded)
+        if settings.model_name:
+            document["model"]["name"] = settings.model_name
+        document["inputs"].update(input_fingerprints(config, run))
+        if config.embeddings is None and run.embeddings_path is not None:
+            document["inputs"]["embeddings"] = _fingerprint(run.embeddings_path)
+        versions = document["run"]["library_versions"]
+        for name in ("torch", "torchvision", "captum"):
+            versions[name] = _version(name)
     document.update(sections)
     return document
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def write_outputs(out_dir: Path, document: dict[str, Any]) -> Path:
@@ -172,12 +215,50 @@ def write_outputs(out_dir: Path, document: dict[str, Any]) -> Path:
     return path
 
 
+def explain_section(
+    config: AuditConfig, inputs: AuditInputs, loaded: Any, out_dir: Path, sections: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the ``saliency`` and ``gallery`` sections (empty when not asked or no model).
+
+    The gallery's categories use the operating point the statistics froze on
+    the validation split, so "false negative" means the same thing everywhere.
+    """
+    if loaded is None or not config.explain:
+        return {}
+    from auditkit.audit.saliency import run_saliency
+    from auditkit.explain.config import SaliencyConfig
+
+    saliency_cfg = SaliencyConfig.from_any(config.settings)
+    threshold = (sections.get("operating_point") or {}).get("threshold")
+    if saliency_cfg.threshold is None and threshold is not None:
+        saliency_cfg = saliency_cfg.model_copy(update={"threshold": float(threshold)})
+    if saliency_cfg.attributes is None and config.settings.attributes:
+        saliency_cfg = saliency_cfg.model_copy(
+            update={"attributes": tuple(config.settings.attributes)}
+        )
+    saliency, gallery = run_saliency(loaded, inputs.table, out_dir=out_dir, config=saliency_cfg)
+    if not saliency:
+        return {}
+    return {"saliency": saliency, "gallery": gallery}
+
+
 def run_audit(config: AuditConfig) -> AuditResults:
     """Return the results of the audit ``config`` describes, written to ``config.out``."""
     out_dir = prepare_output(config)
-    inputs = load_inputs(config)
+    loaded = load_model(config) if config.model is not None else None
+    model_run = None
+    if loaded is not None and config.manifest is not None:
+        model_run = score_manifest(config, out_dir, loaded)
+    inputs = load_inputs(config, model_run)
     status(f"auditing {len(inputs.table)} predictions from {inputs.table.path}")
     sections = compute_statistics(inputs.table, config.settings, embeddings=inputs.embeddings)
+    sections.update(explain_section(config, inputs, loaded, out_dir, sections))
+    if loaded is not None and model_run is None:
+        inputs = AuditInputs(
+            inputs.table,
+            inputs.embeddings,
+            ModelRun(loaded, inputs.table.path, config.embeddings, None, None),
+        )
     document = assemble_document(config, inputs, sections)
     path = write_outputs(out_dir, document)
     status(f"wrote {path} and {out_dir / SUMMARY_NAME}")

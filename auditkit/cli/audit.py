@@ -1,4 +1,4 @@
-"""``auditkit audit``: audit a model from its predictions table and write results.json + summary.md."""
+"""``auditkit audit``: model + manifest (or a predictions table) → results.json → gate → report."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from auditkit.cli import app
-from auditkit.errors import ConfigError
+from auditkit.errors import ExitCode
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -21,11 +21,15 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 @app.command("audit")
 def audit_command(
+    model: Path | None = typer.Option(None, "--model", help="Checkpoint folder (models/NAME)."),
+    manifest: Path | None = typer.Option(
+        None, "--manifest", help="Manifest of the images to audit (predictions run first)."
+    ),
     predictions: Path | None = typer.Option(
-        None, "--predictions", help="Predictions table (CSV or Parquet)."
+        None, "--predictions", help="A predictions table (CSV or Parquet) instead of a model run."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Output folder for results.json and summary.md."
+        None, "--out", help="Output folder (results.json, summary.md, report.pdf, ...)."
     ),
     attributes: list[str] | None = typer.Option(
         None, "--attributes", help="Subgroup columns, e.g. sex,age_group."
@@ -50,23 +54,49 @@ def audit_command(
     embeddings: Path | None = typer.Option(
         None, "--embeddings", help="Embeddings keyed by id (shift tests)."
     ),
-    config: Path | None = typer.Option(
-        None, "--config", help="Audit settings YAML; flags override it."
+    policy: str | None = typer.Option(
+        None, "--policy", help="Gate the results: 'default' or a policy YAML (exit 1 on fail)."
     ),
-    force: bool = typer.Option(False, "--force", help="Overwrite an existing results.json."),
-) -> None:
-    """Measure discrimination, calibration, subgroup fairness and external validity with 95% CIs."""
-    from auditkit.audit.config import AuditConfig, build_settings
-    from auditkit.audit.run import run_audit
+    allow_insufficient: bool | None = typer.Option(
+        None, "--allow-insufficient", help="Insufficient evidence does not block the gate."
+    ),
+    no_explain: bool = typer.Option(False, "--no-explain", help="Skip the explanations."),
+    no_report: bool = typer.Option(False, "--no-report", help="Skip the PDF/HTML report."),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="Root that manifest paths may not escape (default: its folder)."
+    ),
+    allow_outside_root: bool | None = typer.Option(
+        None, "--allow-outside-root", help="Allow manifest paths outside the root."
+    ),
+    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: best)."),
+    batch_size: int | None = typer.Option(None, "--batch-size", help="Inference batch size."),
+    config: Path | None = typer.Option(
+        None, "--config", help="Audit YAML (inputs, settings, intended use); flags override it."
+    ),
+    force: bool | None = typer.Option(None, "--force", help="Overwrite an existing audit."),
+) -> int:
+    """Audit a model: discrimination, calibration, fairness, external validity, explanations, report, gate."""
+    from auditkit.audit.config import build_config
+    from auditkit.pipeline import run_pipeline
 
-    if predictions is None:
-        raise ConfigError(
-            "auditkit audit needs --predictions P (a CSV or Parquet predictions table)"
-        )
-    if out is None:
-        raise ConfigError("auditkit audit needs --out DIR (where results.json and summary.md go)")
-    settings = build_settings(
+    audit_config = build_config(
         config_path=config,
+        run={
+            "model": model,
+            "manifest": manifest,
+            "predictions": predictions,
+            "out": out,
+            "embeddings": embeddings,
+            "policy": policy,
+            "allow_insufficient": allow_insufficient,
+            "explain": False if no_explain else None,
+            "report": False if no_report else None,
+            "data_root": data_root,
+            "allow_outside_root": allow_outside_root,
+            "device": device,
+            "batch_size": batch_size,
+            "force": force,
+        },
         overrides={
             "attributes": _split(attributes),
             "intersections": _split(intersections),
@@ -78,13 +108,13 @@ def audit_command(
             "ci_method": ci_method,
         },
     )
-    run_audit(
-        AuditConfig(
-            predictions=predictions,
-            out=out,
-            force=force,
-            embeddings=embeddings,
-            config_path=config,
-            settings=settings,
-        )
-    )
+    outcome = run_pipeline(audit_config)
+    typer.echo(f"results: {outcome.files['results']}")
+    if "report_pdf" in outcome.files:
+        typer.echo(f"report:  {outcome.files['report_pdf']}")
+    if outcome.gate is None:
+        return int(ExitCode.OK)
+    from auditkit.gate import print_verdict_table
+
+    print_verdict_table(outcome.gate)
+    return int(ExitCode.OK if outcome.gate.passed else ExitCode.GATE_FAILED)

@@ -1,0 +1,131 @@
+"""The end-to-end audit: results.json, then the release gate, then the report.
+
+``auditkit audit`` calls :func:`run_pipeline`. The analysis
+(:func:`auditkit.audit.run.run_audit`) writes results.json; when a policy is
+given, the gate (:mod:`auditkit.gate`) judges it and its verdict is stored in
+results.json's ``gate`` section (with the policy's exact bytes copied beside
+it, so the change-control record is complete); last, the report
+(:mod:`auditkit.report`) renders the PDF and HTML from results.json alone.
+This module sits above both the analysis and the presentation layers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from auditkit.audit.config import AuditConfig
+from auditkit.audit.run import RESULTS_NAME, run_audit, write_outputs
+from auditkit.errors import OutputExistsError
+from auditkit.fileio import atomic_write_bytes, sha256_file
+from auditkit.progress import status
+from auditkit.results import AuditResults
+
+POLICY_NAME = "policy.yaml"
+GATE_JSON = "gate.json"
+GATE_JUNIT = "gate-junit.xml"
+GATE_SUMMARY = "gate-summary.md"
+REPORT_PDF = "report.pdf"
+REPORT_HTML = "report.html"
+
+
+@dataclass(frozen=True, eq=False)
+class PipelineOutcome:
+    """What an end-to-end audit produced: the results, the gate outcome (if any) and the files."""
+
+    results: AuditResults
+    gate: Any | None
+    """:class:`auditkit.gate.GateOutcome`, or None without a policy."""
+    files: dict[str, Path]
+
+    @property
+    def passed(self) -> bool | None:
+        """Return the gate's verdict, or None when no policy was applied."""
+        return None if self.gate is None else bool(self.gate.passed)
+
+
+def _policy_bytes(policy: Any) -> bytes:
+    source = Path(policy.source)
+    if source.is_file():
+        return source.read_bytes()
+    return resources.files("auditkit").joinpath("policies", f"{policy.source}.yaml").read_bytes()
+
+
+def apply_gate(
+    results: AuditResults, policy_ref: str, out_dir: Path, *, allow_insufficient: bool = False
+) -> tuple[AuditResults, Any, dict[str, Path]]:
+    """Return the results with their ``gate`` section, the outcome, and the gate files written.
+
+    Writes ``policy.yaml`` (the policy's exact bytes), ``gate.json``,
+    ``gate-junit.xml`` and ``gate-summary.md`` into ``out_dir`` and rewrites
+    results.json (and summary.md) with the gate section.
+    """
+    from auditkit.gate import evaluate, load_policy
+    from auditkit.gate import write_outputs as write_gate_outputs
+
+    policy = load_policy(policy_ref)
+    policy_path = atomic_write_bytes(out_dir / POLICY_NAME, _policy_bytes(policy))
+    if sha256_file(policy_path) != policy.sha256:  # pragma: no cover - defends the record
+        raise RuntimeError("the copied policy's hash differs from the policy evaluated")
+    outcome = evaluate(results.data, policy, block_on_insufficient=False if allow_insufficient else None)
+    data = {**results.data, "gate": outcome.to_results_section()}
+    path = write_outputs(out_dir, data)
+    outcome = dataclasses.replace(
+        outcome, results_source=str(path), results_sha256=sha256_file(path)
+    )
+    files = dict(
+        zip(
+            ("gate_json", "gate_junit", "gate_summary"),
+            write_gate_outputs(
+                outcome,
+                json_path=out_dir / GATE_JSON,
+                junit_path=out_dir / GATE_JUNIT,
+                summary_path=out_dir / GATE_SUMMARY,
+            ),
+            strict=True,
+        )
+    )
+    files["policy"] = policy_path
+    return AuditResults(data, path), outcome, files
+
+
+def run_pipeline(config: AuditConfig) -> PipelineOutcome:
+    """Return the outcome of the whole audit ``config`` describes: analysis, gate, report.
+
+    The policy is loaded before any work so a malformed policy fails fast.
+    """
+    out_dir = Path(config.out)
+    if not config.force:
+        for name in (RESULTS_NAME, REPORT_PDF, REPORT_HTML):
+            if (out_dir / name).exists():
+                raise OutputExistsError(
+                    f"{out_dir / name} already exists; pass --force to overwrite it or choose another --out"
+                )
+    if config.policy is not None:
+        from auditkit.gate import load_policy
+
+        load_policy(config.policy)
+    results = run_audit(config)
+    files: dict[str, Path] = {"results": out_dir / RESULTS_NAME, "summary": out_dir / "summary.md"}
+    outcome = None
+    if config.policy is not None:
+        results, outcome, gate_files = apply_gate(
+            results, config.policy, out_dir, allow_insufficient=config.allow_insufficient
+        )
+        files.update(gate_files)
+    if config.report:
+        from auditkit.report import render_report
+
+        pdf, html = render_report(
+            out_dir / RESULTS_NAME,
+            out_pdf=out_dir / REPORT_PDF,
+            out_html=out_dir / REPORT_HTML,
+            force=True,
+            policy=files.get("policy"),
+        )
+        files.update(report_pdf=pdf, report_html=html)
+        status(f"report: {pdf}")
+    return PipelineOutcome(results, outcome, files)
