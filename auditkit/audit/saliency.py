@@ -32,11 +32,11 @@ import torch
 from auditkit.errors import InvalidInputError
 from auditkit.explain.cache import MapCache
 from auditkit.explain.config import SaliencyConfig
-from auditkit.explain.evaluation.bootstrap import bootstrap_mean
+from auditkit.explain.evaluation.bootstrap import bootstrap_mean, bootstrap_ratio
 from auditkit.explain.evaluation.faithfulness import perturbation_curves
 from auditkit.explain.evaluation.localization import localization_scores, tune_threshold
 from auditkit.explain.evaluation.sanity import sanity_check
-from auditkit.explain.evaluation.shortcut import region_name, shortcut_scores
+from auditkit.explain.evaluation.shortcut import corner_masses, outside_roi_shares, region_name
 from auditkit.explain.evaluation.stability import noise_stability, shift_stability
 from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
 from auditkit.explain.overlay import shared_scale, write_image, write_overlay
@@ -414,10 +414,25 @@ def _evaluate(
         random_state=cfg.seed,
     ).to_dict(n_boot=cfg.n_boot, random_state=cfg.seed)
 
-    # shortcut score
-    shortcut = shortcut_scores(display, rois=images.rois, fraction=cfg.border_fraction)
+    # shortcut score: heaviest corner off the anatomy, pooled by mass over images
+    inside, mass = corner_masses(display, rois=images.rois, fraction=cfg.corner_fraction)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shortcut = np.where(mass > 0, inside / np.where(mass > 0, mass, 1), np.nan)
+
+    def ratio(mask: np.ndarray) -> dict[str, Any]:
+        return bootstrap_ratio(
+            inside[mask], mass[mask], n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed
+        ).to_dict()
+
+    everyone = np.ones(len(display), dtype=bool)
     cohorts = sample["_cohort"].to_numpy()
-    by_cohort = {str(c): est(shortcut[cohorts == c]) for c in pd.unique(cohorts)}
+    by_cohort = {str(c): ratio(cohorts == c) for c in pd.unique(cohorts)}
+    outside_roi = None
+    if any(r is not None for r in images.rois):
+        outside, total = outside_roi_shares(display, images.rois)
+        outside_roi = bootstrap_ratio(
+            outside, total, n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed
+        ).to_dict()
 
     # stability
     pick = _subset(len(display), cfg.stability_images, cfg.seed + 2)
@@ -448,7 +463,7 @@ def _evaluate(
         by_group[column] = {
             str(v): {
                 "n": int((values == v).sum()),
-                "shortcut_score": est(shortcut[(values == v).to_numpy()]),
+                "shortcut_score": ratio((values == v).to_numpy()),
                 "hit_rate": est(hits[(values == v).to_numpy()]),
             }
             for v in sorted(values.dropna().unique(), key=str)
@@ -462,10 +477,13 @@ def _evaluate(
         "localization": localization,
         "faithfulness": faithfulness,
         "sanity": sanity,
-        "shortcut_score": est(shortcut),
+        "shortcut_score": ratio(everyone),
         "shortcut": {
             "region": region_name(images.rois),
-            "border_fraction": cfg.border_fraction,
+            "corner_fraction": cfg.corner_fraction,
+            "diffuse_map_score": cfg.corner_fraction**2,
+            "per_image_mean": est(shortcut),
+            "outside_roi": outside_roi,
             "by_cohort": by_cohort,
         },
         "stability": {

@@ -43,7 +43,7 @@ class SaliencyConfig(BaseModel):
     stability_images: int = Field(16, ge=1)
     stability_noise: float = Field(0.02, ge=0, le=1)
     stability_shift: int = Field(2, ge=1, le=8)
-    border_fraction: float = Field(0.08, gt=0, lt=0.5)
+    corner_fraction: float = Field(0.25, gt=0, le=0.5, description="Side of the corner squares of the shortcut score.")
     gallery_per_category: int = Field(2, ge=0)
     gallery_max: int = Field(24, ge=0)
     overlay_format: Literal["png", "jpeg"] = "png"
@@ -72,10 +72,9 @@ class SaliencyConfig(BaseModel):
             return config
         if isinstance(config, Mapping):
             data = dict(config)
-            nested = data.pop("saliency", None)
-            inherited = {k: data[k] for k in ("seed", "n_boot", "ci_level", "attributes") if k in data}
-            if nested is not None or inherited:
-                data = {**inherited, **dict(nested or {})}
+            if "saliency" in data:  # audit settings with a saliency section: inherit the run's seed etc.
+                inherited = {k: data[k] for k in ("seed", "n_boot", "ci_level", "attributes") if k in data}
+                data = {**inherited, **dict(data["saliency"] or {})}
             return _build(data, "saliency settings")
         settings = getattr(config, "settings", config)
         data = {}

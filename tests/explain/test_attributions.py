@@ -250,7 +250,11 @@ def test_bad_arguments_are_input_errors(conv_gap_linear):
 
 
 def test_chunk_size_follows_the_memory_budget_by_hand():
-    from auditkit.explain.batching import BACKWARD_FACTOR, activation_bytes_per_sample, auto_chunk_size
+    from auditkit.explain.batching import (
+        BACKWARD_FACTOR,
+        activation_bytes_per_sample,
+        auto_chunk_size,
+    )
 
     model = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU()).eval()
     x = torch.rand(3, 1, 4, 4)

@@ -12,7 +12,7 @@ from skimage.filters import threshold_otsu
 from skimage.metrics import structural_similarity
 from sklearn.metrics import f1_score, jaccard_score
 
-from auditkit.explain.evaluation.bootstrap import bootstrap_mean
+from auditkit.explain.evaluation.bootstrap import bootstrap_mean, bootstrap_ratio
 from auditkit.explain.evaluation.faithfulness import curve_auc, perturbation_curves
 from auditkit.explain.evaluation.localization import (
     binarize_otsu,
@@ -25,7 +25,14 @@ from auditkit.explain.evaluation.localization import (
     otsu_threshold,
     tune_threshold,
 )
-from auditkit.explain.evaluation.shortcut import border_mask, region_name, shortcut_scores
+from auditkit.explain.evaluation.shortcut import (
+    corner_masks,
+    corner_masses,
+    outside_roi_shares,
+    pooled_share,
+    region_name,
+    shortcut_scores,
+)
 from auditkit.explain.evaluation.similarity import hog_features, hog_similarity, spearman, ssim
 from auditkit.explain.evaluation.stability import shift, shift_stability
 
@@ -172,21 +179,27 @@ def test_curve_auc_equals_numpy_trapezoid():
 # --- shortcut, stability, bootstrap -----------------------------------------------------------
 
 
-def test_shortcut_score_corner_centre_and_uniform_maps():
+def test_shortcut_score_corner_centre_and_uniform_maps_by_hand():
     corner = np.zeros((64, 64))
-    corner[0:4, 60:64] = 1.0
+    corner[0:4, 60:64] = 1.0  # a marker in the top-right corner
     centre = np.zeros((64, 64))
     centre[28:36, 28:36] = 1.0
     uniform = np.ones((64, 64))
-    scores = shortcut_scores(np.stack([corner, centre, uniform]))
-    border_share = 1 - (64 - 2 * 5) ** 2 / 64**2  # 8% of 64 rounds to a 5-pixel frame
-    np.testing.assert_allclose(scores, [1.0, 0.0, border_share])
-    assert border_mask((64, 64)).sum() == 64**2 - 54**2
+    split = np.zeros((64, 64))
+    split[0:16, 0:16] = 1.0  # 256 units in the top-left corner square (16 = a quarter of 64)
+    split[0:16, 48:64] = 3.0  # 768 units in the top-right one: the heaviest corner
+    split[30:34, 30:34] = 16.0  # 256 units in the middle
+    scores = shortcut_scores(np.stack([corner, centre, uniform, split]))
+    np.testing.assert_allclose(scores, [1.0, 0.0, 1 / 16, 768 / 1280])
+    assert [m.sum() for m in corner_masks((64, 64))] == [256] * 4
     roi = np.zeros((64, 64), bool)
-    roi[16:48, 16:48] = True  # 1024 pixels of 4096 inside the anatomy
-    with_roi = shortcut_scores(np.stack([centre, uniform]), rois=[roi, roi])
-    np.testing.assert_allclose(with_roi, [0.0, 1 - 1024 / 4096])
-    assert region_name([roi, None]) == "outside_roi_or_border" and region_name(None) == "border"
+    roi[0:8, 56:64] = True  # anatomy reaching into the top-right corner is not a shortcut
+    np.testing.assert_allclose(shortcut_scores(corner[None], rois=[roi]), [0.0])
+    inside, total = corner_masses(np.stack([corner, uniform]))
+    assert pooled_share(inside, total) == pytest.approx((16 + 256) / (16 + 4096))
+    outside, mass = outside_roi_shares(np.stack([centre, uniform]), [roi, None])
+    assert outside[0] == 64 and np.isnan(outside[1]) and mass.tolist() == [64, 4096]
+    assert region_name([roi, None]) == "corners_outside_roi_where_given" and region_name(None) == "corners"
 
 
 def test_shift_moves_content_and_shift_stability_of_an_input_copying_method_is_one():
@@ -249,3 +262,16 @@ def test_an_edge_detector_fails_the_randomisation_check_and_the_model_is_untouch
     assert result.baseline_ssim.size == 15 and result.baseline_ssim.mean() < 0.99  # 6 maps: 15 pairs
     assert all(torch.equal(before[k], v) for k, v in resnet18.state_dict().items())
     assert model_state_fingerprint(resnet18) == fingerprint
+
+
+def test_bootstrap_ratio_is_a_ratio_of_sums_with_an_interval_around_it():
+    rng = np.random.default_rng(10)
+    den = rng.uniform(1, 3, 200)
+    num = den * rng.uniform(0.1, 0.3, 200)
+    result = bootstrap_ratio(np.append(num, 5.0), np.append(den, 0.0), n_boot=2000)  # zero mass left out
+    assert result.estimate == pytest.approx(num.sum() / den.sum())
+    assert result.ci_low < result.estimate < result.ci_high
+    # a delta-method standard error of the ratio of means (Cochran 1977, eq. 6.13) as the oracle
+    r = num.sum() / den.sum()
+    se = np.sqrt(np.sum((num - r * den) ** 2) / (len(den) * (len(den) - 1))) / den.mean()
+    assert result.ci_high - result.ci_low == pytest.approx(2 * 1.96 * se, rel=0.15)

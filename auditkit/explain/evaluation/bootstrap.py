@@ -43,3 +43,35 @@ def bootstrap_mean(
     alpha = (1 - ci_level) / 2
     low, high = np.quantile(means, [alpha, 1 - alpha])
     return Estimate(point, float(low), float(high), method="percentile bootstrap over images")
+
+
+def bootstrap_ratio(
+    numerator: np.ndarray,
+    denominator: np.ndarray,
+    *,
+    n_boot: int = N_BOOT,
+    ci_level: float = CI_LEVEL,
+    random_state: int = 0,
+    min_n: int = 2,
+) -> Estimate:
+    """Return sum(numerator) / sum(denominator) over images (n,) with a percentile-bootstrap CI over images.
+
+    Pairs with a non-finite value or a zero denominator are left out; the
+    resamples draw whole images, numerator and denominator together.
+    """
+    num = np.asarray(numerator, dtype=float).reshape(-1)
+    den = np.asarray(denominator, dtype=float).reshape(-1)
+    keep = np.isfinite(num) & np.isfinite(den) & (den > 0)
+    num, den = num[keep], den[keep]
+    n = num.size
+    if n == 0:
+        return Estimate.undefined("no images with positive saliency mass")
+    point = float(num.sum() / den.sum())
+    if n < min_n:
+        return Estimate(point, reason=f"only {n} image(s): no confidence interval")
+    rng = np.random.default_rng(random_state)
+    draws = rng.integers(0, n, size=(int(n_boot), n))
+    ratios = num[draws].sum(axis=1) / den[draws].sum(axis=1)
+    alpha = (1 - ci_level) / 2
+    low, high = np.quantile(ratios, [alpha, 1 - alpha])
+    return Estimate(point, float(low), float(high), method="percentile bootstrap over images (ratio of sums)")
