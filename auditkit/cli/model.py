@@ -8,6 +8,7 @@ checkpoint) is an :class:`~auditkit.errors.AuditkitError`: one line, exit 2.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import typer
@@ -92,7 +93,7 @@ def train_command(
         data_root=data_root,
         allow_outside_root=allow_outside_root,
     )
-    score = "n/a" if result.best_score != result.best_score else f"{result.best_score:.4f}"
+    score = "n/a" if math.isnan(result.best_score) else f"{result.best_score:.4f}"
     status(
         f"best epoch {result.best_epoch} of {result.epochs_run} ({result.monitor} {score}); "
         f"checkpoint in {result.model_dir}"
