@@ -1,7 +1,7 @@
 """Phantom generation speed: images/s of ``generate_phantom`` against a naive per-image loop.
 
 The peer renders and writes one image at a time (the same renderer called with
-one-row batches, the same three PNGs per image), which is what a
+one-row batches, the same PNGs: image, lung ROI, and a mask per lesion), which is what a
 straightforward generator does; the toolkit renders ~1 MiB batches with NumPy
 and can spread chunks over processes. Both write identical bytes (checked on
 the peer's subset). Prints medians of ``--repeats`` runs and the ratios.
@@ -38,9 +38,10 @@ def naive_loop(out: Path, config: PhantomConfig, n: int) -> float:
         rendered = render_cases(cases.iloc[[row]], config)
         name = cases["id"].iloc[row]
         Image.fromarray(quantize(rendered.images, 8)[0]).save(out / "images" / f"{name}.png", compress_level=6)
-        Image.fromarray(rendered.lesion_masks[0].astype("uint8") * 255).save(
-            out / "masks" / f"{name}.png", compress_level=6
-        )
+        if rendered.lesion_masks[0].any():
+            Image.fromarray(rendered.lesion_masks[0].astype("uint8") * 255).save(
+                out / "masks" / f"{name}.png", compress_level=6
+            )
         Image.fromarray(rendered.roi_masks[0].astype("uint8") * 255).save(
             out / "roi" / f"{name}.png", compress_level=6
         )
@@ -71,7 +72,7 @@ def main() -> None:
     config = PhantomConfig(n_images=args.n, seed=0)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"machine: {platform.machine()}, {cores} cores, python {platform.python_version()}")
-    print(f"phantom: {args.n} images of {config.size}x{config.size}, all flaws, 3 PNGs per image")
+    print(f"phantom: {args.n} images of {config.size}x{config.size}, all flaws (image + ROI PNG each, mask PNG per lesion)")
     rates: dict[str, list[float]] = {"naive per-image loop": [], "toolkit, in-process": [], "toolkit, 2 workers": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -70,16 +70,27 @@ def _anatomy(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
 def _lesions(rng: np.random.Generator, anatomy: dict[str, np.ndarray], config: PhantomConfig) -> dict[str, np.ndarray]:
     """Return each patient's would-be lesion: centre inside a lung, radii, angle, contrast."""
     n = len(anatomy["lung_dx"])
-    side = np.where(rng.random(n) < 0.5, -1.0, 1.0)
-    radius = 0.65 * np.sqrt(rng.random(n))
-    phi = rng.uniform(0, 2 * np.pi, n)
-    cx = side * anatomy["lung_dx"] + radius * np.cos(phi) * anatomy["lung_rx"]
-    cy = anatomy["lung_y"] + radius * np.sin(phi) * anatomy["lung_ry"]
-    in_heart = ((cx - anatomy["heart_x"]) / anatomy["heart_rx"]) ** 2 + (
-        (cy - anatomy["heart_y"]) / anatomy["heart_ry"]
-    ) ** 2 < 1.2
-    # a lesion hidden behind the heart would be clipped to a sliver: mirror it to the other lung
-    cx = np.where(in_heart, cx - 2 * side * anatomy["lung_dx"], cx)
+    tries = 8
+    side = np.where(rng.random((n, tries)) < 0.5, -1.0, 1.0)
+    radius = 0.65 * np.sqrt(rng.random((n, tries)))
+    phi = rng.uniform(0, 2 * np.pi, (n, tries))
+
+    def per_patient(key: str) -> np.ndarray:
+        return anatomy[key][:, None]
+
+    cx = side * per_patient("lung_dx") + radius * np.cos(phi) * per_patient("lung_rx")
+    cy = per_patient("lung_y") + radius * np.sin(phi) * per_patient("lung_ry")
+    heart = ((cx - per_patient("heart_x")) / per_patient("heart_rx")) ** 2 + (
+        (cy - per_patient("heart_y")) / per_patient("heart_ry")
+    ) ** 2
+    # a lesion behind the heart would be clipped to a sliver of visible lung: take the first
+    # candidate centre well clear of the heart (rejection sampling), else the lateral lung
+    clear = heart > 1.5
+    first = np.argmax(clear, axis=1)
+    rows = np.arange(n)
+    fallback = ~clear.any(axis=1)
+    cx = np.where(fallback, side[:, 0] * (anatomy["lung_dx"] + 0.3 * anatomy["lung_rx"]), cx[rows, first])
+    cy = np.where(fallback, anatomy["lung_y"], cy[rows, first])
     low, high = config.lesion_radius
     size = np.exp(rng.uniform(np.log(low), np.log(high), n))
     aspect = rng.uniform(0.7, 1.3, n)

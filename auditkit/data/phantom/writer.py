@@ -73,8 +73,11 @@ def _write_chunk(config_json: dict[str, Any], cases: pd.DataFrame, staging: str)
     pixels = quantize(rendered.images, config.bit_depth)
     masks = rendered.lesion_masks.astype(np.uint8) * 255
     rois = rendered.roi_masks.astype(np.uint8) * 255
+    has_lesion = rendered.lesion_masks.any(axis=(1, 2))
     for row, name in enumerate(cases["id"].tolist()):
         for folder, arrays in (("images", pixels), ("masks", masks), ("roi", rois)):
+            if folder == "masks" and not has_lesion[row]:
+                continue  # an image without a lesion has no mask file (an empty mask says nothing)
             with open(os.path.join(staging, folder, f"{name}.png"), "wb") as handle:
                 handle.write(_png(arrays[row]))
     top = 255.0 if config.bit_depth == 8 else 65535.0
@@ -118,9 +121,15 @@ def _prepare(out_dir: Path, force: bool) -> None:
 
 
 def _default_workers(n_images: int) -> int:
-    if n_images < _POOL_FROM_IMAGES:
+    """Return the rendering processes: none for small phantoms or machines under 4 cores.
+
+    Measured (benchmarks/RESULTS.md): on 2 cores the process pool's start-up
+    and the contention cost more than the second core gains.
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if n_images < _POOL_FROM_IMAGES or cores < 4:
         return 0
-    return max(0, min(4, (os.cpu_count() or 1)))
+    return min(4, cores // 2)
 
 
 def _render_all(
@@ -144,7 +153,7 @@ def _render_all(
     return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def _manifest(cases: pd.DataFrame) -> pd.DataFrame:
+def _manifest(cases: pd.DataFrame, has_mask: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "id": cases["id"],
@@ -154,7 +163,7 @@ def _manifest(cases: pd.DataFrame) -> pd.DataFrame:
             "site": cases["site"],
             # external rows are fixed; the others are assigned by patient at training time
             "split": np.where(cases["external"].to_numpy(), "external", ""),
-            "mask": "masks/" + cases["id"] + ".png",
+            "mask": np.where(has_mask, "masks/" + cases["id"] + ".png", ""),
             "roi": "roi/" + cases["id"] + ".png",
             "sex": cases["sex"],
             "age_group": cases["age_group"],
@@ -290,12 +299,13 @@ def generate_phantom(
     """Return where the phantom of ``config`` was written under ``out_dir``.
 
     Writes ``images/ID.png`` (8- or 16-bit grayscale), ``masks/ID.png`` (255 =
-    lesion; empty for images without one), ``roi/ID.png`` (255 = visible lung
+    lesion; only for images with a lesion, whose manifest ``mask`` cell is
+    otherwise empty), ``roi/ID.png`` (255 = visible lung
     fields), ``manifest.csv`` (the DESIGN.md contract plus ``roi``; the
     external site's rows have ``split=external``) and ``phantom.json`` (the
     configuration and per-image ground truth). Refuses a non-empty folder
-    unless ``force``. ``workers`` processes render in parallel (default: up to
-    4 for 1,500 images or more, else in-process); the bytes do not depend on it.
+    unless ``force``. ``workers`` processes render in parallel (default: in-process
+    below 1,500 images or 4 cores, else up to 4); the bytes do not depend on it.
     """
     config = config or PhantomConfig()
     out = Path(out_dir)
@@ -311,8 +321,13 @@ def generate_phantom(
             os.replace(staging / folder, out / folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    has_mask = measured["lesion_area"] > 0
+    if not np.array_equal(has_mask, cases["lesion"].to_numpy()):
+        # the sampler keeps lesions clear of the heart, so this is a bug, not an input error
+        raise RuntimeError("phantom: a lesion was rendered outside the visible lung fields")
     truth_path = write_json(out / TRUTH_NAME, _truth(config, cases, measured))
-    manifest_path = atomic_write_text(out / MANIFEST_NAME, _manifest(cases).to_csv(index=False, lineterminator="\n"))
+    manifest = _manifest(cases, has_mask).to_csv(index=False, lineterminator="\n")
+    manifest_path = atomic_write_text(out / MANIFEST_NAME, manifest)
     return PhantomResult(
         manifest_path=manifest_path,
         truth_path=truth_path,
