@@ -195,7 +195,7 @@ def explain_inputs(
         maps=np.stack([e.map for e in done]) if done else np.empty((0, *inputs.shape[-2:]), np.float32),
         targets=np.array([e.target for e in done], dtype=np.int64),
         scores=np.stack([e.scores for e in done]) if done else np.empty((0, 0), np.float32),
-        extras=[dict(e.extras) for e in done],
+        extras=[dict(sorted(e.extras.items())) for e in done],  # one key order, fresh or cached
         params=recorded,
         postprocessing=names,
         n_from_cache=from_cache,
