@@ -77,7 +77,8 @@ class ImageDataset(Dataset):
         return self._cache is not None
 
     def _load(self, index: int) -> torch.Tensor:
-        return self.preprocess.prepare(read_image(self.paths[index], frame_index=self.frame_index))
+        # the reader's array is fresh, so prepare may wrap it without a defensive copy
+        return self.preprocess._prepare(read_image(self.paths[index], frame_index=self.frame_index), copy=False)
 
     def _preload(self, limit: int) -> torch.Tensor:
         if not self.paths:

@@ -50,6 +50,8 @@ def _open_pil(path: Path):
 
     try:
         return Image.open(path)
+    except FileNotFoundError:
+        raise ImageReadError(f"image file '{path}' does not exist; check the path") from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageReadError(
             f"image file '{path}' cannot be read as an image ({exc}); replace it with a valid "
@@ -113,7 +115,9 @@ def _pil_to_array(image, path: Path) -> np.ndarray:
     if mode == "1":
         return np.asarray(image, dtype=np.float32)
     if mode in _EIGHT_BIT_MODES:
-        return np.asarray(image, dtype=np.uint8).astype(np.float32) / np.float32(255.0)
+        values = np.asarray(image, dtype=np.float32)  # a fresh, writable array
+        values /= np.float32(255.0)
+        return values
     if mode in _SIXTEEN_BIT_MODES:
         return np.asarray(image).astype(np.float32) / np.float32(65535.0)
     if mode == "I":
@@ -179,9 +183,9 @@ def read_image(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
     selects one frame of a multi-frame DICOM.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image file '{path}' does not exist; check the path")
     kind = image_format(path)
+    if kind != "pil" and not path.is_file():
+        raise ImageReadError(f"image file '{path}' does not exist; check the path")
     if kind == "dicom":
         return read_dicom(path, frame_index=frame_index)
     if kind == "npy":

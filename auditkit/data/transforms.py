@@ -89,6 +89,15 @@ class Preprocess:
         object.__setattr__(self, "input_size", (height, width))
         object.__setattr__(self, "mean", mean)
         object.__setattr__(self, "std", std)
+        # built once: a per-item torch.tensor() costs as much as the arithmetic it feeds
+        object.__setattr__(self, "_mean", torch.tensor(mean, dtype=torch.float32).view(-1, 1, 1))
+        object.__setattr__(self, "_std", torch.tensor(std, dtype=torch.float32).view(-1, 1, 1))
+
+    def _stats(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, std = self._mean, self._std  # type: ignore[attr-defined]
+        if like.dtype != mean.dtype or like.device != mean.device:
+            mean, std = mean.to(like), std.to(like)
+        return mean, std
 
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form stored in model.json (with the fixed resize/channel rules named)."""
@@ -123,7 +132,11 @@ class Preprocess:
 
         RGB is reduced to luma first for a 1-channel model (resizing one
         channel, not three); grayscale stays one channel (see :meth:`finish`).
+        The result never shares memory with ``image``.
         """
+        return self._prepare(image, copy=True)
+
+    def _prepare(self, image: np.ndarray, *, copy: bool) -> torch.Tensor:
         array = np.asarray(image, dtype=np.float32)
         if array.ndim == 3 and array.shape[2] == 1:
             array = array[:, :, 0]
@@ -139,16 +152,15 @@ class Preprocess:
             return F.interpolate(
                 tensor[None], size=self.input_size, mode="bilinear", align_corners=False, antialias=True
             )[0].contiguous()
-        # never hand back a view of the caller's array
-        return tensor.clone(memory_format=torch.contiguous_format)
+        # never hand back a view of the caller's array (readers' fresh arrays need no copy)
+        return tensor.clone(memory_format=torch.contiguous_format) if copy else tensor.contiguous()
 
     def finish(self, tensor: torch.Tensor) -> torch.Tensor:
         """Return ``(C, h, w)`` normalised for the model from :meth:`prepare`'s output (grayscale replicated)."""
         if tensor.shape[-3] == 1 and self.in_channels == 3:
             tensor = tensor.expand(*tensor.shape[:-3], 3, *tensor.shape[-2:])
-        mean = torch.tensor(self.mean, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-        return ((tensor - mean) / std).contiguous()
+        mean, std = self._stats(tensor)
+        return (tensor - mean) / std
 
     def __call__(self, image: np.ndarray) -> torch.Tensor:
         """Return the model input ``(C, h, w)`` float32 of a reader's image ``(H, W)`` or ``(H, W, 3)``."""
@@ -167,8 +179,7 @@ class Preprocess:
 
     def to_display(self, tensor: torch.Tensor) -> np.ndarray:
         """Return a model input ``(C, h, w)`` mapped back to [0, 1] intensities: ``(h, w)`` luma or gray."""
-        mean = torch.tensor(self.mean, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=tensor.dtype, device=tensor.device).view(-1, 1, 1)
+        mean, std = self._stats(tensor)
         values = (tensor.detach() * std + mean).clamp(0, 1).cpu().numpy()
         if values.shape[0] == 3:
             return to_luma(values.transpose(1, 2, 0))
