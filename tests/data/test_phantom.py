@@ -277,7 +277,9 @@ def test_refuses_a_non_empty_folder_unless_forced(tmp_path):
     with pytest.raises(OutputExistsError, match="not empty"):
         generate_phantom(tmp_path, PhantomConfig(n_images=8), workers=0)
     generate_phantom(tmp_path, PhantomConfig(n_images=8), force=True, workers=0)
+    (tmp_path / ".phantom-staging-killed" / "images").mkdir(parents=True)  # a killed run's leftovers
     generate_phantom(tmp_path, PhantomConfig(n_images=10), force=True, workers=0)
+    assert not (tmp_path / ".phantom-staging-killed").exists()
     assert len(list((tmp_path / "images").iterdir())) == 10
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     other = tmp_path / "other"

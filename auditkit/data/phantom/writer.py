@@ -42,6 +42,7 @@ TRUTH_NAME = "phantom.json"
 GENERATOR = "auditkit.data.phantom"
 TRUTH_VERSION = 1
 _POOL_FROM_IMAGES = 1500
+_STAGING_PREFIX = ".phantom-staging-"
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,9 @@ def _prepare(out_dir: Path, force: bool) -> None:
                 shutil.rmtree(target)
         for name in (MANIFEST_NAME, TRUTH_NAME):
             (out_dir / name).unlink(missing_ok=True)
+        for stale in out_dir.glob(f"{_STAGING_PREFIX}*"):
+            # left by a run that was killed before it could clean up
+            shutil.rmtree(stale, ignore_errors=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -312,7 +316,7 @@ def generate_phantom(
     _prepare(out, force)
     cases = sample_cases(config)
     count = _default_workers(config.n_images) if workers is None else max(0, int(workers))
-    staging = Path(tempfile.mkdtemp(prefix=".phantom-staging-", dir=out))
+    staging = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=out))
     try:
         for folder in FOLDERS:
             (staging / folder).mkdir()
