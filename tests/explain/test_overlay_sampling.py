@@ -82,3 +82,32 @@ def test_safe_names_are_unique_and_file_system_safe():
     names = safe_names(["a/b.png", "a_b.png", "ok-1", "ok-1"])
     assert len(set(names)) == 4 and names[2] == "ok-1"
     assert all("/" not in n for n in names)
+
+
+def test_images_are_loaded_at_the_input_geometry_with_masks_from_files_or_boxes(tmp_path):
+    from auditkit.data.transforms import Preprocess
+    from auditkit.explain.images import display_images, load_images
+
+    image = np.zeros((40, 40), np.uint8)
+    image[10:20, 20:30] = 200
+    Image.fromarray(image).save(tmp_path / "a.png")
+    lesion = np.zeros((40, 40), np.uint8)
+    lesion[10:20, 20:30] = 255
+    Image.fromarray(lesion).save(tmp_path / "a_mask.png")
+    frame = pd.DataFrame({
+        "id": ["with_mask", "with_box", "nothing"],
+        "image": [str(tmp_path / "a.png")] * 3,
+        "mask": [str(tmp_path / "a_mask.png"), None, None],
+        "bbox_x0": [np.nan, 20.0, np.nan], "bbox_y0": [np.nan, 10.0, np.nan],
+        "bbox_x1": [np.nan, 30.0, np.nan], "bbox_y1": [np.nan, 20.0, np.nan],
+    })
+    preprocess = Preprocess(input_size=(20, 20), in_channels=1, mean=(0.5,), std=(0.25,))
+    loaded = load_images(frame, preprocess)
+    assert tuple(loaded.inputs.shape) == (3, 1, 20, 20)
+    expected = np.zeros((20, 20), bool)
+    expected[5:10, 10:15] = True  # the 10x10 lesion at (10, 20) halves to 5x5 at (5, 10)
+    assert np.array_equal(loaded.masks[0], expected) and np.array_equal(loaded.masks[1], expected)
+    assert loaded.masks[2] is None and loaded.rois == [None, None, None]
+    shown = display_images(loaded.inputs, mean=(0.5,), std=(0.25,))
+    np.testing.assert_allclose(shown[0][7, 12], 200 / 255, atol=0.01)  # normalisation undone (centre pixel)
+    np.testing.assert_allclose(shown[0][0, 0], 0.0, atol=1e-6)
