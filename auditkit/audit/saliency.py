@@ -193,19 +193,16 @@ def _cohort_of(frame: pd.DataFrame) -> pd.Series:
     """Return the cohort of each row: ``test``, an external site's name, or None (train/val)."""
     if "split" not in frame.columns:
         return pd.Series("test", index=frame.index)
-    split = frame["split"].astype("string")
+    split = frame["split"].astype("string").fillna("").to_numpy(dtype=object)
+    if (split == "").all():
+        return pd.Series("test", index=frame.index)
     site = (
-        frame["site"].astype("string")
+        frame["site"].astype("string").fillna("external").to_numpy(dtype=object)
         if "site" in frame.columns
-        else pd.Series("external", index=frame.index)
+        else np.full(len(frame), "external", dtype=object)
     )
-    cohort = pd.Series(None, index=frame.index, dtype="object")
-    cohort[split == "test"] = "test"
-    external = split == "external"
-    cohort[external] = site[external].fillna("external").astype(str)
-    if split.isna().all():
-        cohort[:] = "test"
-    return cohort
+    cohort = np.where(split == "test", "test", np.where(split == "external", site, None))
+    return pd.Series(cohort, index=frame.index, dtype="object")
 
 
 def _sample(frame: pd.DataFrame, cfg: SaliencyConfig) -> pd.DataFrame:

@@ -221,3 +221,11 @@ def test_saliency_needs_an_image_column(tmp_path):
     with pytest.raises(InvalidInputError, match="no 'image' column"):
         run_saliency(None, frame, out_dir=tmp_path, config={"methods": "gradcam"})
     assert torch.is_tensor(torch.zeros(1))
+
+
+def test_cohorts_are_the_internal_test_split_and_each_external_site():
+    from auditkit.audit.saliency import _cohort_of
+
+    frame = pd.DataFrame({"split": ["test", "external", None, "val", "external"], "site": ["a", "C", None, "b", None]})
+    assert _cohort_of(frame).tolist() == ["test", "C", None, None, "external"]
+    assert _cohort_of(frame.drop(columns="split")).tolist() == ["test"] * 5

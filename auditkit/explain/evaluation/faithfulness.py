@@ -53,11 +53,12 @@ def _orders(maps: np.ndarray, order: str, random_state: int) -> np.ndarray:
     """Return for each image the rank of every pixel in the perturbation order, (N, H*W) int."""
     n, h, w = maps.shape
     flat = maps.reshape(n, h * w)
+    rng = np.random.default_rng(random_state)
     if order == "saliency":
-        # stable sort of the negated map: the most salient first, ties by pixel index
-        sequence = np.argsort(-flat, axis=1, kind="stable")
+        # most salient first; ties (e.g. the zeros after a ReLU) in a seeded random order, not in
+        # raster order, which would delete the top rows (where markers sit) before the rest
+        sequence = np.stack([np.lexsort((rng.random(h * w), -row)) for row in flat])
     elif order == "random":
-        rng = np.random.default_rng(random_state)
         sequence = np.stack([rng.permutation(h * w) for _ in range(n)])
     else:
         raise InvalidInputError(f"order must be 'saliency' or 'random', got {order!r}")
@@ -83,7 +84,8 @@ def perturbation_curves(
 ) -> PerturbationCurves:
     """Return deletion and insertion curves (N, n_steps + 1) of ``inputs`` (N, C, H, W) along ``maps`` (N, H, W).
 
-    ``order="random"`` gives the random-order baseline (seeded). Substrates are
+    ``order="random"`` gives the random-order baseline (seeded); pixels of equal
+    saliency are taken in a seeded random order. Substrates are
     baselines of :mod:`auditkit.explain.baselines` (black through the model's
     normalisation ``mean``/``std``; a blurred image). ``batch_size`` perturbed
     images go through the model per forward pass, all steps of several images
