@@ -140,7 +140,7 @@ def seed_everything(seed: int) -> None:
 
 
 def _output_mode(out: Path, *, resume: bool, force: bool) -> str:
-    """Return ``"fresh"``, ``"resume"`` or ``"done"`` after checking (and, with force, clearing) ``out``."""
+    """Return ``"fresh"``, ``"overwrite"``, ``"resume"`` or ``"done"`` for ``out`` (nothing is deleted here)."""
     if resume:
         if has_resume_state(out):
             return "resume"
@@ -154,10 +154,15 @@ def _output_mode(out: Path, *, resume: bool, force: bool) -> str:
                 f"output folder {str(out)!r} is not empty; pass --force to overwrite it, "
                 "--resume to continue an interrupted run, or choose another --out"
             )
-        shutil.rmtree(out / "resume", ignore_errors=True)
-        for name in (ckpt.MODEL_JSON, ckpt.WEIGHTS_FILE, ckpt.SPLITS_FILE, ckpt.HISTORY_FILE, ckpt.TORCHSCRIPT_FILE):
-            (out / name).unlink(missing_ok=True)
+        return "overwrite"
     return "fresh"
+
+
+def _clear_checkpoint(out: Path) -> None:
+    """Remove the checkpoint files and resume state of an earlier run in ``out`` (after inputs were validated)."""
+    shutil.rmtree(out / "resume", ignore_errors=True)
+    for name in (ckpt.MODEL_JSON, ckpt.WEIGHTS_FILE, ckpt.SPLITS_FILE, ckpt.HISTORY_FILE, ckpt.TORCHSCRIPT_FILE):
+        (out / name).unlink(missing_ok=True)
 
 
 def _result(out: Path, meta: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
@@ -308,6 +313,8 @@ def train(
         manifest, seed=seed, external_sites=external_sites, positive_class=positive_class,
         data_root=data_root, allow_outside_root=allow_outside_root,
     )  # fmt: skip
+    overwrite = mode == "overwrite"
+    mode = "fresh" if overwrite else mode
     size = (input_size, input_size) if isinstance(input_size, int) else input_size
     weights_entry = (
         {"path": os.fspath(weights_path), "sha256": sha256_file(weights_path)}
@@ -398,6 +405,8 @@ def train(
             ckpt.save_checkpoint(out_dir, model, meta)
 
         if mode == "fresh":
+            if overwrite:  # only now: every input has been validated, so nothing is lost in vain
+                _clear_checkpoint(out_dir)
             ckpt.write_splits(out_dir, data.assignment())
             if epochs == 0:
                 val_loss, val_auroc = validate(fit)

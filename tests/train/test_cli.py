@@ -65,6 +65,14 @@ def test_train_and_predict_commands_run_and_refuse_a_tampered_checkpoint(
     assert code == ExitCode.INPUT_ERROR
     _one_error_line(capsys, "not empty", "--force")
 
+    # --force with a wrong input fails before anything of the old checkpoint is removed
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    code = run(["train", "--manifest", str(tmp_path / "typo.csv"), "--arch", "smallcnn", "--out", str(model),
+                "--force", *common])  # fmt: skip
+    assert code == ExitCode.INPUT_ERROR
+    _one_error_line(capsys, "typo.csv")
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+
     code = run(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(tmp_path / "p.txt"), *common])
     assert code == ExitCode.INPUT_ERROR
     _one_error_line(capsys, "p.txt", ".parquet or .csv")
