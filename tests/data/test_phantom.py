@@ -30,6 +30,8 @@ from auditkit.labels import ClassSpec
 
 N_IMAGES = 1500
 
+pytestmark = pytest.mark.slow  # every test here generates a phantom
+
 
 @pytest.fixture(scope="module")
 def flawed(tmp_path_factory) -> dict:
