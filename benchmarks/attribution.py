@@ -17,7 +17,8 @@ peak memory of IG on one 512x512 DenseNet-121 input with the automatic chunk
 and with a chunk twice as large (peak must scale with the chunk, not with
 n_steps).
 
-Usage: ``python benchmarks/attribution.py [--reps 5] [--quick] [--device cpu]``.
+Usage: ``python benchmarks/attribution.py [--reps 5] [--quick] [--skip-memory] [--device cpu]
+[--clock wall|cpu] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -124,18 +125,28 @@ def run_captum_ig_unchunked(model: nn.Module, x: torch.Tensor, n_steps: int) -> 
 # --- timing -----------------------------------------------------------------------------
 
 
+CLOCKS: dict[str, Callable[[], float]] = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = {"fn": time.perf_counter}
+
+
 def interleaved(contenders: dict[str, Callable[[], object]], reps: int, device: torch.device) -> dict[str, float]:
-    """Return the median seconds of each contender over ``reps`` interleaved rounds (after one warm-up)."""
+    """Return the median seconds of each contender over ``reps`` interleaved rounds (after one warm-up).
+
+    The clock is wall time, or with ``--clock cpu`` this process's CPU time: on a machine shared
+    with other work, CPU time of a single-threaded run (``--threads 1``) counts the work done and
+    not the time spent waiting for a core.
+    """
+    clock = _clock["fn"]
     times: dict[str, list[float]] = {name: [] for name in contenders}
     for fn in contenders.values():
         fn()
     for _ in range(reps):
         for name, fn in contenders.items():
             sync(device)
-            start = time.perf_counter()
+            start = clock()
             fn()
             sync(device)
-            times[name].append(time.perf_counter() - start)
+            times[name].append(clock() - start)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
@@ -314,14 +325,22 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip DenseNet-121 and the 512x512 IG memory run")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    _clock["fn"] = CLOCKS[args.clock]
     if args.child:
         print(json.dumps(memory_child(json.loads(args.child))))
         return
     device = torch.device(args.device)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{platform.machine()} CPU, {os.cpu_count()} cores"
-    print(f"# attribution benchmark on {name}, torch {torch.__version__}, {torch.get_num_threads()} threads, medians of {args.reps} interleaved reps\n")
+    print(
+        f"# attribution benchmark on {name}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{args.clock} clock, medians of {args.reps} interleaved reps\n"
+    )
     lines = gradcam_section(args, device)
     lines += ig_section(args, device)
     if not args.quick and not args.skip_memory:

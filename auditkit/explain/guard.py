@@ -28,20 +28,21 @@ def borrowed_model(
     whose modules are in mixed modes) and each parameter's own
     ``requires_grad``, in ``finally``.
     """
-    modes = [(module, module.training) for module in model.modules()]
-    flags = [(param, param.requires_grad) for param in model.parameters()]
+    # Only what is actually switched is recorded and switched back: a model that is already in
+    # eval mode with frozen parameters (a loaded checkpoint) costs nothing per call.
+    training = [m for m in model.modules() if m.training] if eval_mode else []
+    trainable = [p for p in model.parameters() if p.requires_grad] if freeze_parameters else []
     try:
-        if eval_mode:
-            model.eval()
-        if freeze_parameters:
-            for param, _ in flags:
-                param.requires_grad_(False)
+        for module in training:
+            module.training = False
+        for param in trainable:
+            param.requires_grad_(False)
         yield model
     finally:
-        for module, training in modes:
-            module.training = training
-        for param, requires_grad in flags:
-            param.requires_grad_(requires_grad)
+        for module in training:
+            module.training = True
+        for param in trainable:
+            param.requires_grad_(True)
 
 
 class HookSet:
