@@ -28,6 +28,7 @@ from torch import nn
 from auditkit.errors import InvalidInputError
 from auditkit.explain.evaluation.bootstrap import bootstrap_mean
 from auditkit.explain.evaluation.similarity import map_ssim, pairwise
+from auditkit.progress import track
 from auditkit.results import Estimate
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
@@ -187,19 +188,21 @@ def sanity_check(
     baseline = random_pair_ssim(reference, n_pairs=n_pairs, random_state=random_state)
 
     cascading: list[StepSimilarity] = []
-    cascade = copy.deepcopy(model)
-    for k, name in enumerate(names):
-        randomize_block(cascade, name, generator_seed=random_state + k)
-        cascading.append(_similarity(name, reference, explain(cascade, inputs, targets)))
-    del cascade
-
     singles: list[StepSimilarity] = []
+    cascade = copy.deepcopy(model)
+    steps = [("cascading", k, name) for k, name in enumerate(names)]
     if independent:
-        for k, name in enumerate(names):
+        steps += [("independent", k, name) for k, name in enumerate(names)]
+    for kind, k, name in track(steps, total=len(steps), description="randomisation sanity check"):
+        if kind == "cascading":
+            randomize_block(cascade, name, generator_seed=random_state + k)
+            cascading.append(_similarity(name, reference, explain(cascade, inputs, targets)))
+        else:
             single = copy.deepcopy(model)
             randomize_block(single, name, generator_seed=random_state + k)
             singles.append(_similarity(name, reference, explain(single, inputs, targets)))
             del single
+    del cascade
 
     cascade_ssim = _mean_of_steps(cascading)
     if baseline.size == 0 or cascade_ssim is None:
