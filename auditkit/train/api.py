@@ -39,7 +39,7 @@ from auditkit.nets.device import (
     select_device,
 )
 from auditkit.nets.zoo import ARCHITECTURES
-from auditkit.train.data import TrainingData, load_training_data, normalization_from_data
+from auditkit.train.data import TrainingData, load_training_data, normalization_statistics
 from auditkit.train.fit import Fit, Progress, run_epochs, validate
 from auditkit.train.metrics import balanced_class_weights
 from auditkit.train.network import Network, architecture_kind, build_network
@@ -327,22 +327,22 @@ def train(
             arch, num_classes=data.classes.n_classes, in_channels=in_channels,
             input_size=tuple(size) if size else None, weights_path=weights_path, target_layer=target_layer,
         )  # fmt: skip
+        # the training images are decoded once: statistics are taken from the same
+        # (cached) dataset before its normalisation and augmentation are switched on
+        identity = Preprocess(input_size=net.input_size, in_channels=net.in_channels, mean=(0.0,), std=(1.0,))
+        train_set = ImageDataset(data.train_rows, identity, augment=False, cache=cache)
         if net.imagenet:
             mean, std = ARCHITECTURES[arch].normalization(net.in_channels)
             norm_source = "ImageNet"
         else:
-            mean, std = normalization_from_data(
-                data.train_rows, input_size=net.input_size, in_channels=net.in_channels,
-                limit=settings.max_norm_images, seed=seed,
-            )  # fmt: skip
-            n_norm = min(settings.max_norm_images, len(data.train_rows))
-            norm_source = f"training split ({n_norm} images)"
+            mean, std = normalization_statistics(train_set, limit=settings.max_norm_images, seed=seed)
+            norm_source = f"training split ({min(settings.max_norm_images, len(train_set))} images)"
         preprocess = Preprocess(input_size=net.input_size, in_channels=net.in_channels, mean=mean, std=std)
-        model = net.model.to(target, memory_format=memory_format(target))
         augmentation = Augment() if augment else None
-
-        train_set = ImageDataset(data.train_rows, preprocess, augment=augmentation or False, cache=cache)
+        train_set.preprocess, train_set.augment = preprocess, augmentation
         val_set = ImageDataset(data.val_rows, preprocess, augment=False, cache=cache)
+        model = net.model.to(target, memory_format=memory_format(target))
+
         # a last training batch of one image would break BatchNorm's batch statistics
         drop_last = len(train_set) % batch_size == 1
         steps_per_epoch = max(len(train_set) // batch_size + int(len(train_set) % batch_size > 1), 1)

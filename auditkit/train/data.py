@@ -112,35 +112,25 @@ def load_training_data(
     return TrainingData(data, split, train_rows, val_rows, external, monitor)
 
 
-def normalization_from_data(
-    frame: pd.DataFrame,
-    *,
-    input_size: tuple[int, int],
-    in_channels: int,
-    limit: int,
-    seed: int,
+def normalization_statistics(
+    dataset: Any, *, limit: int, seed: int
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Return per-channel ``(mean, std)`` of up to ``limit`` training images after resizing, in [0, 1] units.
+    """Return per-channel ``(mean, std)`` over up to ``limit`` images of ``dataset``, in [0, 1] units.
 
-    A seeded sample keeps it cheap and deterministic; values are rounded to
-    six decimals so model.json stays readable.
+    ``dataset`` must yield un-normalised images (an ``ImageDataset`` whose
+    Preprocess has mean 0 and std 1, without augmentation). A seeded sample
+    keeps it cheap and deterministic; values are rounded to six decimals so
+    model.json stays readable.
     """
-    from auditkit.data.dataset import ImageDataset
-    from auditkit.data.transforms import Preprocess
-
     rng = np.random.default_rng(seed)
-    take = np.sort(rng.choice(len(frame), size=min(limit, len(frame)), replace=False))
-    identity = Preprocess(
-        input_size=input_size, in_channels=in_channels, mean=(0.0,), std=(1.0,)
-    )  # fmt: skip
-    dataset = ImageDataset(frame.iloc[take].reset_index(drop=True), identity, augment=False, cache=False)
-    total = torch.zeros(in_channels, dtype=torch.float64)
-    total_sq = torch.zeros(in_channels, dtype=torch.float64)
+    take = np.sort(rng.choice(len(dataset), size=min(limit, len(dataset)), replace=False))
+    total = total_sq = None
     pixels = 0
-    for i in track(range(len(dataset)), description="normalisation statistics"):
+    for i in track(take.tolist(), description="normalisation statistics"):
         x = dataset[i][0].double()  # (C, h, w)
-        total += x.sum(dim=(1, 2))
-        total_sq += (x * x).sum(dim=(1, 2))
+        sums, squares = x.sum(dim=(1, 2)), (x * x).sum(dim=(1, 2))
+        total = sums if total is None else total + sums
+        total_sq = squares if total_sq is None else total_sq + squares
         pixels += x.shape[1] * x.shape[2]
     mean = total / pixels
     std = torch.sqrt(torch.clamp(total_sq / pixels - mean * mean, min=0.0))
