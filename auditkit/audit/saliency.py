@@ -20,7 +20,6 @@ numbers (all methods fall short of radiologists; Saporta et al. 2022).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -159,7 +158,7 @@ def _table(predictions: Any) -> tuple[pd.DataFrame, np.ndarray, Any, Path | None
 
 
 def _resolve(base: Path | None, value: Any) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+    if value is None or pd.isna(value) or str(value) == "":
         return None
     path = Path(str(value))
     if not path.is_absolute() and base is not None:
@@ -606,6 +605,6 @@ def _gallery(
 def _plain(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating, np.bool_)):
         return value.item()
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or pd.isna(value):
         return None
     return value if isinstance(value, (int, float, bool, str)) else str(value)

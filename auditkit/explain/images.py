@@ -10,7 +10,6 @@ the normalisation undone, so an overlay shows exactly what was explained.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +39,7 @@ class LoadedImages:
 
 def _path(row: pd.Series, column: str) -> str | None:
     value = row.get(column) if column in row.index else None
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value == "":
+    if value is None or pd.isna(value) or str(value) == "":
         return None
     return str(value)
 
@@ -49,7 +48,7 @@ def _box(row: pd.Series) -> tuple[float, float, float, float] | None:
     if not all(c in row.index for c in BBOX_COLUMNS):
         return None
     values = [row[c] for c in BBOX_COLUMNS]
-    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+    if any(v is None or pd.isna(v) for v in values):
         return None
     return tuple(float(v) for v in values)  # type: ignore[return-value]
 

@@ -27,7 +27,13 @@ import torch
 from torch import nn
 
 from auditkit.errors import InvalidInputError
-from auditkit.explain.api import METHODS, make_explainer, method_params, run_explainer
+from auditkit.explain.api import (
+    DEFAULT_POSTPROCESS,
+    METHODS,
+    make_explainer,
+    method_params,
+    run_explainer,
+)
 from auditkit.explain.cache import CachedMap, MapCache, cache_key, input_digest
 from auditkit.explain.guard import borrowed_model, model_device
 from auditkit.explain.postprocess import apply_steps
@@ -132,8 +138,6 @@ def explain_inputs(
     specs, explainer_target = _target_specs(target, n)
     explainer = make_explainer(model, method, target_layer=target_layer, **dict(params or {}))
     recorded = method_params(explainer)
-    from auditkit.explain.api import DEFAULT_POSTPROCESS
-
     steps = tuple(DEFAULT_POSTPROCESS[method] if postprocess is None else postprocess)
     keys: list[str] = []
     if cache is not None:
