@@ -86,3 +86,12 @@ def test_encode_labels_names_the_bad_row():
 def test_cli_version_and_unknown_command_exit_codes(capsys):
     assert run(["--version"]) == ExitCode.OK
     assert run(["no-such-command"]) == ExitCode.INPUT_ERROR
+
+
+def test_atomic_write_gives_the_mode_a_plain_open_would(tmp_path):
+    import os
+
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = atomic_write_text(tmp_path / "atomic.txt", "x")
+    assert os.stat(atomic).st_mode & 0o777 == os.stat(plain).st_mode & 0o777
