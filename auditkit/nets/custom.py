@@ -11,8 +11,10 @@ That does not unpickle arbitrary Python objects: the archive's ``data.pkl``
 and ``constants.pkl`` go through TorchScript's own C++ unpickler, which
 rebuilds only tensors and TorchScript types and refuses other globals, and
 the model's code is TorchScript (compiled from the archive's ``code/``), not
-Python. A plain ``torch.save``/pickle file given instead is refused before
-anything is read (see ``tests/nets/test_custom.py``). The TorchScript program
+Python. A legacy pickle given instead is refused before it is opened, and a
+``torch.save`` zip archive is refused by ``torch.jit.load`` without its
+pickled objects being rebuilt (both tested with a payload whose unpickling
+would create a file: ``tests/nets/test_custom.py``). The TorchScript program
 still runs whatever TorchScript operators it contains, so audit a TorchScript
 file you would run anyway.
 """
