@@ -5,9 +5,10 @@ algorithms) and built lazily: a test run that does not ask for them pays nothing
 
 ``quick_phantom`` -> ``auditkit.data.phantom.PhantomResult``
     A 1000-image, 48×48 phantom with every planted flaw on at the phantom's
-    calibrated default strengths (``PhantomConfig()``: shortcut 0.5,
-    underdiagnosis 0.8 in ``sex == "F"``, label noise 0.3 in ``age_group ==
-    "80+"``, site shift 1.0), three sites (``site_A``, ``site_B`` internal;
+    calibrated default strengths (``PhantomConfig().flaws``: the shortcut
+    marker, underdiagnosis in ``sex == "F"``, label noise in ``age_group ==
+    "80+"``, the external site's acquisition shift; ``phantom.json`` records the
+    strengths), three sites (``site_A``, ``site_B`` internal;
     ``site_C`` external, ``split=external`` in the manifest), seed 0. Fields: ``manifest_path``, ``truth_path``
     (phantom.json, the planted ground truth), ``out_dir``, ``n_images``.
 
