@@ -89,6 +89,7 @@ def model_section(loaded: Any) -> dict[str, Any]:
         "target_layer": loaded.target_layer,
         "normalization": meta.get("normalization"),
         "output": meta.get("output"),
+        "calibration": meta.get("calibration"),
         "training": dict(training) or None,
         "metrics": meta.get("metrics"),
         "history": read_history(loaded.path),

@@ -43,7 +43,7 @@ from auditkit.audit.predictions import PredictionsTable, read_embeddings, read_p
 from auditkit.audit.statistics import compute_statistics
 from auditkit.audit.summary import render_summary
 from auditkit.errors import ConfigError, OutputExistsError
-from auditkit.fileio import atomic_write_text, dumps_json, sha256_bytes, sha256_file
+from auditkit.fileio import atomic_write_text, dumps_json, sha256_bytes, sha256_file, to_jsonable
 from auditkit.progress import status
 from auditkit.results import SCHEMA_VERSION, AuditResults, save_results
 
@@ -262,4 +262,4 @@ def run_audit(config: AuditConfig) -> AuditResults:
     document = assemble_document(config, inputs, sections)
     path = write_outputs(out_dir, document)
     status(f"wrote {path} and {out_dir / SUMMARY_NAME}")
-    return AuditResults(document, path)
+    return AuditResults(to_jsonable(document), path)

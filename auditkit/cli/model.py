@@ -64,6 +64,11 @@ def train_command(
     num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader workers (default: auto)."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Root that image paths may not escape."),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root"),
+    calibration: str = typer.Option(
+        "temperature",
+        "--calibration",
+        help="Post-hoc calibration fitted on the validation split: temperature (Guo 2017) or none.",
+    ),
 ) -> int:
     """Train a model on a manifest and write its checkpoint (weights, model.json, splits, history)."""
     from auditkit.progress import status
@@ -92,6 +97,7 @@ def train_command(
         num_workers=num_workers,
         data_root=data_root,
         allow_outside_root=allow_outside_root,
+        calibration=calibration,
     )
     score = "n/a" if math.isnan(result.best_score) else f"{result.best_score:.4f}"
     status(

@@ -39,8 +39,10 @@ from auditkit.nets.device import (
     select_device,
 )
 from auditkit.nets.zoo import ARCHITECTURES
+from auditkit.train.calibrate import CALIBRATION_METHODS, temperature_record
 from auditkit.train.data import TrainingData, load_training_data, normalization_statistics
 from auditkit.train.fit import Fit, Progress, run_epochs, validate
+from auditkit.train.loop import evaluate
 from auditkit.train.metrics import balanced_class_weights
 from auditkit.train.network import Network, architecture_kind, build_network
 from auditkit.train.schedule import default_warmup_steps, make_scheduler
@@ -242,6 +244,16 @@ def _training_record(
     }  # fmt: skip
 
 
+def _fit_calibration(fit: Fit, out_dir: Path) -> dict[str, Any] | None:
+    """Return the temperature record fitted on validation with the BEST epoch's weights loaded."""
+    from safetensors.torch import load_file
+
+    best = load_file(str(out_dir / ckpt.WEIGHTS_FILE), device=str(fit.device))
+    fit.model.load_state_dict(best)
+    result = evaluate(fit.model, fit.val_loader, device=fit.device, mixed_precision=fit.mixed_precision)
+    return temperature_record(result.y_true, result.prob)
+
+
 def _check_resume(settings: dict[str, Any], saved: dict[str, Any], out: Path) -> None:
     for key in RESUME_KEYS:
         now = json.loads(json.dumps(settings.get(key)))
@@ -281,6 +293,7 @@ def train(
     allow_outside_root: bool = False,
     name: str | None = None,
     on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None,
+    calibration: str = "temperature",
 ) -> TrainResult:
     """Return the result of training ``arch`` on ``manifest``; the checkpoint is written to ``out``.
 
@@ -291,7 +304,10 @@ def train(
     without training (its validation metrics are still recorded).
     ``on_epoch_end`` receives each epoch's history row; returning True stops
     the run as if it were interrupted (``resume=True`` continues it).
-    ``force`` overwrites an existing checkpoint in ``out``.
+    ``force`` overwrites an existing checkpoint in ``out``. ``calibration``
+    (``"temperature"``, the default, or ``"none"``) fits a temperature to the
+    best model's validation logits once training completes (Guo et al. 2017)
+    and stores it in model.json, where ``predict`` applies it.
     """
     from auditkit.data.dataset import ImageDataset, make_loader
     from auditkit.data.transforms import Augment, Preprocess
@@ -302,6 +318,10 @@ def train(
         num_workers=num_workers, cache=cache,
     )  # fmt: skip
     settings.validate()
+    if calibration not in CALIBRATION_METHODS:
+        raise InvalidInputError(
+            f"--calibration {calibration!r} is not one of {', '.join(CALIBRATION_METHODS)}"
+        )
     architecture_kind(arch)
     out_dir = Path(out)
     mode = _output_mode(out_dir, resume=resume, force=force)
@@ -415,6 +435,9 @@ def train(
                 save_best(row)
                 ckpt.write_history(out_dir, fit.history)
         interrupted = run_epochs(fit, start_epoch=start_epoch, save_best=save_best, on_epoch_end=on_epoch_end)
+        calibration_record = None
+        if not interrupted and calibration == "temperature" and (out_dir / ckpt.WEIGHTS_FILE).is_file():
+            calibration_record = _fit_calibration(fit, out_dir)
 
     model_json = out_dir / ckpt.MODEL_JSON
     if not model_json.is_file():
@@ -422,6 +445,7 @@ def train(
     meta = json.loads(model_json.read_text("utf-8"))
     meta["training"] = record(not interrupted)
     if not interrupted:
+        meta["calibration"] = calibration_record
         write_json(model_json, meta)
         shutil.rmtree(out_dir / "resume", ignore_errors=True)
     return _result(out_dir, meta, list(fit.history))
