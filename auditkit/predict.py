@@ -34,7 +34,7 @@ from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
 from auditkit.nets.device import autocast, memory_format, select_device
 from auditkit.nets.embed import capture_head_input, embedding_layer_name
 from auditkit.progress import track
-from auditkit.train.calibrate import temperature_of
+from auditkit.train.calibrate import calibrate_logits
 from auditkit.train.loop import split_outputs
 
 if TYPE_CHECKING:
@@ -172,12 +172,11 @@ def _infer(
 ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
     """Return softmax probabilities ``(N, K)`` float64 and, if asked, embeddings ``(N, D)`` float32.
 
-    The logits are divided by the checkpoint's calibration temperature (1 when uncalibrated).
+    The logits pass through the checkpoint's calibration (prior correction and temperature) first.
     """
     from auditkit.data.dataset import ImageDataset, make_loader
 
     model = loaded.model
-    temperature = temperature_of(loaded.meta)  # post-hoc calibration fitted on val, part of the model
     dataset = ImageDataset(frame.reset_index(drop=True), loaded.preprocess, augment=False, cache=False)
     loader = make_loader(dataset, batch_size=batch_size, shuffle=False, device=device, num_workers=num_workers)
     fmt = memory_format(device)
@@ -194,7 +193,7 @@ def _infer(
                     x = x.to(device, non_blocking=non_blocking, memory_format=fmt)
                     with autocast(device):
                         logits, _ = split_outputs(model(x))
-                    probs.append(torch.softmax(logits.float() / temperature, dim=1).double().cpu())
+                    probs.append(torch.softmax(calibrate_logits(logits.float(), loaded.meta), dim=1).double().cpu())
                 features = torch.cat([c.float().cpu() for c in captured]).numpy() if head else None
     finally:
         model.train(was_training)

@@ -251,7 +251,8 @@ def _fit_calibration(fit: Fit, out_dir: Path) -> dict[str, Any] | None:
     best = load_file(str(out_dir / ckpt.WEIGHTS_FILE), device=str(fit.device))
     fit.model.load_state_dict(best)
     result = evaluate(fit.model, fit.val_loader, device=fit.device, mixed_precision=fit.mixed_precision)
-    return temperature_record(result.y_true, result.prob)
+    weights = fit.class_weight.detach().cpu().numpy() if fit.class_weight is not None else None
+    return temperature_record(result.y_true, result.prob, class_weights=weights)
 
 
 def _check_resume(settings: dict[str, Any], saved: dict[str, Any], out: Path) -> None:

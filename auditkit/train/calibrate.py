@@ -5,8 +5,13 @@ Calibration of Modern Neural Networks", ICML): a single temperature ``T > 0``
 dividing the logits, fitted by minimising the (unweighted) negative
 log-likelihood on the validation split, fixes most of it without changing any
 ranking (AUROC) or argmax. Class-weighted training, which auditkit uses for
-imbalanced data, shifts probabilities too; recalibrating on a split the test
-never sees keeps the released scores honest. The temperature is part of the
+imbalanced data, shifts the probabilities as well: a loss that weighs class
+``k`` by ``w_k`` is minimised by logits equal to ``log p_k + log w_k`` (up to a
+constant), so the prior is corrected first by subtracting ``log w_k`` (the
+logit adjustment of Menon et al. 2021, "Long-tail learning via logit
+adjustment", ICLR; King & Zeng 2001's prior correction), and the temperature
+is fitted on top. Recalibrating on a split the test never sees keeps the
+released scores honest. The temperature is part of the
 released model: stored in model.json (``calibration``) and applied by
 ``auditkit predict`` (FDA AI-DSF draft 2025 §IX asks for "any calibration of
 the model output").
@@ -30,21 +35,38 @@ def _nll(y_true: np.ndarray, prob: np.ndarray, temperature: float) -> float:
     return float(-np.mean(log_p[np.arange(len(y_true)), y_true]))
 
 
-def temperature_record(y_true: np.ndarray, prob: np.ndarray) -> dict[str, Any] | None:
+def adjust_probabilities(prob: np.ndarray, logit_offset: np.ndarray) -> np.ndarray:
+    """Return softmax(logits + logit_offset) given softmax(logits) ``prob`` (n, K): the prior correction."""
+    adjusted = np.asarray(prob, dtype=np.float64) * np.exp(np.asarray(logit_offset, dtype=np.float64))
+    return adjusted / adjusted.sum(axis=1, keepdims=True)
+
+
+def temperature_record(
+    y_true: np.ndarray, prob: np.ndarray, *, class_weights: np.ndarray | None = None
+) -> dict[str, Any] | None:
     """Return model.json's ``calibration`` entry fitted on validation ``(y_true (n,), prob (n, K))``.
 
-    ``None`` when the validation split cannot support a fit (fewer than two
-    classes present, or no rows): the model is then released uncalibrated.
+    ``class_weights`` (K,) are the training loss's class weights; their prior
+    shift is removed (``logit_offset = -log w``) before the temperature is
+    fitted. ``None`` when the validation split cannot support a fit (fewer
+    than two classes present, or no rows): the model is then released
+    uncalibrated.
     """
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(prob, dtype=np.float64)
     if len(y) == 0 or len(np.unique(y)) < 2:
         return None
+    k = p.shape[1]
+    weights = np.ones(k) if class_weights is None else np.asarray(class_weights, dtype=np.float64)
+    offset = -np.log(weights)
+    offset = offset - offset.mean()  # softmax is shift-invariant; centre for readability
+    p = adjust_probabilities(p, offset)
     temperature = float(fit_temperature_multiclass(y, p).temperature)
     if not math.isfinite(temperature) or temperature <= 0:  # pragma: no cover - bounded fit
         return None
     return {
         "method": "temperature",
+        "logit_offset": [float(v) for v in offset],
         "temperature": temperature,
         "fitted_on": "val",
         "n_images": len(y),
@@ -54,9 +76,18 @@ def temperature_record(y_true: np.ndarray, prob: np.ndarray) -> dict[str, Any] |
     }
 
 
-def temperature_of(meta: dict[str, Any]) -> float:
-    """Return the temperature a checkpoint's scores are divided by (1.0 when uncalibrated)."""
+def calibrate_logits(logits: Any, meta: dict[str, Any]) -> Any:
+    """Return ``(logits + logit_offset) / temperature`` for a checkpoint's calibration (identity if none).
+
+    ``logits`` is a torch tensor or NumPy array of shape (N, K).
+    """
     record = meta.get("calibration") or {}
-    if record.get("method") == "temperature":
-        return float(record["temperature"])
-    return 1.0
+    if record.get("method") != "temperature":
+        return logits
+    offset = record.get("logit_offset")
+    if offset is not None:
+        if hasattr(logits, "new_tensor"):
+            logits = logits + logits.new_tensor(offset)
+        else:
+            logits = logits + np.asarray(offset)
+    return logits / float(record["temperature"])

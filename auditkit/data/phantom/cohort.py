@@ -173,8 +173,8 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
 
     under = flaws.underdiagnosis
     hit = _subgroup(frame, under.attribute, under.value) & under.enabled
-    contrast_factor = np.where(hit, 1.0 - 0.7 * under.strength, 1.0)
-    size_factor = np.where(hit, 1.0 - 0.25 * under.strength, 1.0)
+    contrast_factor = np.where(hit, 1.0 - 0.85 * under.strength, 1.0)
+    size_factor = np.where(hit, 1.0 - 0.3 * under.strength, 1.0)
     frame["lesion_cx"] = lesion["lesion_cx"][patient_of] + 0.02 * jitter[:, 0]
     frame["lesion_cy"] = lesion["lesion_cy"][patient_of] + 0.02 * jitter[:, 1]
     frame["lesion_rx"] = lesion["lesion_rx"][patient_of] * (1 + 0.08 * jitter[:, 2]) * size_factor

@@ -82,7 +82,7 @@ class Flaws(_Frozen):
       labelled positive and ``(1 - s) / 2`` on negatives; at the external site
       (and everywhere when disabled) with probability 1/2 whatever the label.
     - ``underdiagnosis``: in the subgroup, lesion contrast is multiplied by
-      ``1 - 0.7 s`` and lesion radius by ``1 - 0.25 s``.
+      ``1 - 0.85 s`` and lesion radius by ``1 - 0.3 s``.
     - ``label_noise``: exactly ``round(s * n)`` of the subgroup's ``n`` labels are
       flipped (both directions); the image content is unchanged.
     - ``site_shift``: the external site's acquisition moves from the middle of

@@ -217,8 +217,8 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
         {
             "attribute": flaws.underdiagnosis.attribute,
             "value": flaws.underdiagnosis.value,
-            "contrast_factor": 1 - 0.7 * u,
-            "radius_factor": 1 - 0.25 * u,
+            "contrast_factor": 1 - 0.85 * u,
+            "radius_factor": 1 - 0.3 * u,
             "n_affected_lesions": int(cases["underdiagnosed"].sum()),
         }
     )
