@@ -12,6 +12,7 @@ This module sits above both the analysis and the presentation layers.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -54,14 +55,49 @@ def _policy_bytes(policy: Any) -> bytes:
     return resources.files("auditkit").joinpath("policies", f"{policy.source}.yaml").read_bytes()
 
 
+def judge_expected_findings(expected: Sequence[Any], outcome: Any) -> list[dict[str, Any]]:
+    """Return, per expected finding, the checks of its rule and whether the rule caught it.
+
+    A finding is caught when a check of its rule (on its metric, if one is
+    named) ends with a blocking verdict: the gate would stop the release for
+    exactly the reason the finding was planted.
+    """
+    judged = []
+    for finding in expected:
+        checks = [
+            c for c in outcome.checks
+            if c.id == finding.rule and (finding.metric is None or c.metric == finding.metric)
+        ]  # fmt: skip
+        judged.append(
+            {
+                "name": finding.name,
+                "description": finding.description,
+                "rule": finding.rule,
+                "metric": finding.metric,
+                "checks": [
+                    {k: c.to_dict()[k] for k in ("metric", "verdict", "estimate", "ci_low", "ci_high", "blocking")}
+                    for c in checks
+                ],
+                "caught": any(c.blocking and c.verdict != "pass" for c in checks),
+            }
+        )
+    return judged
+
+
 def apply_gate(
-    results: AuditResults, policy_ref: str, out_dir: Path, *, allow_insufficient: bool = False
+    results: AuditResults,
+    policy_ref: str,
+    out_dir: Path,
+    *,
+    allow_insufficient: bool = False,
+    expected: Sequence[Any] = (),
 ) -> tuple[AuditResults, Any, dict[str, Path]]:
     """Return the results with their ``gate`` section, the outcome, and the gate files written.
 
     Writes ``policy.yaml`` (the policy's exact bytes), ``gate.json``,
     ``gate-junit.xml`` and ``gate-summary.md`` into ``out_dir`` and rewrites
-    results.json (and summary.md) with the gate section.
+    results.json (and summary.md) with the gate section, and with
+    ``expected_findings`` judged against the outcome when any are declared.
     """
     from auditkit.gate import evaluate, load_policy
     from auditkit.gate import write_outputs as write_gate_outputs
@@ -72,6 +108,8 @@ def apply_gate(
         raise RuntimeError("the copied policy's hash differs from the policy evaluated")
     outcome = evaluate(results.data, policy, block_on_insufficient=False if allow_insufficient else None)
     data = {**results.data, "gate": outcome.to_results_section()}
+    if expected:
+        data["expected_findings"] = judge_expected_findings(expected, outcome)
     path = write_outputs(out_dir, data)
     outcome = dataclasses.replace(
         outcome, results_source=str(path), results_sha256=sha256_file(path)
@@ -113,7 +151,11 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
     outcome = None
     if config.policy is not None:
         results, outcome, gate_files = apply_gate(
-            results, config.policy, out_dir, allow_insufficient=config.allow_insufficient
+            results,
+            config.policy,
+            out_dir,
+            allow_insufficient=config.allow_insufficient,
+            expected=config.settings.expected_findings,
         )
         files.update(gate_files)
     if config.report:

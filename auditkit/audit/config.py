@@ -18,6 +18,25 @@ from auditkit.stats.fairness import DEFAULT_PRIMARY
 from auditkit.stats.threshold import OperatingPointRule
 
 
+class ExpectedFinding(BaseModel):
+    """A finding the data's provider expects the audit to catch, and the gate rule that should catch it.
+
+    The synthetic phantom's planted flaws are the typical case: the demo
+    declares, for each, the policy rule that must fail (and optionally the
+    concrete metric path), so the report can show each planted flaw caught,
+    or not, by its rule.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(..., min_length=1)
+    description: str = ""
+    rule: str = Field(..., min_length=1, description="The id of the policy rule that should fail.")
+    metric: str | None = Field(
+        None, description="The concrete results path the rule should fail on (default: any)."
+    )
+
+
 class AuditSettings(BaseModel):
     """What the statistical audit computes and how (every field has a documented default)."""
 
@@ -63,6 +82,10 @@ class AuditSettings(BaseModel):
     )
     model_name: str | None = None
     intended_use: dict[str, str | list[str] | None] | None = None
+    expected_findings: list[ExpectedFinding] = Field(
+        default_factory=list,
+        description="Findings the audit is expected to catch (e.g. a phantom's planted flaws).",
+    )
     saliency: dict[str, Any] | None = Field(
         None,
         description="Settings of the explanations (auditkit.explain.config.SaliencyConfig): methods, "

@@ -31,6 +31,21 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
     return (values[0], values[-1])
 
 
+def _parse_fractions(text: str | None) -> dict[str, float] | None:
+    if text is None:
+        return None
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 3:
+        raise InvalidInputError(
+            f"--split {text!r} must be three fractions train,val,test summing to 1, e.g. 0.6,0.15,0.25"
+        )
+    return dict(zip(("train", "val", "test"), values, strict=True))
+
+
 @app.command("train")
 def train_command(
     manifest: Path = typer.Option(..., "--manifest", help="Manifest CSV/Parquet of the images."),
@@ -64,6 +79,11 @@ def train_command(
     num_workers: int | None = typer.Option(None, "--num-workers", help="DataLoader workers (default: auto)."),
     data_root: Path | None = typer.Option(None, "--data-root", help="Root that image paths may not escape."),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root"),
+    split: str | None = typer.Option(
+        None,
+        "--split",
+        help="Patient-level train,val,test fractions for rows without a split, e.g. 0.6,0.15,0.25.",
+    ),
     calibration: str = typer.Option(
         "temperature",
         "--calibration",
@@ -98,6 +118,7 @@ def train_command(
         data_root=data_root,
         allow_outside_root=allow_outside_root,
         calibration=calibration,
+        split_fractions=_parse_fractions(split),
     )
     score = "n/a" if math.isnan(result.best_score) else f"{result.best_score:.4f}"
     status(

@@ -29,7 +29,12 @@ from auditkit.report.sections.fairness import build_fairness
 from auditkit.report.sections.model import build_model
 from auditkit.report.sections.performance import build_calibration, build_discrimination
 from auditkit.report.sections.reproducibility import build_reproducibility
-from auditkit.report.sections.summary import build_cover, build_findings, build_key_results
+from auditkit.report.sections.summary import (
+    build_cover,
+    build_expected_findings,
+    build_findings,
+    build_key_results,
+)
 
 
 def availability(results: Mapping[str, Any]) -> dict[str, bool]:
@@ -130,6 +135,7 @@ def _sections(
         "cover": cover,
         "key_results": build_key_results(source),
         "findings": build_findings(source),
+        "expected_findings": build_expected_findings(source),
         "intended_use": build_intended_use(source),
         "data": build_data(source),
         "model": build_model(source),

@@ -295,6 +295,7 @@ def train(
     name: str | None = None,
     on_epoch_end: Callable[[dict[str, Any]], bool | None] | None = None,
     calibration: str = "temperature",
+    split_fractions: dict[str, float] | None = None,
 ) -> TrainResult:
     """Return the result of training ``arch`` on ``manifest``; the checkpoint is written to ``out``.
 
@@ -309,6 +310,8 @@ def train(
     (``"temperature"``, the default, or ``"none"``) fits a temperature to the
     best model's validation logits once training completes (Guo et al. 2017)
     and stores it in model.json, where ``predict`` applies it.
+    ``split_fractions`` (e.g. ``{"train": .6, "val": .15, "test": .25}``)
+    replaces the default 70/15/15 patient-level split.
     """
     from auditkit.data.dataset import ImageDataset, make_loader
     from auditkit.data.transforms import Augment, Preprocess
@@ -332,7 +335,7 @@ def train(
     target = select_device(device)
     data = load_training_data(
         manifest, seed=seed, external_sites=external_sites, positive_class=positive_class,
-        data_root=data_root, allow_outside_root=allow_outside_root,
+        data_root=data_root, allow_outside_root=allow_outside_root, split_fractions=split_fractions,
     )  # fmt: skip
     overwrite = mode == "overwrite"
     mode = "fresh" if overwrite else mode

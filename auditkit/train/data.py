@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +76,12 @@ def load_training_data(
     positive_class: str | None = None,
     data_root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
+    split_fractions: Mapping[str, float] | None = None,
 ) -> TrainingData:
     """Return the manifest split by patient, with external sites out of train and val.
+
+    ``split_fractions`` (``{"train", "val", "test"}`` summing to 1) overrides
+    the default 70/15/15 patient-level split of rows without a ``split``.
 
     Raises ManifestError when the training or validation split is empty or a
     class has no training image. The selection criterion is validation AUROC,
@@ -90,7 +94,7 @@ def load_training_data(
         manifest, data_root=data_root, allow_outside_root=allow_outside_root, positive_class=positive_class
     )  # fmt: skip
     frame = data.frame
-    split = assign_splits(frame, seed=seed, external_sites=tuple(external_sites))
+    split = assign_splits(frame, seed=seed, fractions=split_fractions, external_sites=tuple(external_sites))
     train_rows = frame.loc[split == "train"].reset_index(drop=True)
     val_rows = frame.loc[split == "val"].reset_index(drop=True)
     where = str(data.path)

@@ -119,6 +119,35 @@ def _rule_estimate(source: Source, rule: Any) -> str:
                        "ci_high": rule.get("ci_high"), "reason": "undefined"})
 
 
+def build_expected_findings(source: Source) -> list[dict[str, Any]]:
+    """Return, per expected finding (e.g. a phantom's planted flaw), its rule's checks and whether it was caught."""
+    rows: list[dict[str, Any]] = []
+    for item in source.get("expected_findings", []) or []:
+        if not isinstance(item, Mapping):
+            continue
+        checks = [
+            {
+                "metric": str(check.get("metric", "")),
+                "estimate": source.est(check, str(check.get("metric", "")).rsplit(".", 1)[-1]),
+                "verdict": fmt.verdict(check.get("verdict")),
+            }
+            for check in item.get("checks", []) or []
+            if isinstance(check, Mapping)
+        ]
+        caught = bool(item.get("caught"))
+        rows.append(
+            {
+                "name": str(item.get("name", "")),
+                "description": str(item.get("description", "")),
+                "rule": str(item.get("rule", "")),
+                "checks": checks,
+                "outcome": {"text": "CAUGHT", "css": "verdict-fail"} if caught
+                else {"text": "MISSED", "css": "verdict-insufficient"},
+            }
+        )
+    return rows
+
+
 def build_findings(source: Source) -> list[dict[str, str]]:
     """Return the caveats the audit recorded (``warnings``), each with where it applies."""
     findings = []

@@ -1,0 +1,63 @@
+"""``auditkit demo``: the synthetic phantom with planted flaws, trained, audited, gated and reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from auditkit.cli import app
+from auditkit.errors import ExitCode
+
+
+def _estimate(check: dict) -> str:
+    estimate = check.get("estimate")
+    if estimate is None:
+        return "undefined"
+    low, high = check.get("ci_low"), check.get("ci_high")
+    if low is None or high is None:
+        return f"{estimate:.3f}"
+    return f"{estimate:.3f} (95% CI {low:.3f} to {high:.3f})"
+
+
+@app.command("demo")
+def demo_command(
+    out: Path = typer.Option(Path("reports/demo"), "--out", help="Folder for the phantom, model and audit."),
+    quick: bool = typer.Option(False, "--quick", help="A smaller phantom and sample (about a minute)."),
+    clean: bool = typer.Option(False, "--clean", help="The flaw-free phantom: the policy should pass."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the phantom, training and bootstrap."),
+    device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: best)."),
+    force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),
+) -> int:
+    """Plant flaws in a synthetic phantom, train smallcnn, audit it, and show each flaw caught (exits 0)."""
+    from rich.console import Console
+
+    from auditkit.demo import run_demo
+    from auditkit.gate import print_verdict_table
+
+    outcome = run_demo(out, quick=quick, clean=clean, force=force, seed=seed, device=device)
+    console = Console(highlight=False)
+    if outcome.gate is not None:
+        print_verdict_table(outcome.gate)
+    if outcome.expected_findings:
+        console.print("\n[bold]Planted flaws and the rules that should catch them[/]")
+        for item in outcome.expected_findings:
+            word = "[bold green]CAUGHT[/]" if item["caught"] else "[bold red]MISSED[/]"
+            console.print(f"  {word}  {item['name']}: {item['description']}")
+            for check in item["checks"] or [{}]:
+                console.print(
+                    f"          rule {item['rule']} on {check.get('metric', '(no check)')}: "
+                    f"{_estimate(check)} -> {check.get('verdict', 'no check')}"
+                )
+    elif outcome.passed is not None:
+        verdict = "passes" if outcome.passed else "does NOT pass"
+        console.print(f"Clean phantom: the model {verdict} the default policy.")
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in outcome.seconds.items())
+    console.print(f"Timings: {timing}.")
+    console.print(f"Report (PDF): {outcome.report_pdf}")
+    console.print(f"Results: {outcome.audit_dir / 'results.json'}  Model: {outcome.model_dir}")
+    console.print(
+        "The demo exits 0 whatever the verdict: it is a demonstration. In CI, gate with "
+        "'auditkit audit ... --policy default' or 'auditkit gate', which exit 1 on failure."
+    )
+    return int(ExitCode.OK)
