@@ -13,6 +13,9 @@ channel (it keeps the high byte), so such colour images lose their low byte;
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +208,8 @@ def read_image(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
                 )
             image.seek(frame_index)
         try:
-            image.load()
+            with _strict_decoding():
+                image.load()
             values = _pil_to_array(image, path)
         except ImageReadError:
             raise
@@ -215,6 +219,28 @@ def read_image(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
                 "corrupt, so export it again"
             ) from None
     return np.ascontiguousarray(values)
+
+
+_STRICT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _strict_decoding() -> Iterator[None]:
+    """Refuse truncated files while decoding, whatever another library set globally.
+
+    WeasyPrint sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` on import,
+    which would make Pillow fill a truncated medical image with black instead
+    of failing; a scan must never be silently half-read.
+    """
+    from PIL import ImageFile
+
+    with _STRICT_LOCK:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def read_mask(path: str | Path) -> np.ndarray:
@@ -234,6 +260,8 @@ def read_mask(path: str | Path) -> np.ndarray:
     else:
         with _open_pil(path) as image:
             try:
+                with _strict_decoding():
+                    image.load()
                 values = np.asarray(image)
             except (OSError, ValueError, SyntaxError) as exc:
                 raise ImageReadError(

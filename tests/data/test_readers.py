@@ -157,3 +157,19 @@ def test_read_mask_is_nonzero_any_channel(tmp_path):
     np.testing.assert_array_equal(read_mask(tmp_path / "m.png"), expected)
     np.testing.assert_array_equal(read_mask(tmp_path / "m.npy"), expected)
     assert read_mask(tmp_path / "m.png").dtype == bool
+
+
+def test_truncated_png_is_refused_even_after_weasyprint_relaxed_pillow(tmp_path):
+    # WeasyPrint sets PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True when imported (the report does)
+    import weasyprint  # noqa: F401
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True
+    cv2.imwrite(str(tmp_path / "g.png"), RNG.integers(0, 256, (64, 64), dtype=np.uint8))
+    data = (tmp_path / "g.png").read_bytes()
+    (tmp_path / "t.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ImageReadError, match="truncated"):
+        read_image(tmp_path / "t.png")
+    with pytest.raises(ImageReadError):
+        read_mask(tmp_path / "t.png")
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the global is left as the caller had it
