@@ -82,6 +82,9 @@ def test_embeddings_are_the_heads_input(quick_embeddings, quick_predictions, tra
     # oracle: the linear head applied by hand with the stored weights (read by safetensors itself)
     state = load_file(str(trained_smallcnn / "weights.safetensors"))
     logits = values @ state["fc.weight"].T.astype(np.float64) + state["fc.bias"]
+    # the released model's calibration, applied by hand from model.json: (logits + offset) / T
+    calibration = json.loads((trained_smallcnn / "model.json").read_text())["calibration"]
+    logits = (logits + np.asarray(calibration["logit_offset"])) / calibration["temperature"]
     prob = np.exp(logits - logits.max(1, keepdims=True))
     prob /= prob.sum(1, keepdims=True)
     np.testing.assert_allclose(prob[:, 1], table["score"].to_numpy(), atol=1e-5)

@@ -163,6 +163,9 @@ def test_epochs_zero_packages_a_user_factory_model_and_predicts_with_it(phantom_
     from auditkit.data.readers import read_image
 
     x = torch.stack([loaded.preprocess(read_image(p)) for p in frame["image"]])
+    calibration = loaded.meta["calibration"]  # fitted on validation even without training
+    offset = torch.tensor(calibration["logit_offset"])
     with torch.no_grad():
-        expected = torch.softmax(loaded.model(x), dim=1)[:, 1].numpy()
+        logits = (loaded.model(x) + offset) / calibration["temperature"]
+        expected = torch.softmax(logits, dim=1)[:, 1].numpy()
     np.testing.assert_allclose(table["score"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
