@@ -95,9 +95,11 @@ def build_verdict(source: Source) -> dict[str, Any]:
                              + ", ".join(f"{k} = {fmt.plain(v)}" for k, v in overrides.items()) + ". ")
     if gate.get("block_on_insufficient") is not None:
         insufficient_note += (
-            "Insufficient evidence blocks the release under this policy."
+            "Insufficient evidence (a confidence interval straddling a goal) blocks the release "
+            "unless a rule says otherwise; each rule's verdict below says whether it blocks."
             if gate.get("block_on_insufficient")
-            else "Insufficient evidence does not block the release under this policy."
+            else "Insufficient evidence does not block the release unless a rule says otherwise; "
+            "each rule's verdict below says whether it blocks."
         )
     return {
         "available": True,
