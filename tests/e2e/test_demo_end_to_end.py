@@ -86,6 +86,7 @@ def test_the_planted_effects_are_real_in_the_predictions(flawed):
         fnr[sex] = fn / (fn + tp)
     assert results["fairness"]["sex"]["gap"]["fnr"]["estimate"] == pytest.approx(fnr["F"] - fnr["M"], abs=1e-9)
     assert fnr["F"] - fnr["M"] > 0.2
+    assert results["fairness"]["sex"]["gap"]["fnr"]["ci_low"] > 0  # detected: the CI excludes 0
     external = table[table["site"] == "site_C"]
     delta = roc_auc_score(external["y_true"], external["score"]) - roc_auc_score(test["y_true"], test["score"])
     assert results["external"]["site_C"]["delta"]["auroc"]["estimate"] == pytest.approx(delta, abs=1e-9)
@@ -110,6 +111,8 @@ def test_clean_phantom_passes_the_same_policy(clean, tmp_path):
     assert gate["passed"] and not [r for r in gate["rules"] if r["blocking"]]
     results = json.loads((clean / "audit" / "results.json").read_text())
     assert not results.get("expected_findings")  # nothing was planted
+    gap = results["fairness"]["sex"]["gap"]["fnr"]
+    assert gap["ci_low"] <= 0 <= gap["ci_high"]  # no underdiagnosis planted, none detected
 
 
 def test_pdf_and_console_show_each_flaw_caught(flawed, capsys):
