@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import typer
@@ -36,7 +38,9 @@ def demo_command(
     from auditkit.gate import print_verdict_table
 
     outcome = run_demo(out, quick=quick, clean=clean, force=force, seed=seed, device=device)
-    console = Console(highlight=False)
+    # CI logs are not terminals and would wrap at 80 columns; honour COLUMNS if set.
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+    console = Console(highlight=False, width=wide)
     if outcome.gate is not None:
         print_verdict_table(outcome.gate)
     if outcome.expected_findings:
