@@ -51,11 +51,7 @@ def _root(
 
 _COMMAND_MODULES = ("demo", "data", "model", "explain", "audit", "report", "gate")
 for _name in _COMMAND_MODULES:
-    try:
-        importlib.import_module(f"{__name__}.{_name}")
-    except ModuleNotFoundError as _exc:  # pragma: no cover - only while commands land one by one
-        if _exc.name != f"{__name__}.{_name}":
-            raise
+    importlib.import_module(f"{__name__}.{_name}")
 
 
 def run(argv: Sequence[str] | None = None) -> int:
