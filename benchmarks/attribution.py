@@ -258,7 +258,7 @@ def ig_section(args: argparse.Namespace, device: torch.device) -> list[str]:
     n_steps = 50
     lines = [
         "",
-        f"### Integrated Gradients, n_steps={n_steps} (seconds per call; extra peak memory MiB)",
+        f"### Integrated Gradients, n_steps={n_steps} (milliseconds per call; extra peak memory MiB)",
         "",
         "| model | input | images | auto chunk | auditkit | floor (same chunks) | captum, internal_batch_size=None | floor / auditkit | captum None / auditkit | memory: auditkit | captum None |",
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
@@ -284,8 +284,8 @@ def ig_section(args: argparse.Namespace, device: torch.device) -> list[str]:
                 spec = {"device": str(device), "model": name, "size": size, "batch": n, "kind": kind, "n_steps": n_steps}
                 mem[kind] = measure_memory(spec)["extra_mib"]
         lines.append(
-            f"| {name} | {size}x{size} | {n} | {chunk} | {medians['auditkit']:.2f} | {medians['floor']:.2f} | "
-            f"{medians['captum_none']:.2f} | {medians['floor'] / medians['auditkit']:.2f}x | "
+            f"| {name} | {size}x{size} | {n} | {chunk} | {1000 * medians['auditkit']:.1f} | {1000 * medians['floor']:.1f} | "
+            f"{1000 * medians['captum_none']:.1f} | {medians['floor'] / medians['auditkit']:.2f}x | "
             f"{medians['captum_none'] / medians['auditkit']:.2f}x | "
             + (f"{mem['auditkit_ig']:.0f} | {mem['captum_ig_none']:.0f} |" if mem else "- | - |")
         )

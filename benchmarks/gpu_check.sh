@@ -15,7 +15,7 @@ step() {  # step NAME SECONDS CMD...
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name(0))"
-step gpu_tests 120 $PY -m pytest tests/gpu -q -p no:cacheprovider -rA
-step attribution 150 $PY benchmarks/attribution.py --reps 3
+step gpu_tests 60 $PY -m pytest tests/gpu -q -p no:cacheprovider -rA
+step attribution 200 $PY benchmarks/attribution.py --reps 3
 step train_throughput 80 $PY benchmarks/train_throughput.py --reps 5 --device cuda
 step demo_stages 130 $PY benchmarks/demo_stages.py --devices cuda,cpu --quick

@@ -12,6 +12,7 @@ cap on a CPU where larger chunks no longer run faster but still cost memory.
 from __future__ import annotations
 
 import os
+import weakref
 
 import torch
 from torch import nn
@@ -71,8 +72,24 @@ def activation_bytes_per_sample(model: nn.Module, sample: torch.Tensor) -> int:
     return max(total, sample[:1].numel() * sample.element_size())
 
 
+_MEASURED: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = weakref.WeakKeyDictionary()
+"""Probe results per model and input shape: a probe costs a forward+backward and a device sync,
+which on a GPU outweighs a small attribution job itself (benchmarks/RESULTS.md)."""
+
+
 def measured_cuda_bytes_per_sample(model: nn.Module, sample: torch.Tensor) -> int:
-    """Return the peak CUDA bytes of one forward+backward to the input of ``sample`` (1, C, H, W)."""
+    """Return the peak CUDA bytes of one forward+backward to the input of ``sample`` (1, C, H, W).
+
+    Measured once per model, input shape, dtype and device, then remembered.
+    """
+    key = (tuple(sample.shape[1:]), sample.dtype, str(sample.device))
+    known = _MEASURED.setdefault(model, {})
+    if key not in known:
+        known[key] = _probe_cuda_bytes(model, sample)
+    return known[key]
+
+
+def _probe_cuda_bytes(model: nn.Module, sample: torch.Tensor) -> int:
     device = sample.device
     torch.cuda.synchronize(device)
     base = torch.cuda.memory_allocated(device)
@@ -101,14 +118,18 @@ def auto_chunk_size(
     device = sample.device
     if device.type == "cuda":
         per_sample = measured_cuda_bytes_per_sample(model, sample)
-        budget = budget_bytes if budget_bytes is not None else int(
-            available_memory_bytes(device) * CUDA_FRACTION
+        budget = (
+            budget_bytes
+            if budget_bytes is not None
+            else int(available_memory_bytes(device) * CUDA_FRACTION)
         )
         cap = None
     else:
         per_sample = int(activation_bytes_per_sample(model, sample) * BACKWARD_FACTOR)
-        budget = budget_bytes if budget_bytes is not None else min(
-            int(available_memory_bytes(device) * CPU_FRACTION), CPU_CAP_BYTES
+        budget = (
+            budget_bytes
+            if budget_bytes is not None
+            else min(int(available_memory_bytes(device) * CPU_FRACTION), CPU_CAP_BYTES)
         )
         cap = CPU_MAX_CHUNK
     chunk = max(1, budget // max(per_sample, 1))

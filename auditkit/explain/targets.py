@@ -11,6 +11,7 @@ class's map is the negation of the positive class's.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -73,7 +74,7 @@ def resolve_targets(
                 raise InvalidInputError(
                     "target='true' needs the true labels (y_true); pass them or use target='predicted'"
                 )
-            out = torch.as_tensor(np.asarray(y_true), dtype=torch.long, device=device).reshape(-1)
+            out = _as_index_tensor(y_true, device)
         else:
             raise InvalidInputError(
                 f"target must be 'predicted', 'true', a class index or one index per image, "
@@ -82,7 +83,7 @@ def resolve_targets(
     elif isinstance(target, (int, np.integer)) and not isinstance(target, bool):
         out = torch.full((n,), int(target), dtype=torch.long, device=device)
     else:
-        out = torch.as_tensor(np.asarray(target), dtype=torch.long, device=device).reshape(-1)
+        out = _as_index_tensor(target, device)
     if out.shape[0] != n:
         raise InvalidInputError(
             f"got {out.shape[0]} targets for {n} images; give one class index per image"
@@ -93,3 +94,10 @@ def resolve_targets(
             f"got values from {int(out.min())} to {int(out.max())}"
         )
     return out
+
+
+def _as_index_tensor(values: Any, device: torch.device) -> torch.Tensor:
+    # A tensor may live on another device (a CUDA tensor cannot go through NumPy): move it instead.
+    if isinstance(values, torch.Tensor):
+        return values.detach().to(device=device, dtype=torch.long).reshape(-1)
+    return torch.as_tensor(np.asarray(values), dtype=torch.long, device=device).reshape(-1)

@@ -264,3 +264,17 @@ def test_chunk_size_follows_the_memory_budget_by_hand():
     assert auto_chunk_size(model, x, budget_bytes=int(10 * per_sample)) == 10
     assert auto_chunk_size(model, x, budget_bytes=int(10 * per_sample), limit=4) == 4
     assert auto_chunk_size(model, x, budget_bytes=1) == 1
+
+
+    assert auto_chunk_size(model, x, budget_bytes=int(10 * per_sample), limit=4) == 4
+    assert auto_chunk_size(model, x, budget_bytes=1) == 1
+
+
+def test_targets_given_as_a_tensor_that_numpy_cannot_take_are_used_as_they_are():
+    from auditkit.explain.targets import resolve_targets
+
+    scores = torch.tensor([[0.1, 0.9], [0.8, 0.2]])
+    # A tensor that requires grad (or lives on a GPU) cannot pass through NumPy.
+    wanted = torch.tensor([1.0, 0.0], requires_grad=True)
+    assert resolve_targets(scores, wanted).tolist() == [1, 0]
+    assert resolve_targets(scores, "true", y_true=wanted).tolist() == [1, 0]

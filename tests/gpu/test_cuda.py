@@ -139,3 +139,21 @@ def test_training_on_cuda_learns_and_its_predictions_agree_with_cpu(quick_phanto
     auroc_cpu = roc_auc_score(test["y_true_cpu"], test[f"{score}_cpu"])
     assert auroc_gpu > 0.8
     assert abs(auroc_gpu - auroc_cpu) < 0.01
+
+
+def test_the_cuda_memory_probe_runs_once_per_model_and_shape(resnet18_pair):
+    from auditkit.explain.batching import auto_chunk_size
+
+    _, gpu_model = resnet18_pair
+    calls: list[int] = []
+    handle = gpu_model.conv1.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    try:
+        x = torch.randn(1, 3, 40, 40, device="cuda")
+        first = auto_chunk_size(gpu_model, x, limit=10_000)
+        assert calls == [1]
+        assert auto_chunk_size(gpu_model, x, limit=10_000) == first
+        assert calls == [1]
+        auto_chunk_size(gpu_model, torch.randn(1, 3, 48, 48, device="cuda"), limit=10_000)
+        assert calls == [1, 1]
+    finally:
+        handle.remove()
