@@ -35,7 +35,13 @@ from auditkit.explain.evaluation.bootstrap import bootstrap_mean, bootstrap_rati
 from auditkit.explain.evaluation.faithfulness import perturbation_curves
 from auditkit.explain.evaluation.localization import localization_scores, tune_threshold
 from auditkit.explain.evaluation.sanity import sanity_check
-from auditkit.explain.evaluation.shortcut import corner_masses, outside_roi_shares, region_name
+from auditkit.explain.evaluation.shortcut import (
+    corner_masses,
+    corner_shares,
+    diffuse_map_score,
+    outside_roi_shares,
+    region_name,
+)
 from auditkit.explain.evaluation.stability import noise_stability, shift_stability
 from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
 from auditkit.explain.overlay import shared_scale, write_image, write_overlay
@@ -412,8 +418,7 @@ def _evaluate(
 
     # shortcut score: heaviest corner off the anatomy, pooled by mass over images
     inside, mass = corner_masses(display, rois=images.rois, fraction=cfg.corner_fraction)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        shortcut = np.where(mass > 0, inside / np.where(mass > 0, mass, 1), np.nan)
+    shortcut = corner_shares(inside, mass)
 
     def ratio(mask: np.ndarray) -> dict[str, Any]:
         return bootstrap_ratio(
@@ -477,7 +482,7 @@ def _evaluate(
         "shortcut": {
             "region": region_name(images.rois),
             "corner_fraction": cfg.corner_fraction,
-            "diffuse_map_score": cfg.corner_fraction**2,
+            "diffuse_map_score": diffuse_map_score(cfg.corner_fraction),
             "per_image_mean": est(shortcut),
             "outside_roi": outside_roi,
             "by_cohort": by_cohort,

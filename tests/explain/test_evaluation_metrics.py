@@ -28,6 +28,8 @@ from auditkit.explain.evaluation.localization import (
 from auditkit.explain.evaluation.shortcut import (
     corner_masks,
     corner_masses,
+    corner_shares,
+    diffuse_map_score,
     outside_roi_shares,
     pooled_share,
     region_name,
@@ -200,6 +202,18 @@ def test_shortcut_score_corner_centre_and_uniform_maps_by_hand():
     outside, mass = outside_roi_shares(np.stack([centre, uniform]), [roi, None])
     assert outside[0] == 64 and np.isnan(outside[1]) and mass.tolist() == [64, 4096]
     assert region_name([roi, None]) == "corners_outside_roi_where_given" and region_name(None) == "corners"
+
+
+def test_corner_shares_are_the_shortcut_scores_and_a_diffuse_map_scores_a_corner_share():
+    # the audit takes the masses once (pooled) and the per-image scores from them: same numbers
+    maps = np.stack([np.ones((64, 64)), np.zeros((64, 64))])
+    maps[1, 0:4, 60:64] = 2.0
+    inside, total = corner_masses(maps)
+    np.testing.assert_array_equal(corner_shares(inside, total), shortcut_scores(maps))
+    np.testing.assert_allclose(corner_shares(inside, total), [256 / 4096, 1.0])
+    assert np.isnan(corner_shares(np.array([0.0]), np.array([0.0]))[0])  # no positive mass
+    assert diffuse_map_score() == 0.0625 == shortcut_scores(np.ones((1, 64, 64)))[0]
+    assert diffuse_map_score(0.5) == 0.25
 
 
 def test_shift_moves_content_and_shift_stability_of_an_input_copying_method_is_one():

@@ -92,8 +92,20 @@ def shortcut_scores(
 ) -> np.ndarray:
     """Return each map's share of positive mass in its heaviest corner (off the ROI), (N,); NaN without mass."""
     inside, total = corner_masses(maps, rois=rois, fraction=fraction)
+    return corner_shares(inside, total)
+
+
+def corner_shares(inside: np.ndarray, total: np.ndarray) -> np.ndarray:
+    """Return each map's shortcut score from :func:`corner_masses`: ``inside / total``, (N,); NaN without mass."""
+    inside = np.asarray(inside, dtype=np.float64)
+    total = np.asarray(total, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, inside / np.where(total > 0, total, 1), np.nan)
+
+
+def diffuse_map_score(fraction: float = CORNER_FRACTION) -> float:
+    """Return the shortcut score of a uniform (diffuse) map: one corner square's share, ``fraction**2``."""
+    return float(fraction) ** 2
 
 
 def pooled_share(inside: np.ndarray, total: np.ndarray) -> float:
