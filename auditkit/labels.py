@@ -45,15 +45,6 @@ class ClassSpec:
         """Return the number of classes."""
         return len(self.classes)
 
-    def index_of(self, name: str) -> int:
-        """Return the index of class ``name``; raises LabelError if it is not a class."""
-        try:
-            return self.classes.index(str(name))
-        except ValueError:
-            raise LabelError(
-                f"class {name!r} is not one of the model's classes {list(self.classes)}"
-            ) from None
-
     def to_dict(self) -> dict[str, Any]:
         """Return the JSON form stored in checkpoints and results."""
         return {"classes": list(self.classes), "positive_class": self.positive_class}

@@ -26,7 +26,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -188,8 +187,3 @@ class GradCAMPlusPlus(GradCAM):
         alpha = grads_2 / (2 * grads_2 + sum_activations * grads_3 + 1e-6)
         alpha = torch.where(gradients != 0, alpha, torch.zeros_like(alpha))
         return (gradients.clamp_min(0) * alpha).sum(dim=(2, 3))
-
-
-def as_numpy(maps: torch.Tensor) -> np.ndarray:
-    """Return maps as a float32 NumPy array on the CPU (same shape)."""
-    return maps.detach().float().cpu().numpy()

@@ -53,8 +53,3 @@ class AssetRegistry:
 
     def __len__(self) -> int:
         return len(self._items)
-
-    @property
-    def n_bytes(self) -> int:
-        """Return the total size of the stored images in bytes."""
-        return sum(len(data) for _, data in self._items.values())

@@ -139,11 +139,6 @@ def ci_label(ci_level: Any) -> str:
     return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
 
 
-def is_undefined(estimate: Mapping[str, Any] | None) -> bool:
-    """Return whether ``estimate`` is present but has no point value."""
-    return isinstance(estimate, Mapping) and estimate.get("estimate") is None
-
-
 def range_separator(low: Any, high: Any) -> str:
     """Return the separator of an interval: an en dash, or `` to `` when a bound is negative."""
     try:

@@ -244,16 +244,6 @@ class Distribution:
         return self.map(np.subtract, other)
 
 
-def stack_max(dists: Sequence[Distribution]) -> Distribution:
-    """Return the elementwise maximum of several distributions (NaN if any is NaN)."""
-    return dists[0].map(lambda *xs: np.max(np.stack(np.broadcast_arrays(*xs)), axis=0), *dists[1:])
-
-
-def stack_min(dists: Sequence[Distribution]) -> Distribution:
-    """Return the elementwise minimum of several distributions (NaN if any is NaN)."""
-    return dists[0].map(lambda *xs: np.min(np.stack(np.broadcast_arrays(*xs)), axis=0), *dists[1:])
-
-
 def percentile_interval(boot: np.ndarray, *, level: float = 0.95) -> tuple[float, float]:
     """Return the percentile interval (Efron & Tibshirani 1993 §13.3) of the finite replicates."""
     finite = boot[np.isfinite(boot)]

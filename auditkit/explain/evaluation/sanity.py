@@ -29,7 +29,6 @@ from auditkit.errors import InvalidInputError
 from auditkit.explain.evaluation.bootstrap import bootstrap_mean
 from auditkit.explain.evaluation.similarity import map_ssim, pairwise
 from auditkit.progress import track
-from auditkit.results import Estimate
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
 """(model, inputs (N, C, H, W), targets (N,)) -> maps (N, H, W): the method under test."""
@@ -216,15 +215,3 @@ def sanity_check(
         cascading=cascading,
         independent=singles,
     )
-
-
-def undefined_sanity(reason: str) -> dict:
-    """Return the results.json form of a sanity check that could not run, with its reason."""
-    return {
-        "passed": None,
-        "criterion": CRITERION,
-        "baseline_ssim": Estimate.undefined(reason).to_dict(),
-        "cascading": [],
-        "independent": [],
-        "reason": reason,
-    }
