@@ -574,7 +574,6 @@ def _fairness(
         min_group_size=s.min_group_size,
         min_events=s.min_group_events,
         primary_metrics=tuple(s.fairness_primary_metrics),
-        multiplicity=s.multiplicity,
     )
     rows = ctx.cohorts[cohort]
     out: dict[str, Any] = {}

@@ -82,7 +82,6 @@ class FairnessSettings:
     min_group_size: int = 30
     min_events: int = 10
     primary_metrics: tuple[str, ...] = DEFAULT_PRIMARY
-    multiplicity: str = "holm"
     max_levels: int = 20
     """Warn when an attribute has more distinct values than this (bin it first)."""
 
@@ -225,7 +224,7 @@ def analyse_attribute(
             reason = f"group has {len(g.rows)} cases, below the minimum group size of {settings.min_group_size}"
             g_warn.append(reason)
             warnings.append(f"{name}={g.name}: {reason}; left out of gaps")
-            block.update({m: Estimate.undefined(reason) for m in _metric_names(analyzer)})
+            block.update({m: Estimate.undefined(reason) for m in _metric_names()})
         else:
             g.dists = analyzer.metrics(g.rows)
             block.update(_estimates(analyzer, g.dists, g.n_positive, g.n_negative))
@@ -257,13 +256,13 @@ def analyse_attribute(
     }
     if len(eligible) < 2:
         reason = f"fewer than two groups of {name!r} reach the minimum group size of {settings.min_group_size}"
-        section["gap"] = {m: Estimate.undefined(reason) for m in _gap_metric_names(analyzer)}
+        section["gap"] = {m: Estimate.undefined(reason) for m in _gap_metric_names()}
         section["worst_group"] = {m: Estimate.undefined(reason) for m in WORST_GROUP}
         warnings.append(reason + "; no gaps")
         return section
 
     gap = section["gap"]
-    for metric in _gap_metric_names(analyzer):
+    for metric in _gap_metric_names():
         defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
         if len(defined) < 2:
             gap[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
@@ -330,7 +329,7 @@ def analyse_attribute(
     return section
 
 
-def _metric_names(analyzer: CohortAnalyzer) -> tuple[str, ...]:
+def _metric_names() -> tuple[str, ...]:
     """Return the metrics reported per group (the same plain names for binary and multi-class)."""
     return (*DISCRIMINATION_METRICS, *CALIBRATION_METRICS)
 
