@@ -213,6 +213,7 @@ def predict(
     num_workers: int | None = None,
     data_root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
+    trust_code: bool = False,
 ) -> pd.DataFrame:
     """Return the predictions table of a checkpoint on every row of ``manifest`` (and write it to ``out``).
 
@@ -220,12 +221,13 @@ def predict(
     ``torch.inference_mode`` with autocast on GPU. ``embeddings_out`` also
     writes the penultimate-layer embeddings keyed by id (:func:`write_embeddings`).
     Parquet output carries ``{classes, positive_class, model_name,
-    model_sha256}`` under the schema metadata key ``auditkit``.
+    model_sha256}`` under the schema metadata key ``auditkit``. ``trust_code``
+    allows a ``module:factory`` checkpoint, whose loading imports Python code.
     """
     from auditkit.data.manifest import Manifest, read_manifest
 
     target = select_device(device)
-    loaded = model_dir if isinstance(model_dir, LoadedModel) else load_checkpoint(model_dir, device=target)
+    loaded = model_dir if isinstance(model_dir, LoadedModel) else load_checkpoint(model_dir, device=target, trust_code=trust_code)
     if isinstance(model_dir, LoadedModel):
         target = loaded.device
     if isinstance(manifest, Manifest):

@@ -37,7 +37,9 @@ def load_model(config: AuditConfig) -> Any:
     from auditkit.nets.checkpoint import load_checkpoint
     from auditkit.nets.device import select_device
 
-    return load_checkpoint(config.model, device=select_device(config.device))
+    return load_checkpoint(
+        config.model, device=select_device(config.device), trust_code=config.trust_model_code
+    )
 
 
 def score_manifest(config: AuditConfig, out_dir: Path, loaded: Any) -> ModelRun:

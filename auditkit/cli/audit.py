@@ -48,8 +48,8 @@ def audit_command(
         "--operating-point",
         help="youden | sensitivity:0.9 | specificity:0.9 | threshold:0.5 (chosen on val).",
     ),
-    n_boot: int | None = typer.Option(None, "--n-boot", help="Bootstrap resamples (default 1000)."),
-    seed: int | None = typer.Option(None, "--seed", help="Random seed (default 0)."),
+    n_boot: int | None = typer.Option(None, "--n-boot", min=1, help="Bootstrap resamples (default 1000)."),
+    seed: int | None = typer.Option(None, "--seed", min=0, help="Random seed (default 0)."),
     ci_method: str | None = typer.Option(None, "--ci-method", help="percentile | bca."),
     embeddings: Path | None = typer.Option(
         None, "--embeddings", help="Embeddings keyed by id (shift tests)."
@@ -68,8 +68,11 @@ def audit_command(
     allow_outside_root: bool | None = typer.Option(
         None, "--allow-outside-root", help="Allow manifest paths outside the root."
     ),
+    trust_model_code: bool | None = typer.Option(
+        None, "--trust-model-code", help="Allow a module:factory checkpoint (importing it runs its code)."
+    ),
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: best)."),
-    batch_size: int | None = typer.Option(None, "--batch-size", help="Inference batch size."),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Inference batch size."),
     config: Path | None = typer.Option(
         None, "--config", help="Audit YAML (inputs, settings, intended use); flags override it."
     ),
@@ -93,6 +96,7 @@ def audit_command(
             "report": False if no_report else None,
             "data_root": data_root,
             "allow_outside_root": allow_outside_root,
+            "trust_model_code": trust_model_code,
             "device": device,
             "batch_size": batch_size,
             "force": force,

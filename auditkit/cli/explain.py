@@ -37,7 +37,16 @@ def explain(
     device: str | None = typer.Option(None, "--device", help="auto (default), cpu, cuda, cuda:N or mps."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Images per batch (default 16)."),
     overlay_format: str = typer.Option("png", "--format", help="Overlay format: png or jpeg."),
-    seed: int = typer.Option(0, "--seed", help="Seed of --select random/stratified and of SmoothGrad's noise."),
+    seed: int = typer.Option(
+        0, "--seed", min=0, help="Seed of --select random/stratified and of SmoothGrad's noise."
+    ),
+    data_root: Path | None = typer.Option(
+        None, "--data-root", help="Folder the manifest's paths are relative to (default: the manifest's)."
+    ),
+    allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Allow paths outside the root."),
+    trust_model_code: bool = typer.Option(
+        False, "--trust-model-code", help="Allow a module:factory checkpoint (importing it runs its code)."
+    ),
 ) -> int:
     """Explain a model's decisions on a manifest's images: overlays, maps and an index table."""
     from auditkit.errors import InvalidInputError
@@ -62,6 +71,9 @@ def explain(
         overlay_format=overlay_format,
         random_state=seed,
         params={"smoothgrad": {"random_state": seed}},
+        data_root=data_root,
+        allow_outside_root=allow_outside_root,
+        trust_code=trust_model_code,
     )
     status(
         f"explained {summary.n_images} images with {', '.join(summary.methods)} "

@@ -145,6 +145,9 @@ def predict_command(
     num_workers: int | None = typer.Option(None, "--num-workers"),
     data_root: Path | None = typer.Option(None, "--data-root"),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root"),
+    trust_model_code: bool = typer.Option(
+        False, "--trust-model-code", help="Allow a module:factory checkpoint (importing it runs its code)."
+    ),
 ) -> int:
     """Score every image of a manifest with a checkpoint and write the predictions table."""
     from auditkit.predict import predict
@@ -161,6 +164,7 @@ def predict_command(
         num_workers=num_workers,
         data_root=data_root,
         allow_outside_root=allow_outside_root,
+        trust_code=trust_model_code,
     )
     counts = table["split"].value_counts().to_dict()
     status(f"{len(table)} images scored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")

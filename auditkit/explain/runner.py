@@ -290,6 +290,9 @@ def explain_manifest(
     overlay_format: str = "png",
     random_state: int = 0,
     params: Mapping[str, Mapping[str, Any]] | None = None,
+    data_root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
+    trust_code: bool = False,
 ) -> ExplainSummary:
     """Explain the images of a manifest with a checkpoint; write overlays and explanations.csv under ``out``.
 
@@ -308,8 +311,10 @@ def explain_manifest(
 
     methods = parse_methods(methods)
     out = Path(out)
-    loaded = load_checkpoint(model_dir, device=select_device(device))
-    manifest = read_manifest(manifest_path, class_spec=loaded.classes)
+    loaded = load_checkpoint(model_dir, device=select_device(device), trust_code=trust_code)
+    manifest = read_manifest(
+        manifest_path, class_spec=loaded.classes, data_root=data_root, allow_outside_root=allow_outside_root
+    )
     frame = manifest.frame.reset_index(drop=True)
     wanted = resolve_target(str(target), loaded.classes)
     size = int(batch_size or 16)

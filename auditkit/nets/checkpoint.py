@@ -260,8 +260,14 @@ def _verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path
     return path
 
 
-def build_architecture(meta: dict[str, Any], *, model_dir: Path) -> nn.Module:
-    """Return the untrained network that ``meta`` (the model.json in ``model_dir``) describes, in train mode."""
+def build_architecture(meta: dict[str, Any], *, model_dir: Path, trust_code: bool = False) -> nn.Module:
+    """Return the untrained network that ``meta`` (the model.json in ``model_dir``) describes, in train mode.
+
+    A ``module:factory`` architecture is rebuilt by importing that Python
+    module, which runs its code: refused unless ``trust_code``, because a
+    model folder received from someone else must not execute anything when
+    it is merely audited.
+    """
     arch = str(meta["arch"])
     where = str(model_dir / MODEL_JSON)
     classes = ClassSpec.from_dict(meta["classes"])
@@ -275,6 +281,11 @@ def build_architecture(meta: dict[str, Any], *, model_dir: Path) -> nn.Module:
         archive = _verified_file(model_dir, meta["torchscript"], what="TorchScript archive")
         return custom.load_torchscript(archive)
     if custom.is_factory_spec(arch):
+        if not trust_code:
+            raise CheckpointError(
+                f"{where!r} rebuilds its network by importing the Python code {arch!r}, which would "
+                "run that code; pass --trust-model-code (trust_code=True) if you trust its source"
+            )
         try:
             return custom.build_factory_model(arch, in_channels=in_channels, num_classes=classes.n_classes)
         except InvalidInputError as exc:
@@ -302,13 +313,18 @@ def _resolve_model_json(path: Path) -> Path:
 
 
 def load_checkpoint(
-    path: str | os.PathLike[str], *, device: str | torch.device | None = None
+    path: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    trust_code: bool = False,
 ) -> LoadedModel:
     """Return the checkpoint at ``path`` (a folder or its model.json) loaded in eval mode on ``device``.
 
     Refuses (CheckpointError, exit code 2) a missing folder or file, an
     unknown architecture, a weights file that is not safetensors (never
-    unpickled) and any file whose SHA-256 differs from model.json.
+    unpickled), any file whose SHA-256 differs from model.json, and a
+    ``module:factory`` architecture (which imports Python code) unless
+    ``trust_code``.
     """
     from auditkit.data.transforms import Preprocess
 
@@ -325,7 +341,7 @@ def load_checkpoint(
         )
     weights_path = _verified_file(model_dir, weights_entry, what="weights file")
     target = select_device(device)
-    model = build_architecture(meta, model_dir=model_dir)
+    model = build_architecture(meta, model_dir=model_dir, trust_code=trust_code)
     state = read_safetensors(weights_path)
     try:
         model.load_state_dict(state, strict=True)

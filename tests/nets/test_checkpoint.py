@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import textwrap
 
 import pandas as pd
@@ -153,11 +154,13 @@ def test_torchscript_checkpoint_round_trips_and_checks_the_archive_hash(tmp_path
         load_checkpoint(tmp_path / "ts", device="cpu")
 
 
-def test_factory_checkpoint_round_trips(tmp_path, monkeypatch):
+def test_factory_checkpoint_round_trips_only_when_its_code_is_trusted(tmp_path, monkeypatch):
     (tmp_path / "user_ckpt_nets.py").write_text(
         textwrap.dedent(
             """
+            import pathlib
             from torch import nn
+            pathlib.Path(__file__).with_name("imported.marker").touch()
             def net(num_classes):
                 return nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, num_classes))
             """
@@ -169,7 +172,14 @@ def test_factory_checkpoint_round_trips(tmp_path, monkeypatch):
     torch.manual_seed(1)
     model = user_ckpt_nets.net(2).eval()
     save_checkpoint(tmp_path / "f", model, {**_meta("user_ckpt_nets:net"), "target_layer": "0"})
-    loaded = load_checkpoint(tmp_path / "f", device="cpu")
+    # Loading a received model folder must not run its code unless asked.
+    monkeypatch.delitem(sys.modules, "user_ckpt_nets")
+    (tmp_path / "imported.marker").unlink()
+    with pytest.raises(CheckpointError, match="--trust-model-code"):
+        load_checkpoint(tmp_path / "f", device="cpu")
+    assert not (tmp_path / "imported.marker").exists()
+    loaded = load_checkpoint(tmp_path / "f", device="cpu", trust_code=True)
+    assert (tmp_path / "imported.marker").exists()
     x = torch.randn(3, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model(x), rtol=0, atol=0)

@@ -153,7 +153,14 @@ def test_epochs_zero_packages_a_user_factory_model_and_predicts_with_it(phantom_
     manifest = phantom_subset(20)
     result = _small_run(manifest, quick_phantom.out_dir, tmp_path / "m", arch="user_train_nets:build", epochs=0)
     assert result.completed and result.history[0]["epoch"] == 0
-    loaded = load_checkpoint(tmp_path / "m", device="cpu")
+    from auditkit.cli import run
+
+    common = ["predict", "--model", str(tmp_path / "m"), "--manifest", str(manifest), "--device", "cpu",
+              "--data-root", str(quick_phantom.out_dir), "--num-workers", "0"]  # fmt: skip
+    assert run([*common, "--out", str(tmp_path / "refused.csv")]) == 2  # its code is not run unasked
+    assert not (tmp_path / "refused.csv").exists()
+    assert run([*common, "--out", str(tmp_path / "p.csv"), "--trust-model-code"]) == 0
+    loaded = load_checkpoint(tmp_path / "m", device="cpu", trust_code=True)
     assert loaded.target_layer == "0" and loaded.meta["embedding_layer"] == "4"
     table = predict(loaded, manifest, data_root=quick_phantom.out_dir, device="cpu", num_workers=0)
     # oracle: the same network applied by hand to the preprocessed images
