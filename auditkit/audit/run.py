@@ -242,6 +242,32 @@ def explain_section(
     return {"saliency": saliency, "gallery": gallery}
 
 
+def check_model_matches(table: PredictionsTable, loaded: Any) -> dict[str, Any] | None:
+    """Return a warning when ``table`` cannot be tied to ``loaded``; raise when it belongs to another model.
+
+    A Parquet table written by ``auditkit predict`` records the SHA-256 of the
+    weights that produced it: auditing it while explaining a different
+    checkpoint would put one model's maps beside another's metrics.
+    """
+    if loaded is None:
+        return None
+    recorded = (table.model or {}).get("sha256")
+    if recorded is None:
+        message = (
+            f"{table.path} records no model fingerprint (a CSV, or not written by auditkit predict), "
+            f"so it cannot be verified to come from --model {loaded.path}"
+        )
+        status(f"warning: {message}")
+        return {"code": "predictions_model_unverified", "message": message, "where": "inputs.predictions"}
+    if str(recorded) != str(loaded.sha256):
+        raise ConfigError(
+            f"{table.path} was written by the model with weights SHA-256 {str(recorded)[:12]}…, but "
+            f"--model {loaded.path} has {str(loaded.sha256)[:12]}…; audit that model's own predictions "
+            "(auditkit predict, or --manifest instead of --predictions)"
+        )
+    return None
+
+
 def run_audit(config: AuditConfig) -> AuditResults:
     """Return the results of the audit ``config`` describes, written to ``config.out``."""
     out_dir = prepare_output(config)
@@ -250,8 +276,11 @@ def run_audit(config: AuditConfig) -> AuditResults:
     if loaded is not None and config.manifest is not None:
         model_run = score_manifest(config, out_dir, loaded)
     inputs = load_inputs(config, model_run)
+    provenance = check_model_matches(inputs.table, loaded) if model_run is None else None
     status(f"auditing {len(inputs.table)} predictions from {inputs.table.path}")
     sections = compute_statistics(inputs.table, config.settings, embeddings=inputs.embeddings)
+    if provenance is not None:
+        sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
     if loaded is not None and model_run is None:
         inputs = AuditInputs(

@@ -267,3 +267,36 @@ def test_delong_auroc_interval_option_on_unclustered_data(tmp_path):
     assert "DeLong" in est.method
     assert est.ci_low == pytest.approx(expit(logit(auc) - half), abs=1e-10)
     assert est.ci_high == pytest.approx(expit(logit(auc) + half), abs=1e-10)
+
+
+def test_predictions_of_another_model_are_refused_and_a_csv_is_flagged_unverified(
+    quick_predictions, trained_smallcnn, tmp_path, capsys
+):
+    import pyarrow.parquet as pq
+
+    from auditkit.nets.checkpoint import load_checkpoint
+
+    weights_sha = load_checkpoint(trained_smallcnn, device="cpu").sha256
+    table = pq.read_table(quick_predictions)
+    recorded = json.loads(table.schema.metadata[b"auditkit"])
+    assert recorded["model_sha256"] == weights_sha  # predict wrote the model's fingerprint
+    other = tmp_path / "other_model.parquet"
+    meta = {**table.schema.metadata, b"auditkit": json.dumps({**recorded, "model_sha256": "f" * 64}).encode()}
+    pq.write_table(table.replace_schema_metadata(meta), other)
+    common = ["--model", str(trained_smallcnn), "--no-explain", "--no-report", "--n-boot", "50", "--device", "cpu"]
+    _one_line_error(
+        capsys, ["--predictions", str(other), "--out", str(tmp_path / "a"), *common], "ffffffffffff"
+    )
+    assert not (tmp_path / "a" / "results.json").exists()
+
+    as_csv = tmp_path / "p.csv"
+    table.to_pandas().to_csv(as_csv, index=False)
+    code = run(["--quiet", "audit", "--predictions", str(as_csv), "--out", str(tmp_path / "b"), *common])
+    assert code == ExitCode.OK
+    codes = [w["code"] for w in load_results(tmp_path / "b" / "results.json")["warnings"]]
+    assert "predictions_model_unverified" in codes
+
+    code = run(["--quiet", "audit", "--predictions", str(quick_predictions), "--out", str(tmp_path / "c"), *common])
+    assert code == ExitCode.OK
+    codes = [w["code"] for w in load_results(tmp_path / "c" / "results.json")["warnings"]]
+    assert "predictions_model_unverified" not in codes
