@@ -9,7 +9,13 @@ exits with :attr:`ExitCode.INTERNAL_ERROR`.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
 
 
 class ExitCode(IntEnum):
@@ -69,3 +75,56 @@ class ResultsError(AuditkitError):
 
 class OutputExistsError(AuditkitError):
     """An output would overwrite an existing report and ``--force`` was not given."""
+
+
+# pydantic adds the member of a union it tried (``str``, ``list[str]``,
+# ``function-after[...]``) to an error's location; the user never wrote it.
+_UNION_TAG = re.compile(r"[\w-]+\[.*\]|str|int|float|bool|bytes|none")
+
+
+def describe_validation_error(
+    exc: ValidationError,
+    source: str,
+    *,
+    noun: str = "setting",
+    allowed: Iterable[str] | None = None,
+    fix: str = "fix the value",
+    skip: int = 0,
+) -> str:
+    """Return one user-facing sentence for the first error of a pydantic ``ValidationError``.
+
+    The sentence starts with ``source`` (the file or input, e.g. ``audit.yaml``
+    or ``policy.yaml: rule 2 (id 'auroc')``), names the field by its dotted
+    path as the user wrote it, says what was expected and the value received,
+    and ends with ``fix``; an unknown field lists ``allowed`` when given.
+    ``noun`` is what a field is called (``setting``, ``field``); ``skip`` drops
+    that many leading location parts, those already named by ``source``::
+
+        audit.yaml: setting 'n_boot': expected greater than or equal to 50 (got 3); fix the value
+        audit.yaml: unknown setting 'bootstraps' (allowed: n_boot, seed); fix or remove it
+        policy.yaml: missing the required field 'name'; add it
+    """
+    error = exc.errors()[0]
+    loc = tuple(error.get("loc", ()))[skip:]
+    path = ".".join(
+        str(part)
+        for i, part in enumerate(loc)
+        if i == 0 or not (isinstance(part, str) and _UNION_TAG.fullmatch(part))
+    )
+    kind = error.get("type")
+    if kind == "extra_forbidden":
+        listed = f" (allowed: {', '.join(allowed)})" if allowed is not None else ""
+        return f"{source}: unknown {noun} {path!r}{listed}; fix or remove it"
+    if kind == "missing":
+        return f"{source}: missing the required {noun} {path!r}; add it"
+    message = str(error.get("msg", "")).removeprefix("Value error, ")
+    message = message.replace("Input should be", "expected")
+    if kind == "string_type":
+        message = "expected a string: quote it in the YAML"
+    elif kind == "too_short" and error.get("ctx", {}).get("min_length") == 1:
+        message = "expected at least one entry"
+    # a validator's message names the value itself
+    received = f" (got {error['input']!r})" if "input" in error and kind != "value_error" else ""
+    if not path:
+        return f"{source}: {message}{received}; {fix}"
+    return f"{source}: {noun} {path!r}: {message}{received}; {fix}"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from auditkit.errors import ConfigError
+from auditkit.errors import ConfigError, describe_validation_error
 
 _METHODS = ("gradcam", "gradcampp", "ig", "smoothgrad")
 
@@ -95,10 +95,8 @@ def _build(data: Mapping[str, Any], source: str) -> SaliencyConfig:
     try:
         return SaliencyConfig(**data)
     except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-        if err.get("type") == "extra_forbidden":
-            raise ConfigError(f"{source}: unknown saliency setting {where!r}; see docs/architecture.md") from None
         raise ConfigError(
-            f"{source}: saliency setting {where!r} is invalid: {err.get('msg')} (got {err.get('input')!r})"
+            describe_validation_error(
+                exc, source, noun="saliency setting", allowed=SaliencyConfig.model_fields
+            )
         ) from None

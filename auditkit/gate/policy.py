@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from auditkit.errors import PolicyError
+from auditkit.errors import PolicyError, describe_validation_error
 from auditkit.fileio import sha256_bytes
 
 Op = Literal["min", "max", "equals"]
@@ -201,33 +201,15 @@ def _rule_label(raw: Any, index: int) -> str:
 
 
 def _describe_validation_error(exc: ValidationError, raw: Any, source: str) -> str:
-    error = exc.errors()[0]
-    loc = list(error["loc"])
-    where = "policy"
+    loc = exc.errors()[0]["loc"]
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
-        where = _rule_label(raw, loc[1])
-        loc = loc[2:]
-    # pydantic appends the union member or validator name to the location; keep
-    # only the field the user wrote.
-    field = str(loc[0]) if loc else None
-    kind = error["type"]
-    if kind == "extra_forbidden":
-        allowed = Rule.model_fields if where != "policy" else _PolicyDocument.model_fields
-        return (
-            f"{source}: {where} has an unknown key {field!r} "
-            f"(allowed: {', '.join(allowed)}); fix or remove it"
-        )
-    if kind == "missing":
-        return f"{source}: {where} is missing the required key {field!r}; add it"
-    message = str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "expected")
-    if kind == "string_type":
-        message = "expected a string (quote it in the YAML)"
-    elif kind == "too_short":
-        message = "expected at least one entry"
-    received = f", got {error['input']!r}" if "input" in error and kind != "value_error" else ""
-    if kind == "value_error" and field is None:
-        return f"{source}: {where}: {message}; fix the policy"
-    return f"{source}: {where} field {field!r}: {message}{received}; fix the policy"
+        # the rule's number and id name it; "rules.0" would not
+        source, allowed, skip = f"{source}: {_rule_label(raw, loc[1])}", Rule.model_fields, 2
+    else:
+        allowed, skip = _PolicyDocument.model_fields, 0
+    return describe_validation_error(
+        exc, source, noun="field", allowed=allowed, fix="fix the policy", skip=skip
+    )
 
 
 def parse_policy(data: bytes | str, *, source: str) -> Policy:

@@ -125,7 +125,7 @@ def test_report_folder_and_default_policy(files, capsys):
             "rule 'auroc'",
         ),
         (POLICY.replace("fairness.*.gap.fnr", "subgroups.*.gap.fnr"), None, "matches nothing"),
-        (POLICY + "    maximum: 1\n", None, "unknown key 'maximum'"),
+        (POLICY + "    maximum: 1\n", None, "unknown field 'maximum'"),
         (POLICY, "drop-fairness", "'fairness.*.gap.fnr' matches nothing"),
         (POLICY, "bad-schema", "schema_version"),
     ],

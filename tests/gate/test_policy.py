@@ -86,11 +86,11 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
     [
         (
             _policy_text(GOOD_RULE + "    maximum: 3\n"),
-            ["bad.yaml", "rule 1 (id 'auroc')", "unknown key 'maximum'"],
+            ["bad.yaml", "rule 1 (id 'auroc')", "unknown field 'maximum'"],
         ),
         (
             _policy_text(GOOD_RULE, "name: p\nversion: '1'\nowner: me\n"),
-            ["policy", "unknown key 'owner'"],
+            ["policy", "unknown field 'owner'"],
         ),
         (
             _policy_text(
@@ -147,7 +147,7 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
             _policy_text(GOOD_RULE, "name: p\nversion: 1.10\n"),
             ["field 'version'", "quote it", "1.1"],
         ),
-        (_policy_text(GOOD_RULE, "version: '1'\n"), ["missing the required key 'name'"]),
+        (_policy_text(GOOD_RULE, "version: '1'\n"), ["missing the required field 'name'"]),
         (_policy_text(GOOD_RULE + "    min: 0.9\n"), ["invalid YAML at line", "appears twice"]),
         ("name: p\nversion: '1'\nrules: [\n", ["invalid YAML at line"]),
         ("- id: a\n  metric: x.y\n  min: 1\n", ["a policy is a YAML mapping", "got list"]),

@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from auditkit.errors import ConfigError
+from auditkit.errors import ConfigError, describe_validation_error
 
 SEXES: tuple[str, ...] = ("F", "M")
 AGE_GROUPS: tuple[str, ...] = ("18-40", "40-60", "60-80", "80+")
@@ -220,9 +220,6 @@ def build_config(**values: object) -> PhantomConfig:
     try:
         return PhantomConfig.model_validate(values)
     except ValidationError as exc:
-        error = exc.errors()[0]
-        field = ".".join(str(p) for p in error["loc"]) or "config"
         raise ConfigError(
-            f"phantom configuration field '{field}': {error['msg']} (got {error.get('input')!r}); "
-            "fix the value"
+            describe_validation_error(exc, "phantom configuration", noun="field")
         ) from None
