@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import numpy as np
 
+from auditkit.errors import output_path_error
+
 _CHUNK = 1 << 20
 
 
@@ -53,8 +55,11 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        raise output_path_error(target, exc) from None
     try:
         kwargs = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
         with os.fdopen(fd, mode, **kwargs) as handle:
@@ -63,7 +68,10 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
             os.fsync(handle.fileno())
         # mkstemp creates 0600; give the file the mode a plain open() would have
         os.chmod(tmp_name, 0o666 & ~_umask())
-        os.replace(tmp_name, target)
+        try:
+            os.replace(tmp_name, target)
+        except OSError as exc:  # e.g. a folder where the file should go
+            raise output_path_error(target, exc) from None
     except BaseException:
         if os.path.exists(tmp_name):
             os.unlink(tmp_name)

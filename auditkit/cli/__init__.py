@@ -11,6 +11,7 @@ Exit codes (:class:`auditkit.errors.ExitCode`): 0 success, 1 gate failed,
 
 from __future__ import annotations
 
+import errno
 import importlib
 import sys
 import traceback
@@ -20,7 +21,7 @@ import typer
 from typer.exceptions import TyperException
 
 from auditkit import __version__
-from auditkit.errors import AuditkitError, ExitCode
+from auditkit.errors import AuditkitError, ExitCode, output_path_error
 from auditkit.progress import set_quiet
 
 app = typer.Typer(
@@ -71,18 +72,35 @@ def run(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"auditkit: error: {exc.format_message()}", file=sys.stderr)
         return int(ExitCode.INPUT_ERROR)
+    except OSError as exc:
+        if exc.errno not in _USER_PATH_ERRNOS or exc.filename is None:
+            return _internal_error()
+        # A path the user gave that the system refuses (no permission, a file where a folder
+        # must go, a read-only or full disk) is their input, not an auditkit bug.
+        print(f"auditkit: error: {output_path_error(exc.filename, exc)}", file=sys.stderr)
+        return int(ExitCode.INPUT_ERROR)
     except (typer.Abort, KeyboardInterrupt):
         print("auditkit: interrupted", file=sys.stderr)
         return 130
     except Exception:
-        traceback.print_exc()
-        print(
-            "auditkit: internal error (a bug in auditkit, not in your input); "
-            "please report it with the traceback above",
-            file=sys.stderr,
-        )
-        return int(ExitCode.INTERNAL_ERROR)
+        return _internal_error()
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
+
+
+_USER_PATH_ERRNOS = frozenset(
+    {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS, errno.ENOSPC,
+     errno.ENAMETOOLONG}
+)  # fmt: skip
+
+
+def _internal_error() -> int:
+    traceback.print_exc()
+    print(
+        "auditkit: internal error (a bug in auditkit, not in your input); "
+        "please report it with the traceback above",
+        file=sys.stderr,
+    )
+    return int(ExitCode.INTERNAL_ERROR)
 
 
 def main() -> None:
