@@ -9,6 +9,8 @@ exits with :attr:`ExitCode.INTERNAL_ERROR`.
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Iterable
 from enum import IntEnum
@@ -75,6 +77,30 @@ class ResultsError(AuditkitError):
 
 class OutputExistsError(AuditkitError):
     """An output would overwrite an existing report and ``--force`` was not given."""
+
+
+class OutputPathError(AuditkitError):
+    """An output cannot be written where it was asked: no permission, a file in the way, a full disk."""
+
+
+def output_path_error(path: object, exc: OSError) -> OutputPathError:
+    """Return the one-sentence error for an output ``path`` the system refused with ``exc``."""
+    where = str(exc.filename if exc.filename is not None else path)
+    reason = exc.strerror or type(exc).__name__
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        # mkdir reports "File exists" for a file standing where a folder must go: name that file.
+        ancestor = os.path.abspath(where)
+        while ancestor and not os.path.lexists(ancestor):
+            ancestor = os.path.dirname(ancestor)
+        if ancestor and not os.path.isdir(ancestor):
+            return OutputPathError(
+                f"cannot write {where!r}: {ancestor!r} is a file, not a folder; choose another output path"
+            )
+    if exc.errno == errno.EISDIR or (os.path.isdir(where) and exc.errno != errno.EACCES):
+        return OutputPathError(f"cannot write {where!r}: it is a folder; give a file name there")
+    return OutputPathError(
+        f"cannot write {where!r} ({reason}); choose an output path in a folder you can write to"
+    )
 
 
 # pydantic adds the member of a union it tried (``str``, ``list[str]``,
