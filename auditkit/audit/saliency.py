@@ -20,6 +20,7 @@ numbers (all methods fall short of radiologists; Saporta et al. 2022).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from auditkit.data.paths import resolve_path
 from auditkit.errors import InvalidInputError
 from auditkit.explain.cache import MapCache
 from auditkit.explain.config import SaliencyConfig
@@ -49,12 +51,20 @@ from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, MapSet, explai
 from auditkit.explain.sampling import stratified_sample
 from auditkit.progress import status
 
+PATH_COLUMNS = ("image", "mask", "roi")
+"""Columns of the predictions table that name files the saliency step reads."""
 CATEGORIES = ("true_positive", "false_negative", "false_positive", "true_negative")
 MAX_GROUP_VALUES = 20
 
 
 def run_saliency(
-    loaded_model: Any, predictions: Any, *, out_dir: str | Path, config: Any = None
+    loaded_model: Any,
+    predictions: Any,
+    *,
+    out_dir: str | Path,
+    config: Any = None,
+    data_root: str | os.PathLike[str] | None = None,
+    allow_outside_root: bool = False,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Return ``(results["saliency"], results["gallery"])`` for a checkpoint and its predictions table.
 
@@ -65,6 +75,13 @@ def run_saliency(
     the audit settings (their ``seed``, ``n_boot``, ``ci_level``,
     ``attributes`` and ``saliency`` section are used). Writes overlays under
     ``out_dir/explain/``; the map cache under ``out_dir/explain/cache``.
+
+    The table's ``image``, ``mask`` and ``roi`` paths are untrusted: each is
+    taken relative to the data root (``data_root``; default: the predictions
+    table's folder, or the current folder for a bare DataFrame) and must
+    resolve, symlinks followed, inside it unless ``allow_outside_root``
+    (:func:`auditkit.data.paths.resolve_path`); otherwise PathEscapeError
+    names the table, row and column.
     """
     cfg = SaliencyConfig.from_any(config)
     out_dir = Path(out_dir)
@@ -76,10 +93,13 @@ def run_saliency(
         )
     positive = _positive_index(classes)
     frame = _with_predictions(frame, probs, positive, cfg.threshold)
-    frame["image"] = [_resolve(base, p) for p in frame["image"]]
-    for column in ("mask", "roi"):
+    root = _root(data_root, base)
+    where = "the predictions table" if base is None else str(predictions.path)
+    for column in PATH_COLUMNS:
         if column in frame.columns:
-            frame[column] = [_resolve(base, p) for p in frame[column]]
+            frame[column] = _resolve_column(
+                frame[column], column, root=root, allow_outside_root=allow_outside_root, where=where
+            )
 
     sample = _sample(frame, cfg)
     if sample.empty:
@@ -163,13 +183,35 @@ def _table(predictions: Any) -> tuple[pd.DataFrame, np.ndarray, Any, Path | None
     return frame, np.asarray(predictions.probs, dtype=float), predictions.classes, base
 
 
-def _resolve(base: Path | None, value: Any) -> str | None:
-    if value is None or pd.isna(value) or str(value) == "":
-        return None
-    path = Path(str(value))
-    if not path.is_absolute() and base is not None:
-        path = base / path
-    return str(path)
+def _root(data_root: str | os.PathLike[str] | None, base: Path | None) -> Path:
+    """Return the absolute, resolved folder the table's paths must stay in."""
+    if data_root is None:
+        return (base if base is not None else Path.cwd()).expanduser().resolve(strict=False)
+    root = Path(data_root).expanduser().resolve(strict=False)
+    if not root.is_dir():
+        raise InvalidInputError(
+            f"data root '{os.fspath(data_root)}' is not a folder; check --data-root"
+        )
+    return root
+
+
+def _resolve_column(
+    values: pd.Series, column: str, *, root: Path, allow_outside_root: bool, where: str
+) -> list[str | None]:
+    """Return the column's paths resolved inside ``root`` (None where empty); refuse any escaping it."""
+    out: list[str | None] = []
+    for row, value in enumerate(values):
+        if value is None or pd.isna(value) or str(value) == "":
+            out.append(None)
+            continue
+        resolved = resolve_path(
+            str(value),
+            root=root,
+            allow_outside_root=allow_outside_root,
+            where=f"{where} row {row + 1}, column '{column}'",
+        )
+        out.append(os.fspath(resolved))
+    return out
 
 
 def _positive_index(classes: Any) -> int | None:

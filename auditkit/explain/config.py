@@ -89,6 +89,25 @@ class SaliencyConfig(BaseModel):
         return _build(data, "saliency settings")
 
 
+def check_saliency_settings(
+    value: Mapping[str, Any] | None, *, source: str = "saliency settings"
+) -> dict[str, Any] | None:
+    """Return the ``saliency:`` section ``value`` unchanged (as a dict) once it is valid; None stays None.
+
+    For validating the section when the audit settings are read, long before
+    the saliency step runs. Raises ConfigError (one sentence naming the bad
+    key and the allowed ones, or the invalid value) like :meth:`SaliencyConfig.from_any`.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ConfigError(
+            f"{source}: the saliency section must be a mapping of settings, got {type(value).__name__}"
+        )
+    _build(value, source)
+    return dict(value)
+
+
 def _build(data: Mapping[str, Any], source: str) -> SaliencyConfig:
     if "attributes" in data and data["attributes"] is not None:
         data = {**data, "attributes": tuple(data["attributes"])}

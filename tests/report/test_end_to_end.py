@@ -51,6 +51,7 @@ def phantom_report(quick_phantom, trained_smallcnn, quick_predictions, tmp_path_
         load_checkpoint(trained_smallcnn, device="cpu"),
         table,
         out_dir=out,
+        data_root=quick_phantom.manifest_path.parent,  # the table and the images are in different folders
         # the smallest real run: a few images per cohort, few IG steps and randomisation blocks
         config={"methods": ["gradcam", "ig"], "max_images": 6, "max_val_images": 0, "ig_steps": 4,
                 "sanity_images": 2, "sanity_blocks": 1, "faithfulness_images": 2, "faithfulness_steps": 3,
