@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from auditkit.errors import OutputExistsError
+from auditkit.errors import InvalidInputError, OutputExistsError
 from auditkit.progress import status
 
 
@@ -127,6 +127,8 @@ def run_demo(
     from auditkit.pipeline import run_pipeline
     from auditkit.train import train
 
+    if not 0 <= int(seed) < 2**32:
+        raise InvalidInputError(f"--seed must be between 0 and 2**32 - 1, got {seed}")
     out = Path(out)
     _check_out(out, force)
     plan = QUICK if quick else FULL

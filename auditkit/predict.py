@@ -226,6 +226,13 @@ def predict(
     """
     from auditkit.data.manifest import Manifest, read_manifest
 
+    # Argument checks first: a typo must not cost a model load and a manifest read.
+    if out is not None and Path(out).suffix.lower() not in (*PARQUET_SUFFIXES, ".csv"):
+        raise InvalidInputError(f"--out {os.fspath(out)!r} must end in .parquet or .csv")
+    if embeddings_out is not None and Path(embeddings_out).suffix.lower() not in (*PARQUET_SUFFIXES, ".npy"):
+        raise InvalidInputError(f"--embeddings {os.fspath(embeddings_out)!r} must end in .parquet or .npy")
+    if batch_size is not None and int(batch_size) < 1:
+        raise InvalidInputError(f"--batch-size must be 1 or more, got {batch_size}")
     target = select_device(device)
     loaded = model_dir if isinstance(model_dir, LoadedModel) else load_checkpoint(model_dir, device=target, trust_code=trust_code)
     if isinstance(model_dir, LoadedModel):
@@ -241,10 +248,6 @@ def predict(
         data = read_manifest(
             manifest, data_root=data_root, allow_outside_root=allow_outside_root, class_spec=loaded.classes
         )
-    if out is not None and Path(out).suffix.lower() not in (*PARQUET_SUFFIXES, ".csv"):
-        raise InvalidInputError(f"--out {os.fspath(out)!r} must end in .parquet or .csv")
-    if embeddings_out is not None and Path(embeddings_out).suffix.lower() not in (*PARQUET_SUFFIXES, ".npy"):
-        raise InvalidInputError(f"--embeddings {os.fspath(embeddings_out)!r} must end in .parquet or .npy")
     training = loaded.meta.get("training", {})
     sites = set(data.frame["site"].astype(str))
     unknown = [s for s in external_sites if s not in sites]

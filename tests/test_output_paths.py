@@ -18,7 +18,7 @@ def _one_line(capsys, *needles: str) -> None:
 
 def test_atomic_write_refuses_a_folder_in_the_way_and_a_file_as_parent(tmp_path):
     (tmp_path / "taken").mkdir()
-    with pytest.raises(OutputPathError, match="taken.*is a folder"):
+    with pytest.raises(OutputPathError, match=r"taken.*is a folder"):
         atomic_write_text(tmp_path / "taken", "x")
     (tmp_path / "plain").write_text("keep")
     with pytest.raises(OutputPathError, match="is a file, not a folder"):

@@ -52,7 +52,7 @@ class AuditSettings(BaseModel):
         "youden", description="youden | sensitivity:x | specificity:x | threshold:t"
     )
     n_boot: int = Field(1000, ge=50, le=100_000)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     ci_method: Literal["percentile", "bca"] = "percentile"
     stratify: Literal["cohort", "class"] = Field(
         "cohort",

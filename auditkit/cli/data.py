@@ -60,7 +60,7 @@ def synth(
     n: int = typer.Option(3000, "--n", help="Number of images."),
     size: int = typer.Option(64, "--size", help="Image side in pixels (32-512)."),
     sites: int = typer.Option(3, "--sites", help="Number of sites; the last one is external."),
-    seed: int = typer.Option(0, "--seed", help="Random seed: same seed, same bytes."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Random seed: same seed, same bytes."),
     flaws: str = typer.Option(
         "all",
         "--flaws",

@@ -25,9 +25,9 @@ def _estimate(check: dict) -> str:
 @app.command("demo")
 def demo_command(
     out: Path = typer.Option(Path("reports/demo"), "--out", help="Folder for the phantom, model and audit."),
-    quick: bool = typer.Option(False, "--quick", help="A smaller phantom and sample (about a minute)."),
+    quick: bool = typer.Option(False, "--quick", help="Same phantom and model; Grad-CAM only, on fewer images, 500 resamples (about a minute)."),
     clean: bool = typer.Option(False, "--clean", help="The flaw-free phantom: the policy should pass."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the phantom, training and bootstrap."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the phantom, training and bootstrap."),
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: best)."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),
 ) -> int:

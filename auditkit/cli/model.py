@@ -66,7 +66,7 @@ def train_command(
     weight_decay: float = typer.Option(1e-2, "--weight-decay"),
     patience: int = typer.Option(5, "--patience", help="Epochs without validation gain before stopping."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA, then MPS, then CPU), cpu, cuda[:N], mps."),
-    seed: int = typer.Option(0, "--seed"),
+    seed: int = typer.Option(0, "--seed", min=0),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run in --out."),
     force: bool = typer.Option(False, "--force", help="Overwrite an existing checkpoint in --out."),
     input_size: str | None = typer.Option(None, "--input-size", help="N or HxW (default: the architecture's)."),
@@ -135,7 +135,7 @@ def predict_command(
     manifest: Path = typer.Option(..., "--manifest", help="Manifest CSV/Parquet of the images to score."),
     out: Path = typer.Option(..., "--out", help="Predictions table to write (.parquet or .csv)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda[:N], mps."),
-    batch_size: int | None = typer.Option(None, "--batch-size"),
+    batch_size: int | None = typer.Option(None, "--batch-size", min=1),
     embeddings: Path | None = typer.Option(
         None, "--embeddings", help="Also write penultimate-layer embeddings keyed by id (.parquet/.npy)."
     ),

@@ -85,6 +85,7 @@ class TrainSettings:
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be a positive number, got {self.lr}"),
             (self.weight_decay >= 0, f"--weight-decay must be 0 or more, got {self.weight_decay}"),
             (self.patience >= 1, f"--patience must be 1 or more, got {self.patience}"),
+            (0 <= self.seed < 2**32, f"--seed must be between 0 and 2**32 - 1, got {self.seed}"),
             (
                 self.class_weighting in ("balanced", "none"),
                 f"class_weighting must be 'balanced' or 'none', got {self.class_weighting!r}",
