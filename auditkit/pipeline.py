@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +47,6 @@ class PipelineOutcome:
         return None if self.gate is None else bool(self.gate.passed)
 
 
-def _policy_bytes(policy: Any) -> bytes:
-    source = Path(policy.source)
-    if source.is_file():
-        return source.read_bytes()
-    return resources.files("auditkit").joinpath("policies", f"{policy.source}.yaml").read_bytes()
-
-
 def judge_expected_findings(expected: Sequence[Any], outcome: Any) -> list[dict[str, Any]]:
     """Return, per expected finding, the checks of its rule and whether the rule caught it.
 
@@ -86,7 +78,7 @@ def judge_expected_findings(expected: Sequence[Any], outcome: Any) -> list[dict[
 
 def apply_gate(
     results: AuditResults,
-    policy_ref: str,
+    policy: Any,
     out_dir: Path,
     *,
     allow_insufficient: bool = False,
@@ -94,7 +86,8 @@ def apply_gate(
 ) -> tuple[AuditResults, Any, dict[str, Path]]:
     """Return the results with their ``gate`` section, the outcome, and the gate files written.
 
-    Writes ``policy.yaml`` (the policy's exact bytes), ``gate.json``,
+    ``policy``: a loaded :class:`auditkit.gate.Policy`, or a shipped name or
+    path for :func:`auditkit.gate.load_policy`. Writes ``policy.yaml`` (the policy's exact bytes), ``gate.json``,
     ``gate-junit.xml`` and ``gate-summary.md`` into ``out_dir`` and rewrites
     results.json (and summary.md) with the gate section, and with
     ``expected_findings`` judged against the outcome when any are declared.
@@ -102,8 +95,9 @@ def apply_gate(
     from auditkit.gate import evaluate, load_policy
     from auditkit.gate import write_outputs as write_gate_outputs
 
-    policy = load_policy(policy_ref)
-    policy_path = atomic_write_bytes(out_dir / POLICY_NAME, _policy_bytes(policy))
+    if not hasattr(policy, "rules"):  # a name or a path rather than a loaded Policy
+        policy = load_policy(policy)
+    policy_path = atomic_write_bytes(out_dir / POLICY_NAME, policy.raw)
     if sha256_file(policy_path) != policy.sha256:  # pragma: no cover - defends the record
         raise RuntimeError("the copied policy's hash differs from the policy evaluated")
     outcome = evaluate(results.data, policy, block_on_insufficient=False if allow_insufficient else None)
@@ -142,17 +136,18 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
                 raise OutputExistsError(
                     f"{out_dir / name} already exists; pass --force to overwrite it or choose another --out"
                 )
+    policy = None
     if config.policy is not None:
         from auditkit.gate import load_policy
 
-        load_policy(config.policy)
+        policy = load_policy(config.policy)  # before any work, so a bad policy fails fast
     results = run_audit(config)
     files: dict[str, Path] = {"results": out_dir / RESULTS_NAME, "summary": out_dir / "summary.md"}
     outcome = None
     if config.policy is not None:
         results, outcome, gate_files = apply_gate(
             results,
-            config.policy,
+            policy,
             out_dir,
             allow_insufficient=config.allow_insufficient,
             expected=config.settings.expected_findings,

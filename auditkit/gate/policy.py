@@ -15,7 +15,7 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
@@ -169,6 +169,8 @@ class Policy:
     rules: tuple[Rule, ...]
     sha256: str
     source: str
+    raw: bytes = field(default=b"", repr=False, compare=False)
+    """The policy file's bytes exactly as read (copied into the audit folder as policy.yaml)."""
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -256,6 +258,7 @@ def parse_policy(data: bytes | str, *, source: str) -> Policy:
         rules=tuple(document.rules),
         sha256=sha256_bytes(raw_bytes),
         source=source,
+        raw=raw_bytes,
     )
 
 

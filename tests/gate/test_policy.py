@@ -214,3 +214,23 @@ def test_policy_round_trips_through_yaml_unchanged():
     again = parse_policy(yaml.safe_dump(raw), source="copy.yaml")
     assert again.rules == original.rules
     assert again.sha256 != original.sha256  # different bytes, different fingerprint
+
+
+def test_a_local_file_named_like_a_shipped_policy_does_not_replace_it(tmp_path, monkeypatch, results):
+    from importlib import resources
+
+    from auditkit.fileio import sha256_file
+    from auditkit.pipeline import apply_gate
+    from auditkit.results import AuditResults
+
+    shipped = resources.files("auditkit").joinpath("policies", "default.yaml").read_bytes()
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "default").write_bytes(b"\x00 not a policy")
+    policy = load_policy("default")
+    assert policy.raw == shipped and policy.source == "default"
+    out = tmp_path / "audit"
+    out.mkdir()
+    _, outcome, files = apply_gate(AuditResults(results, None), policy, out)
+    # The copy beside the results is the policy that was evaluated, byte for byte.
+    assert files["policy"].read_bytes() == shipped
+    assert sha256_file(files["policy"]) == policy.sha256 == outcome.policy_sha256
