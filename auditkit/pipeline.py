@@ -12,6 +12,7 @@ This module sits above both the analysis and the presentation layers.
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +31,15 @@ GATE_JUNIT = "gate-junit.xml"
 GATE_SUMMARY = "gate-summary.md"
 REPORT_PDF = "report.pdf"
 REPORT_HTML = "report.html"
+
+#: What an earlier audit left in its folder that a new run with --force must not leave behind
+#: (a stale gate.json or report beside new results would contradict them). ``explain/cache``
+#: stays: its maps are keyed by model, image and parameters, so a rerun resumes from it.
+PREVIOUS_OUTPUTS = (
+    "results.json", "summary.md", POLICY_NAME, GATE_JSON, GATE_JUNIT, GATE_SUMMARY, REPORT_PDF,
+    REPORT_HTML, "predictions.parquet", "embeddings.parquet",
+)  # fmt: skip
+PREVIOUS_FOLDERS = ("explain/images", "explain/overlays", "explain/masks")
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,10 +134,35 @@ def apply_gate(
     return AuditResults(data, path), outcome, files
 
 
+def clear_previous_outputs(out_dir: Path, config: AuditConfig) -> list[Path]:
+    """Return the files and folders of an earlier audit removed from ``out_dir`` (never an input of this run)."""
+    if not out_dir.is_dir():
+        return []
+    inputs = {
+        Path(p).resolve()
+        for p in (config.predictions, config.embeddings, config.manifest, config.model, config.config_path)
+        if p is not None
+    }
+    removed = []
+    for name in PREVIOUS_OUTPUTS:
+        path = out_dir / name
+        if path.is_file() and path.resolve() not in inputs:
+            path.unlink()
+            removed.append(path)
+    for name in PREVIOUS_FOLDERS:
+        path = out_dir / name
+        if path.is_dir() and not any(p == path.resolve() or path.resolve() in p.parents for p in inputs):
+            shutil.rmtree(path)
+            removed.append(path)
+    return removed
+
+
 def run_pipeline(config: AuditConfig) -> PipelineOutcome:
     """Return the outcome of the whole audit ``config`` describes: analysis, gate, report.
 
     The policy is loaded before any work so a malformed policy fails fast.
+    With ``force`` the earlier run's outputs are removed first
+    (:func:`clear_previous_outputs`), so nothing stale survives beside the new results.
     """
     out_dir = Path(config.out)
     if not config.force:
@@ -141,6 +176,8 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
         from auditkit.gate import load_policy
 
         policy = load_policy(config.policy)  # before any work, so a bad policy fails fast
+    if config.force:
+        clear_previous_outputs(out_dir, config)
     results = run_audit(config)
     files: dict[str, Path] = {"results": out_dir / RESULTS_NAME, "summary": out_dir / "summary.md"}
     outcome = None

@@ -300,3 +300,19 @@ def test_predictions_of_another_model_are_refused_and_a_csv_is_flagged_unverifie
     assert code == ExitCode.OK
     codes = [w["code"] for w in load_results(tmp_path / "c" / "results.json")["warnings"]]
     assert "predictions_model_unverified" not in codes
+
+
+def test_force_removes_the_earlier_runs_gate_files_but_never_an_input(tmp_path):
+    out = tmp_path / "audit"
+    out.mkdir()
+    table = out / "predictions.parquet"  # an input that happens to live in the audit folder
+    make_table(400).to_parquet(table)
+    args = ["--quiet", "audit", "--predictions", str(table), "--out", str(out), "--n-boot", "50", "--no-report",
+            "--attributes", "sex"]  # fmt: skip
+    assert run([*args, "--policy", "default"]) in (ExitCode.OK, ExitCode.GATE_FAILED)
+    gate_files = ["gate.json", "gate-junit.xml", "gate-summary.md", "policy.yaml"]
+    assert all((out / name).is_file() for name in gate_files)
+    assert run([*args, "--force"]) == ExitCode.OK  # no policy this time
+    assert not any((out / name).exists() for name in gate_files)
+    assert "gate" not in load_results(out / "results.json")
+    assert table.is_file()
