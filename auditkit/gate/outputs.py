@@ -20,6 +20,7 @@ from rich.text import Text
 
 from auditkit.fileio import atomic_write_text, dumps_json
 from auditkit.gate.evaluate import CheckResult, GateOutcome, blocking_ids
+from auditkit.results.format import format_estimate
 
 _LABELS = {
     "pass": "PASS",
@@ -58,12 +59,18 @@ def _num(x: float | int | bool | None) -> str:
 
 
 def format_value(check: CheckResult) -> str:
-    """Return the estimate and its interval as text, e.g. ``0.842 [0.801, 0.879]``."""
+    """Return the estimate and its interval as ASCII text, e.g. ``0.842 (0.801 to 0.879)``.
+
+    The interval's name (``95% CI``) is in the column header; ASCII because
+    a CI log may not be UTF-8. A boolean, a count, or a check with no value
+    reads ``true``, ``12``, ``-``.
+    """
     if check.estimate is None or isinstance(check.estimate, bool):
         return _num(check.estimate) if check.verdict != "not_applicable" else "-"
-    if check.ci_low is None and check.ci_high is None:
+    if check.ci_low is None and check.ci_high is None and isinstance(check.estimate, int):
         return _num(check.estimate)
-    return f"{_num(check.estimate)} [{_num(check.ci_low)}, {_num(check.ci_high)}]"
+    estimate = {"estimate": check.estimate, "ci_low": check.ci_low, "ci_high": check.ci_high}
+    return format_estimate(estimate, digits=3, label=False, ascii_only=True)
 
 
 def format_goal(check: CheckResult) -> str:

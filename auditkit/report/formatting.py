@@ -3,7 +3,9 @@
 Every number in the report passes through here so that it reads the same
 everywhere: ``0.912 (95% CI 0.887–0.934)``, ``p = 0.003`` / ``p < 0.001``,
 ``not computable: <reason>`` for an undefined number. Negative numbers use the
-typographic minus (U+2212) and ranges an en dash, as in print.
+typographic minus (U+2212) and ranges an en dash, as in print. The number and
+estimate formatters live in :mod:`auditkit.results.format` (shared with the
+gate, ``summary.md`` and the command line) and are re-exported here.
 """
 
 from __future__ import annotations
@@ -12,9 +14,44 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-MINUS = "\u2212"
-EN_DASH = "\u2013"
-NOT_REPORTED = "not reported"
+from auditkit.results.format import (
+    EN_DASH,
+    MINUS,
+    NOT_REPORTED,
+    ci_label,
+    format_estimate,
+    format_interval,
+    format_number,
+    format_p_value,
+    format_percent,
+    range_separator,
+)
+
+__all__ = [
+    "CORRECTION_NAMES",
+    "EN_DASH",
+    "METRIC_LABELS",
+    "MINUS",
+    "NOT_REPORTED",
+    "TWO_DECIMALS",
+    "VERDICT_WORDS",
+    "cell",
+    "ci_label",
+    "correction_name",
+    "decimals_for",
+    "format_count",
+    "format_estimate",
+    "format_interval",
+    "format_number",
+    "format_p_value",
+    "format_percent",
+    "format_test",
+    "metric_label",
+    "plain",
+    "range_separator",
+    "verdict",
+]
+
 
 #: Metrics printed with two decimals (ratios on an open scale); everything else gets three.
 TWO_DECIMALS = frozenset({"lr_positive", "lr_negative", "oe", "slope", "intercept", "temperature"})
@@ -87,23 +124,6 @@ def decimals_for(key: str | None) -> int:
     return 2 if key in TWO_DECIMALS else 3
 
 
-def format_number(value: Any, *, digits: int = 3) -> str:
-    """Return ``value`` with ``digits`` decimals and a typographic minus ('—' for a missing value)."""
-    if isinstance(value, bool) or value is None:
-        return "\u2014"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return "\u2014"
-    text = f"{number:.{digits}f}"
-    # -0.000 is noise from rounding, not a negative number
-    if text.startswith("-") and float(text) == 0.0:
-        text = text[1:]
-    return text.replace("-", MINUS)
-
-
 def format_count(value: Any) -> str:
     """Return an integer count with thousands separators ('—' for a missing value)."""
     if value is None or isinstance(value, bool):
@@ -112,97 +132,6 @@ def format_count(value: Any) -> str:
         return f"{int(value):,}"
     except (TypeError, ValueError):
         return str(value)
-
-
-def format_percent(value: Any, *, digits: int = 1) -> str:
-    """Return a proportion in [0, 1] as a percentage, e.g. ``35.0%`` ('—' when missing)."""
-    if value is None or isinstance(value, bool):
-        return "\u2014"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return "\u2014"
-    return f"{100 * number:.{digits}f}%".replace("-", MINUS)
-
-
-def ci_label(ci_level: Any) -> str:
-    """Return the interval label for a confidence level, e.g. ``95% CI``."""
-    try:
-        level = float(ci_level)
-    except (TypeError, ValueError):
-        level = 0.95
-    if not 0 < level < 1:
-        level = 0.95
-    pct = 100 * level
-    return f"{pct:.0f}% CI" if abs(pct - round(pct)) < 1e-9 else f"{pct:g}% CI"
-
-
-def range_separator(low: Any, high: Any) -> str:
-    """Return the separator of an interval: an en dash, or `` to `` when a bound is negative."""
-    try:
-        negative = float(low) < 0 or float(high) < 0
-    except (TypeError, ValueError):
-        negative = False
-    # "−0.62–−0.41" misreads; print "−0.62 to −0.41" as style guides advise
-    return " to " if negative else EN_DASH
-
-
-def format_interval(low: Any, high: Any, *, digits: int = 3, ci_level: Any = 0.95) -> str:
-    """Return ``95% CI 0.887–0.934`` (``95% CI −0.12 to 0.05`` with a negative bound); '' when one is missing."""
-    if low is None or high is None:
-        return ""
-    return (f"{ci_label(ci_level)} {format_number(low, digits=digits)}{range_separator(low, high)}"
-            f"{format_number(high, digits=digits)}")
-
-
-def format_estimate(
-    estimate: Mapping[str, Any] | None, *, digits: int = 3, ci_level: Any = 0.95, percent: bool = False
-) -> str:
-    """Return ``0.912 (95% CI 0.887–0.934)`` or ``not computable: <reason>`` for an estimate dict.
-
-    A missing estimate (``None``) reads ``not reported``; a point value without
-    an interval is printed alone.
-    """
-    if not isinstance(estimate, Mapping):
-        return NOT_REPORTED
-    value = estimate.get("estimate")
-    if value is None:
-        reason = str(estimate.get("reason") or "no reason recorded")
-        return f"not computable: {reason}"
-    low, high = estimate.get("ci_low"), estimate.get("ci_high")
-    if percent:
-        point = format_percent(value, digits=max(0, digits - 2))
-        if low is None or high is None:
-            return point
-        return (
-            f"{point} ({ci_label(ci_level)} {format_percent(low, digits=max(0, digits - 2))}"
-            f"{range_separator(low, high)}{format_percent(high, digits=max(0, digits - 2))})"
-        )
-    point = format_number(value, digits=digits)
-    interval = format_interval(low, high, digits=digits, ci_level=ci_level)
-    if interval:
-        return f"{point} ({interval})"
-    # a point value whose interval could not be computed says why, e.g. a single image
-    return f"{point} (no CI: {estimate['reason']})" if estimate.get("reason") else point
-
-
-def format_p_value(p: Any) -> str:
-    """Return ``p = 0.003`` or ``p < 0.001`` ('' when there is no p-value)."""
-    if p is None or isinstance(p, bool):
-        return ""
-    try:
-        value = float(p)
-    except (TypeError, ValueError):
-        return ""
-    if not math.isfinite(value):
-        return ""
-    if value < 0.001:
-        return "p < 0.001"
-    if value > 0.999:
-        return "p > 0.999"
-    return f"p = {value:.3f}"
 
 
 def correction_name(method: Any) -> str:

@@ -126,7 +126,7 @@ def test_markdown_summary_has_headline_provenance_and_a_row_per_check(mixed):
     pipes = lines[header].count("|")
     assert all(row.replace("\\|", "").count("|") == pipes for row in rows)
     ece_row = rows[1]
-    assert "0.180 [0.130, 0.240]" in ece_row and "ci_high <= 0.1" in ece_row
+    assert "0.180 (0.130 to 0.240)" in ece_row and "ci_high <= 0.1" in ece_row
 
 
 def test_markdown_escapes_pipes_in_group_names(results, make_policy):
