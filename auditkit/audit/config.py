@@ -201,6 +201,8 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such audit config file; check --config")
     try:
         data = yaml.safe_load(path.read_text("utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text; save the audit config as UTF-8 YAML") from None
     except yaml.YAMLError as exc:
         raise ConfigError(
             f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"

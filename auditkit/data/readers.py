@@ -55,6 +55,12 @@ def _open_pil(path: Path):
         return Image.open(path)
     except FileNotFoundError:
         raise ImageReadError(f"image file '{path}' does not exist; check the path") from None
+    except Image.DecompressionBombError as exc:
+        # PIL refuses images large enough to be a decompression bomb; this is not a radiograph size.
+        raise ImageReadError(
+            f"image file '{path}' is refused as too large to decode safely ({exc}); "
+            "downsample it before auditing"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
         raise ImageReadError(
             f"image file '{path}' cannot be read as an image ({exc}); replace it with a valid "

@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from auditkit.errors import CheckpointError, InvalidInputError
+from auditkit.errors import AuditkitError, CheckpointError, InvalidInputError
 from auditkit.fileio import (
     atomic_write_bytes,
     atomic_write_text,
@@ -217,6 +217,47 @@ class LoadedModel:
         return self.meta.get("embedding_layer")
 
 
+def read_model_json(model_json: Path) -> dict[str, Any]:
+    """Return the validated contents of a checkpoint's model.json (CheckpointError naming the field if not)."""
+    return _read_meta(model_json)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_fields(meta: dict[str, Any], where: str) -> None:
+    """Raise CheckpointError naming the first field of ``meta`` whose type or value is wrong."""
+    size = meta["input_size"]
+    problems = [
+        ("arch", isinstance(meta["arch"], str) and meta["arch"] != "", "a non-empty string"),
+        (
+            "input_size",
+            isinstance(size, list) and len(size) == 2 and all(_is_positive_int(v) for v in size),
+            "two positive integers [height, width]",
+        ),
+        ("in_channels", _is_positive_int(meta["in_channels"]), "a positive integer"),
+        ("classes", isinstance(meta["classes"], dict), "a mapping"),
+        ("preprocess", isinstance(meta["preprocess"], dict), "a mapping"),
+        ("target_layer", isinstance(meta["target_layer"], str), "a string"),
+        (
+            "weights",
+            isinstance(meta["weights"], dict) and isinstance(meta["weights"].get("sha256"), str),
+            "a mapping with 'file' and 'sha256'",
+        ),
+    ]
+    for field_name, ok, expected in problems:
+        if not ok:
+            raise CheckpointError(
+                f"{where!r} field {field_name!r} should be {expected}, got {meta[field_name]!r}; "
+                "restore the checkpoint or retrain"
+            )
+    try:
+        ClassSpec.from_dict(meta["classes"])
+    except (KeyError, TypeError, ValueError, AuditkitError) as exc:
+        raise CheckpointError(f"{where!r} field 'classes' is malformed ({exc}); restore it or retrain") from None
+
+
 def _read_meta(model_json: Path) -> dict[str, Any]:
     try:
         meta = json.loads(model_json.read_text(encoding="utf-8"))
@@ -234,7 +275,14 @@ def _read_meta(model_json: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{str(model_json)!r} lacks the field(s) {missing}; restore the checkpoint or retrain"
         )
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+    _check_fields(meta, str(model_json))
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise CheckpointError(
+            f"{str(model_json)!r} field 'format_version' should be an integer, got {version!r}; "
+            "restore the checkpoint or retrain"
+        )
+    if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{str(model_json)!r} has format_version {meta['format_version']}, newer than this "
             f"auditkit understands ({FORMAT_VERSION}); upgrade auditkit"

@@ -148,7 +148,7 @@ def _output_mode(out: Path, *, resume: bool, force: bool) -> str:
         if has_resume_state(out):
             return "resume"
         model_json = out / ckpt.MODEL_JSON
-        if model_json.is_file() and json.loads(model_json.read_text("utf-8")).get("training", {}).get("completed"):
+        if model_json.is_file() and ckpt.read_model_json(model_json).get("training", {}).get("completed"):
             return "done"
         load_resume_state(out)  # raises the explanatory CheckpointError
     if out.exists() and any(out.iterdir()):

@@ -316,3 +316,13 @@ def test_force_removes_the_earlier_runs_gate_files_but_never_an_input(tmp_path):
     assert not any((out / name).exists() for name in gate_files)
     assert "gate" not in load_results(out / "results.json")
     assert table.is_file()
+
+
+def test_a_config_that_is_not_utf8_exits_2(tmp_path, capsys):
+    config = tmp_path / "audit.yaml"
+    config.write_bytes("n_boot: 50\nmodel_name: Röntgen\n".encode("latin-1"))
+    make_table(100).to_csv(tmp_path / "p.csv", index=False)
+    _one_line_error(
+        capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
+        "not UTF-8",
+    )

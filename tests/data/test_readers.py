@@ -173,3 +173,12 @@ def test_truncated_png_is_refused_even_after_weasyprint_relaxed_pillow(tmp_path)
     with pytest.raises(ImageReadError):
         read_mask(tmp_path / "t.png")
     assert ImageFile.LOAD_TRUNCATED_IMAGES is True  # the global is left as the caller had it
+
+
+def test_an_image_past_pils_decompression_bomb_limit_is_an_input_error(tmp_path, monkeypatch):
+    path = tmp_path / "big.png"
+    cv2.imwrite(str(path), np.zeros((40, 40), dtype=np.uint8))
+    # 1600 pixels > 2 x 700: PIL raises DecompressionBombError (not an OSError) when opening it.
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 700)
+    with pytest.raises(ImageReadError, match="too large to decode safely"):
+        read_image(path)

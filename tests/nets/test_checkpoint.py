@@ -183,3 +183,34 @@ def test_factory_checkpoint_round_trips_only_when_its_code_is_trusted(tmp_path, 
     x = torch.randn(3, 1, 16, 16)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), model(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("input_size", "32x32", "'input_size' should be two positive integers"),
+        ("input_size", [32, 0], "'input_size' should be two positive integers"),
+        ("in_channels", "one", "'in_channels' should be a positive integer"),
+        ("classes", ["normal", "lesion"], "'classes' should be a mapping"),
+        ("weights", "weights.safetensors", "'weights' should be a mapping"),
+        ("format_version", "2", "'format_version' should be an integer"),
+    ],
+)
+def test_a_malformed_model_json_field_is_named(saved, field, value, fragment):
+    _, folder = saved
+    meta = json.loads((folder / "model.json").read_text())
+    meta[field] = value
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=fragment):
+        load_checkpoint(folder, device="cpu")
+
+
+def test_resume_with_a_corrupt_model_json_exits_2(saved, tmp_path, capsys):
+    from auditkit.cli import run
+
+    _, folder = saved
+    (folder / "model.json").write_bytes(b"\xff\xfe not json")
+    code = run(["train", "--manifest", str(tmp_path / "none.csv"), "--arch", "smallcnn", "--out", str(folder), "--resume"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "model.json" in err and "Traceback" not in err
