@@ -110,16 +110,36 @@ class AuditSettings(BaseModel):
         except ValueError:
             raise ValueError(f"date must be YYYY-MM-DD, got {value!r}") from None
 
+    @field_validator("attributes")
+    @classmethod
+    def _check_attributes(cls, value: list[str]) -> list[str]:
+        names = [str(v).strip() for v in value]
+        for name in names:
+            if not name:
+                raise ValueError("an attribute name is empty; give column names separated by commas")
+            if names.count(name) > 1:
+                raise ValueError(f"attribute {name!r} is given twice; name each column once")
+        return names
+
     @field_validator("intersections")
     @classmethod
     def _check_intersections(cls, value: list[str]) -> list[str]:
+        seen: dict[frozenset[str], str] = {}
+        out = []
         for item in value:
             parts = [p.strip() for p in item.split("+")]
             if len(parts) < 2 or not all(parts):
                 raise ValueError(
                     f"intersection {item!r} must name two or more columns joined by '+'"
                 )
-        return ["+".join(p.strip() for p in item.split("+")) for item in value]
+            if len(set(parts)) != len(parts):
+                raise ValueError(f"intersection {item!r} names a column twice")
+            key = frozenset(parts)
+            if key in seen:
+                raise ValueError(f"intersection {item!r} repeats {seen[key]!r}; give each once")
+            seen[key] = item
+            out.append("+".join(parts))
+        return out
 
     @property
     def rule(self) -> OperatingPointRule:

@@ -613,6 +613,12 @@ def _check_attributes(table: PredictionsTable, settings: AuditSettings) -> None:
     available = table.attribute_columns
     for columns in _attribute_sets(settings):
         for column in columns:
+            if column not in available and column in table.frame.columns:
+                raise PredictionsError(
+                    f"{table.path}: column {column!r} is part of the predictions contract (labels, "
+                    f"scores, split, site, ids), not a subgroup attribute; attribute columns: "
+                    f"{list(available)[:20]}"
+                )
             if column not in available:
                 raise PredictionsError(
                     f"{table.path}: attribute column {column!r} is not in the table (attribute columns: "

@@ -326,3 +326,14 @@ def test_a_config_that_is_not_utf8_exits_2(tmp_path, capsys):
         capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
         "not UTF-8",
     )
+
+
+def test_attribute_mistakes_are_named(tmp_path, capsys):
+    make_table(200).to_csv(tmp_path / "p.csv", index=False)
+    base = ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--n-boot", "50"]
+    _one_line_error(capsys, [*base, "--attributes", "score"], "part of the predictions contract")
+    _one_line_error(capsys, [*base, "--attributes", "sex,sex"], "attribute 'sex' is given twice")
+    _one_line_error(capsys, [*base, "--intersections", "sex+sex"], "names a column twice")
+    _one_line_error(
+        capsys, [*base, "--intersections", "sex+age_group", "--intersections", "age_group+sex"], "repeats"
+    )
