@@ -75,6 +75,9 @@ def evidence_files(
         if not path.is_file():
             raise InvalidInputError(f"{path}: no such policy file; give the policy YAML the audit was gated with")
         data = path.read_bytes()
+        from auditkit.gate import parse_policy
+
+        parse_policy(data, source=str(path))  # a file that is not a valid policy is never attached
         digest = sha256_bytes(data)
         recorded = gate.get("policy_sha256") if gate else None
         if recorded and recorded != digest:

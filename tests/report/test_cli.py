@@ -54,3 +54,14 @@ def test_policy_that_does_not_exist_is_an_input_error(small_results, capsys):
                 str(small_results.parent / "missing.yaml")])
     assert code == ExitCode.INPUT_ERROR
     assert "no such policy file" in capsys.readouterr().err
+
+
+def test_a_file_that_is_not_a_policy_is_never_attached(small_results, capsys):
+    bad = small_results.parent / "notes.yaml"
+    bad.write_text("just: some notes\n")
+    out = small_results.parent / "p2.pdf"
+    code = run(["report", str(small_results), "--out", str(out), "--policy", str(bad)])
+    assert code == ExitCode.INPUT_ERROR
+    err = capsys.readouterr().err.strip()
+    assert "notes.yaml" in err and err.count("\n") == 0
+    assert not out.exists()
