@@ -8,7 +8,6 @@ config or a class name can inject markup.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from importlib import resources
@@ -17,12 +16,12 @@ from typing import Any
 
 import jinja2
 
-from auditkit.errors import OutputExistsError, ResultsError
+from auditkit.errors import OutputExistsError
 from auditkit.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
 from auditkit.progress import status
 from auditkit.report.context import build_context
 from auditkit.report.pdf import audit_datetime, evidence_files, html_to_pdf
-from auditkit.results import validate_results
+from auditkit.results import read_results_file
 
 BASE_TEMPLATE = "base.html"
 
@@ -74,21 +73,12 @@ def render_pdf(
 
 
 def read_results(path: str | os.PathLike[str]) -> tuple[Path, bytes, dict[str, Any]]:
-    """Return (path, raw bytes, validated document) of a results.json file (a folder means its results.json)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "results.json"
-    if not path.is_file():
-        raise ResultsError(f"{path}: no such results file; run 'auditkit audit' first or give its path")
-    raw = path.read_bytes()
-    try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc}); re-run the audit") from None
-    if not isinstance(data, dict):
-        raise ResultsError(f"{path}: the top level must be a JSON object; re-run the audit")
-    validate_results(data, source=str(path))
-    return path, raw, data
+    """Return (path, raw bytes, validated document) of a results.json file (a folder means its results.json).
+
+    The reading and validation are :func:`auditkit.results.read_results_file`'s.
+    """
+    loaded = read_results_file(path)
+    return loaded.path, loaded.raw, loaded.data
 
 
 def render_report(

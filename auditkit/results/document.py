@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import ResultsError
-from auditkit.fileio import dumps_json, to_jsonable, write_json
+from auditkit.fileio import dumps_json, sha256_bytes, to_jsonable, write_json
 
 SCHEMA_VERSION = "1.0"
 
@@ -42,21 +42,51 @@ def validate_results(data: Mapping[str, Any], *, source: str = "results.json") -
         raise ResultsError(f"{source}: field {where} is invalid: {first.message}")
 
 
-def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Return the validated results.json at ``path`` as a dict."""
+@dataclass(frozen=True)
+class ResultsFile:
+    """A results.json read from disk: its path, its exact bytes and the validated document.
+
+    The bytes are the ones parsed and validated, so a hash of them (the
+    report's fingerprint, the gate's record) describes exactly what was read.
+    """
+
+    path: Path
+    raw: bytes = field(repr=False)
+    data: dict[str, Any] = field(repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """Return the hex SHA-256 of the bytes read."""
+        return sha256_bytes(self.raw)
+
+
+def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
+    """Return the results.json at ``path`` (a folder means its results.json), parsed and validated.
+
+    Raises :class:`~auditkit.errors.ResultsError` when the file is missing,
+    is not UTF-8 JSON, is not a JSON object, or fails the shipped schema.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "results.json"
     if not path.is_file():
-        raise ResultsError(f"{path}: no such results file; run 'auditkit audit' first")
+        raise ResultsError(
+            f"{path}: no such results file; run 'auditkit audit' first or give its path"
+        )
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text("utf-8"))
+        data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ResultsError(f"{path}: not valid JSON ({exc}); re-run the audit") from None
     if not isinstance(data, dict):
-        raise ResultsError(f"{path}: the top level must be a JSON object")
+        raise ResultsError(f"{path}: the top level must be a JSON object; re-run the audit")
     validate_results(data, source=str(path))
-    return data
+    return ResultsFile(path, raw, data)
+
+
+def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the validated results.json at ``path`` (a folder means its results.json) as a dict."""
+    return read_results_file(path).data
 
 
 def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> Path:
