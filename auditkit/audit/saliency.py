@@ -10,7 +10,8 @@ Petsiuk et al. 2018), the model-randomisation sanity check (Adebayo et al.
 2018; verdict of Arun et al. 2021), the shortcut score (positive saliency
 outside the anatomical ROI, or in the border frame), stability under noise and
 shifts, and IG's completeness. Each number is an Estimate with a bootstrap CI
-over images, also per cohort and per subgroup. Overlays of a small gallery
+over images (a patient's images resampled together when the table has
+``patient_id``), also per cohort and per subgroup. Overlays of a small gallery
 (true/false positives and negatives per cohort, every subgroup represented)
 are written under ``<out_dir>/explain/`` and named relative to ``out_dir``.
 
@@ -352,9 +353,20 @@ def _evaluate(
     std: Any,
     attributes: list[str],
 ) -> dict[str, Any]:
-    def est(values: np.ndarray) -> dict[str, Any]:
+    # a patient's images are resampled together (as in the statistics engine)
+    patients = (
+        sample["patient_id"].to_numpy(dtype=object) if "patient_id" in sample.columns else None
+    )
+    everyone = np.ones(len(sample), dtype=bool)
+
+    def est(values: np.ndarray, rows: np.ndarray = everyone) -> dict[str, Any]:
+        """The Estimate of the mean of ``values``, one per row of ``sample`` selected by ``rows``."""
         return bootstrap_mean(
-            values, n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed
+            values,
+            clusters=None if patients is None else patients[rows],
+            n_boot=cfg.n_boot,
+            ci_level=cfg.ci_level,
+            random_state=cfg.seed,
         ).to_dict()
 
     display = maps.display()
@@ -384,12 +396,12 @@ def _evaluate(
             "reason": "no validation images with lesion masks to tune the threshold",
         }
         localization = {
-            "hit_rate": est(scores.hit),
-            "energy_pointing": est(scores.energy_pointing),
-            "iou_otsu": est(scores.iou_otsu),
-            "dice_otsu": est(scores.dice_otsu),
-            "iou_tuned": est(scores.iou_tuned) if scores.iou_tuned is not None else no_val,
-            "dice_tuned": est(scores.dice_tuned) if scores.dice_tuned is not None else no_val,
+            "hit_rate": est(scores.hit, lesion),
+            "energy_pointing": est(scores.energy_pointing, lesion),
+            "iou_otsu": est(scores.iou_otsu, lesion),
+            "dice_otsu": est(scores.dice_otsu, lesion),
+            "iou_tuned": est(scores.iou_tuned, lesion) if scores.iou_tuned is not None else no_val,
+            "dice_tuned": est(scores.dice_tuned, lesion) if scores.dice_tuned is not None else no_val,
             "threshold_tuned": threshold,
             "n_images": int(lesion.sum()),
         }
@@ -412,10 +424,10 @@ def _evaluate(
         **faith_kwargs,
     )
     faithfulness = {
-        "deletion_auc": est(ordered.deletion_auc),
-        "insertion_auc": est(ordered.insertion_auc),
-        "deletion_auc_random": est(shuffled.deletion_auc),
-        "insertion_auc_random": est(shuffled.insertion_auc),
+        "deletion_auc": est(ordered.deletion_auc, pick),
+        "insertion_auc": est(ordered.insertion_auc, pick),
+        "deletion_auc_random": est(shuffled.deletion_auc, pick),
+        "insertion_auc_random": est(shuffled.insertion_auc, pick),
         "n_images": len(pick),
         "n_steps": cfg.faithfulness_steps,
         "substrates": {"deletion": "black", "insertion": "blurred"},
@@ -456,7 +468,12 @@ def _evaluate(
         max_blocks=cfg.sanity_blocks,
         independent=cfg.sanity_independent,
         random_state=cfg.seed,
-    ).to_dict(n_boot=cfg.n_boot, random_state=cfg.seed)
+    ).to_dict(
+        n_boot=cfg.n_boot,
+        random_state=cfg.seed,
+        ci_level=cfg.ci_level,
+        clusters=None if patients is None else patients[pick],
+    )
 
     # shortcut score: heaviest corner off the anatomy, pooled by mass over images
     inside, mass = corner_masses(display, rois=images.rois, fraction=cfg.corner_fraction)
@@ -464,21 +481,31 @@ def _evaluate(
 
     def ratio(mask: np.ndarray) -> dict[str, Any]:
         return bootstrap_ratio(
-            inside[mask], mass[mask], n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed
+            inside[mask],
+            mass[mask],
+            clusters=None if patients is None else patients[mask],
+            n_boot=cfg.n_boot,
+            ci_level=cfg.ci_level,
+            random_state=cfg.seed,
         ).to_dict()
 
-    everyone = np.ones(len(display), dtype=bool)
     cohorts = sample["_cohort"].to_numpy()
     by_cohort = {str(c): ratio(cohorts == c) for c in pd.unique(cohorts)}
     outside_roi = None
     if any(r is not None for r in images.rois):
         outside, total = outside_roi_shares(display, images.rois)
         outside_roi = bootstrap_ratio(
-            outside, total, n_boot=cfg.n_boot, ci_level=cfg.ci_level, random_state=cfg.seed
+            outside,
+            total,
+            clusters=patients,
+            n_boot=cfg.n_boot,
+            ci_level=cfg.ci_level,
+            random_state=cfg.seed,
         ).to_dict()
 
     # stability
     pick = _subset(len(display), cfg.stability_images, cfg.seed + 2)
+    stability_rows = pick
     x, t = images.inputs[pick], targets[pick]
     noise = noise_stability(
         model, explain_shown, x, t, display[pick], level=cfg.stability_noise, random_state=cfg.seed
@@ -507,7 +534,7 @@ def _evaluate(
             str(v): {
                 "n": int((values == v).sum()),
                 "shortcut_score": ratio((values == v).to_numpy()),
-                "hit_rate": est(hits[(values == v).to_numpy()]),
+                "hit_rate": est(hits[(values == v).to_numpy()], (values == v).to_numpy()),
             }
             for v in sorted(values.dropna().unique(), key=str)
         }
@@ -530,8 +557,8 @@ def _evaluate(
             "by_cohort": by_cohort,
         },
         "stability": {
-            "noise_ssim": est(noise),
-            "shift_ssim": est(moved),
+            "noise_ssim": est(noise, stability_rows),
+            "shift_ssim": est(moved, stability_rows),
             "noise_level": cfg.stability_noise,
             "shift_pixels": cfg.stability_shift,
             "n_images": len(pick),

@@ -241,6 +241,68 @@ def test_bootstrap_mean_agrees_with_scipy_percentile_bootstrap():
     assert bootstrap_mean(np.array([np.nan, np.nan])).estimate is None
 
 
+def _cluster_bootstrap_by_hand(numerator, denominator, patients, *, n_boot, seed, level=0.95):
+    """A cluster bootstrap written out: draw the patients (sorted ids) with replacement, pool their images."""
+    ids = np.unique(patients)
+    draws = np.random.default_rng(seed).integers(0, len(ids), size=(n_boot, len(ids)))
+    ratios = []
+    for row in draws:
+        rows = np.concatenate([np.flatnonzero(patients == ids[k]) for k in row])
+        ratios.append(numerator[rows].sum() / denominator[rows].sum())
+    return np.quantile(ratios, [(1 - level) / 2, (1 + level) / 2])
+
+
+def test_a_patients_identical_images_widen_the_interval_like_one_image():
+    # planted: 6 patients, 5 identical images each: 30 images, but only 6 independent values
+    values = np.repeat([0.10, 0.20, 0.90, 0.15, 0.80, 0.30], 5)
+    patients = np.repeat([f"p{k}" for k in range(6)], 5)
+    naive = bootstrap_mean(values, n_boot=2000, random_state=4)
+    clustered = bootstrap_mean(values, clusters=patients, n_boot=2000, random_state=4)
+    assert clustered.estimate == pytest.approx(values.mean()) and naive.estimate == pytest.approx(values.mean())
+    # the interval of 6 values, not of 30: wider by about sqrt(5)
+    assert clustered.ci_high - clustered.ci_low > 1.8 * (naive.ci_high - naive.ci_low)
+    assert "patients" in clustered.method and "patients" not in naive.method
+    np.testing.assert_allclose(
+        [clustered.ci_low, clustered.ci_high],
+        _cluster_bootstrap_by_hand(values, np.ones(30), patients, n_boot=2000, seed=4),
+        rtol=1e-12,
+    )
+    # and the same as the bootstrap of the 6 patient values themselves
+    alone = bootstrap_mean(values[::5], n_boot=2000, random_state=4)
+    assert (clustered.ci_low, clustered.ci_high) == pytest.approx((alone.ci_low, alone.ci_high), rel=1e-12)
+
+
+def test_cluster_bootstrap_of_a_ratio_matches_a_hand_rolled_one_and_ignores_row_order():
+    rng = np.random.default_rng(11)
+    sizes = [1, 4, 2, 6, 3, 3, 5, 2]  # unequal: a resample pools the drawn patients' images
+    patients = np.repeat([f"patient-{k:02d}" for k in range(len(sizes))], sizes)
+    den = rng.uniform(1, 3, patients.size)
+    num = den * np.repeat(rng.uniform(0.05, 0.6, len(sizes)), sizes)
+    ours = bootstrap_ratio(np.append(num, 1.0), np.append(den, 0.0), clusters=np.append(patients, "x"),
+                           n_boot=1500, random_state=2)  # fmt: skip
+    assert ours.estimate == pytest.approx(num.sum() / den.sum())
+    np.testing.assert_allclose(
+        [ours.ci_low, ours.ci_high],
+        _cluster_bootstrap_by_hand(num, den, patients, n_boot=1500, seed=2),
+        rtol=1e-12,
+    )
+    order = rng.permutation(patients.size)
+    shuffled = bootstrap_ratio(num[order], den[order], clusters=patients[order], n_boot=1500, random_state=2)
+    assert (shuffled.ci_low, shuffled.ci_high) == pytest.approx((ours.ci_low, ours.ci_high), rel=1e-12)
+
+
+def test_cluster_bootstrap_edge_cases():
+    from auditkit.errors import InvalidInputError
+
+    one = bootstrap_mean(np.array([0.2, 0.4, 0.6]), clusters=["a", "a", "a"])
+    assert one.estimate == pytest.approx(0.4) and one.ci_low is None and "1 patient(s)" in one.reason
+    # NaN scores are left out with their patient ids; a missing id is an image on its own
+    left = bootstrap_mean(np.array([0.1, np.nan, 0.5, 0.9]), clusters=["a", "b", None, None], n_boot=200)
+    assert left.estimate == pytest.approx(0.5) and left.ci_low is not None and "patients" not in left.method
+    with pytest.raises(InvalidInputError, match="clusters has 2 entries for 3 images"):
+        bootstrap_mean(np.zeros(3), clusters=["a", "b"])
+
+
 # --- sanity checks ----------------------------------------------------------------------------
 
 

@@ -1,77 +1,149 @@
-"""Percentile-bootstrap confidence intervals over images for per-image saliency scores.
+"""Percentile-bootstrap confidence intervals over images (or patients) for per-image saliency scores.
 
 Saliency metrics are averages of per-image scores; their uncertainty comes
 from which images were sampled, so the bootstrap resamples images (Saporta et
-al. 2022 use 1000 bootstrap samples for CheXlocalize). An image whose score is
-undefined (NaN: e.g. a map with no positive mass) is left out and counted.
+al. 2022 use 1000 bootstrap samples for CheXlocalize). When the images carry
+patient ids (``clusters``), a patient's images are resampled together, as in
+the statistics engine (Davison & Hinkley 1997 §3.8; Field & Welsh 2007): the
+images of one patient are not independent, and treating them so makes the
+interval too narrow. The resample weights come from the one bootstrap of the
+codebase, :func:`auditkit.stats.bootstrap.make_resamples` (a single stratum),
+so each resample's statistic is a weighted mean (or ratio of weighted sums)
+over the images. An image whose score is undefined (NaN: e.g. a map with no
+positive mass) is left out and counted.
 """
 
 from __future__ import annotations
 
-import numpy as np
+from collections.abc import Hashable, Sequence
 
+import numpy as np
+import pandas as pd
+
+from auditkit.errors import InvalidInputError
 from auditkit.results import Estimate
+from auditkit.stats.bootstrap import make_resamples
 
 N_BOOT = 1000
 CI_LEVEL = 0.95
 
 
+def _clusters(clusters: Sequence[Hashable] | np.ndarray | None, n: int) -> np.ndarray | None:
+    """Return the patient of each of ``n`` images as an object array (a missing id: the image alone), or None."""
+    if clusters is None:
+        return None
+    ids = pd.Series(np.asarray(clusters, dtype=object).reshape(-1))
+    if len(ids) != n:
+        raise InvalidInputError(
+            f"clusters has {len(ids)} entries for {n} images; give one patient id per image"
+        )
+    missing = ids.isna().to_numpy()
+    keys = ids.astype(str).radd("p:").to_numpy(dtype=object)
+    keys[missing] = [f"image:{i}" for i in np.flatnonzero(missing)]
+    return keys
+
+
+def _weights(
+    clusters: np.ndarray | None, n: int, *, n_boot: int, random_state: int
+) -> tuple[np.ndarray, int]:
+    """Return (resample weights of each image (n, n_boot) float64, number of resampling units)."""
+    resamples = make_resamples(
+        np.zeros(n, dtype=np.int64),
+        n_boot=int(n_boot),
+        random_state=random_state,
+        clusters=clusters,
+    )
+    return resamples.counts[resamples.unit_of_row].astype(np.float64), resamples.n_units
+
+
+def _interval(replicates: np.ndarray, ci_level: float) -> tuple[float, float]:
+    alpha = (1 - ci_level) / 2
+    low, high = np.quantile(replicates, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def _unit_name(clustered: bool) -> str:
+    return "patients (their images together)" if clustered else "images"
+
+
 def bootstrap_mean(
     values: np.ndarray,
     *,
+    clusters: Sequence[Hashable] | np.ndarray | None = None,
     n_boot: int = N_BOOT,
     ci_level: float = CI_LEVEL,
     random_state: int = 0,
     min_n: int = 2,
 ) -> Estimate:
-    """Return the mean of the finite ``values`` (n,) with a percentile-bootstrap CI over them.
+    """Return the mean of the finite ``values`` (n,) with a percentile-bootstrap CI.
 
-    Fewer than ``min_n`` finite values: the mean without an interval (one
-    value) or an undefined Estimate with its reason (none).
+    ``clusters`` (n,): each image's patient id; a patient's images are
+    resampled together (a resample's mean is over the images it draws).
+    Fewer than ``min_n`` finite values, or patients: the mean without an
+    interval (one) or an undefined Estimate with its reason (none).
     """
     values = np.asarray(values, dtype=float).reshape(-1)
-    finite = values[np.isfinite(values)]
+    groups = _clusters(clusters, values.size)
+    keep = np.isfinite(values)
+    finite = values[keep]
     n = finite.size
     if n == 0:
         reason = "no images" if values.size == 0 else f"undefined for all {values.size} images"
         return Estimate.undefined(reason)
     point = float(finite.mean())
-    if n < min_n:
-        return Estimate(point, reason=f"only {n} image(s): no confidence interval")
-    rng = np.random.default_rng(random_state)
-    means = finite[rng.integers(0, n, size=(int(n_boot), n))].mean(axis=1)
-    alpha = (1 - ci_level) / 2
-    low, high = np.quantile(means, [alpha, 1 - alpha])
-    return Estimate(point, float(low), float(high), method="percentile bootstrap over images")
+    kept = None if groups is None else groups[keep]
+    n_units = n if kept is None else len(set(kept))
+    if n_units < min_n:
+        unit = "image(s)" if kept is None else "patient(s)"
+        return Estimate(point, reason=f"only {n_units} {unit}: no confidence interval")
+    weights, n_units = _weights(kept, n, n_boot=n_boot, random_state=random_state)
+    means = (finite @ weights) / weights.sum(axis=0)
+    low, high = _interval(means, ci_level)
+    clustered = kept is not None and n_units < n
+    return Estimate(point, low, high, method=f"percentile bootstrap over {_unit_name(clustered)}")
 
 
 def bootstrap_ratio(
     numerator: np.ndarray,
     denominator: np.ndarray,
     *,
+    clusters: Sequence[Hashable] | np.ndarray | None = None,
     n_boot: int = N_BOOT,
     ci_level: float = CI_LEVEL,
     random_state: int = 0,
     min_n: int = 2,
 ) -> Estimate:
-    """Return sum(numerator) / sum(denominator) over images (n,) with a percentile-bootstrap CI over images.
+    """Return sum(numerator) / sum(denominator) over images (n,) with a percentile-bootstrap CI.
 
     Pairs with a non-finite value or a zero denominator are left out; the
-    resamples draw whole images, numerator and denominator together.
+    resamples draw whole images, numerator and denominator together, or
+    whole patients when ``clusters`` (n,) gives each image's patient id.
     """
     num = np.asarray(numerator, dtype=float).reshape(-1)
     den = np.asarray(denominator, dtype=float).reshape(-1)
+    if num.size != den.size:
+        raise InvalidInputError(
+            f"numerator has {num.size} values, denominator {den.size}; give one of each per image"
+        )
+    groups = _clusters(clusters, num.size)
     keep = np.isfinite(num) & np.isfinite(den) & (den > 0)
     num, den = num[keep], den[keep]
     n = num.size
     if n == 0:
         return Estimate.undefined("no images with positive saliency mass")
     point = float(num.sum() / den.sum())
-    if n < min_n:
-        return Estimate(point, reason=f"only {n} image(s): no confidence interval")
-    rng = np.random.default_rng(random_state)
-    draws = rng.integers(0, n, size=(int(n_boot), n))
-    ratios = num[draws].sum(axis=1) / den[draws].sum(axis=1)
-    alpha = (1 - ci_level) / 2
-    low, high = np.quantile(ratios, [alpha, 1 - alpha])
-    return Estimate(point, float(low), float(high), method="percentile bootstrap over images (ratio of sums)")
+    kept = None if groups is None else groups[keep]
+    n_units = n if kept is None else len(set(kept))
+    if n_units < min_n:
+        unit = "image(s)" if kept is None else "patient(s)"
+        return Estimate(point, reason=f"only {n_units} {unit}: no confidence interval")
+    weights, n_units = _weights(kept, n, n_boot=n_boot, random_state=random_state)
+    ratios = (num @ weights) / (den @ weights)
+    low, high = _interval(ratios, ci_level)
+    clustered = kept is not None and n_units < n
+    return Estimate(
+        point,
+        low,
+        high,
+        method=f"percentile bootstrap over {_unit_name(clustered)} (ratio of sums)",
+    )

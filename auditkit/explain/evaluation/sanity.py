@@ -18,7 +18,7 @@ baseline.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,19 +64,39 @@ class SanityResult:
     cascading: list[StepSimilarity]
     independent: list[StepSimilarity]
 
-    def to_dict(self, *, n_boot: int = 1000, random_state: int = 0) -> dict:
-        """Return the results.json form: Estimates with bootstrap CIs over images."""
+    def to_dict(
+        self,
+        *,
+        n_boot: int = 1000,
+        random_state: int = 0,
+        ci_level: float = 0.95,
+        clusters: Sequence[Hashable] | np.ndarray | None = None,
+    ) -> dict:
+        """Return the results.json form: Estimates with bootstrap CIs over images.
+
+        ``clusters`` (N,): the patient of each image the check ran on; a
+        patient's images are resampled together in the per-step intervals
+        (the baseline is over random pairs of images and resamples pairs).
+        """
 
         def step(s: StepSimilarity) -> dict:
             return {
                 "layer": s.layer,
                 **{
-                    name: bootstrap_mean(getattr(s, name), n_boot=n_boot, random_state=random_state).to_dict()
+                    name: bootstrap_mean(
+                        getattr(s, name),
+                        clusters=clusters,
+                        n_boot=n_boot,
+                        ci_level=ci_level,
+                        random_state=random_state,
+                    ).to_dict()
                     for name in ("ssim", "spearman", "spearman_abs", "hog")
                 },
             }
 
-        baseline = bootstrap_mean(self.baseline_ssim, n_boot=n_boot, random_state=random_state)
+        baseline = bootstrap_mean(
+            self.baseline_ssim, n_boot=n_boot, ci_level=ci_level, random_state=random_state
+        )
         return {
             "passed": self.passed,
             "criterion": self.criterion,
