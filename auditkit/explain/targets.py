@@ -31,6 +31,11 @@ class ClassScores(nn.Module):
         self.model = model
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Return the class scores (N, K) of the wrapped model on ``inputs`` (N, C, H, W).
+
+        K logits pass through unchanged; one logit z becomes ``(-z/2, z/2)``,
+        whose softmax is ``(1 - sigmoid(z), sigmoid(z))`` (see :func:`class_scores`).
+        """
         return class_scores(self.model(inputs))
 
 

@@ -18,11 +18,12 @@ is consistent under grouping, Efron & Tibshirani 1993 §11.5).
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 from scipy.special import ndtr, ndtri
 
 from auditkit.errors import InvalidInputError
@@ -224,8 +225,13 @@ class Distribution:
     jack: np.ndarray | None = None
     """(n_blocks,) float64 or None."""
 
-    def map(self, fn, *others: Distribution) -> Distribution:  # type: ignore[no-untyped-def]
-        """Return ``fn`` applied elementwise to this and ``others`` (point, each resample, each block)."""
+    def map(self, fn: Callable[..., ArrayLike], *others: Distribution) -> Distribution:
+        """Return ``fn`` applied elementwise to this and ``others`` (point, each resample, each block).
+
+        ``fn`` takes one argument per distribution, all scalars (the points) or
+        all arrays of one shape (the resamples, the blocks), and returns a value
+        of that shape, as a NumPy ufunc such as ``np.subtract`` does.
+        """
         dists = (self, *others)
         point = float(fn(*(np.float64(d.point) for d in dists)))
         with np.errstate(all="ignore"):
