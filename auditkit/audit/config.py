@@ -92,6 +92,16 @@ class AuditSettings(BaseModel):
         "max_images, ig_steps, ...",
     )
 
+    @field_validator("saliency")
+    @classmethod
+    def _check_saliency(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from auditkit.explain.config import check_saliency_settings
+
+        try:
+            return check_saliency_settings(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+
     @field_validator("operating_point")
     @classmethod
     def _check_operating_point(cls, value: str) -> str:

@@ -226,6 +226,7 @@ def explain_section(
     if loaded is None or not config.explain:
         return {}
     from auditkit.audit.saliency import run_saliency
+    from auditkit.data.paths import resolve_root
     from auditkit.explain.config import SaliencyConfig
 
     saliency_cfg = SaliencyConfig.from_any(config.settings)
@@ -236,7 +237,15 @@ def explain_section(
         saliency_cfg = saliency_cfg.model_copy(
             update={"attributes": tuple(config.settings.attributes)}
         )
-    saliency, gallery = run_saliency(loaded, inputs.table, out_dir=out_dir, config=saliency_cfg)
+    # A model run writes the table into out_dir while its image paths stay relative to the
+    # manifest's folder, so the fence is the manifest's root (or --data-root).
+    data_root = (
+        resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
+    )
+    saliency, gallery = run_saliency(
+        loaded, inputs.table, out_dir=out_dir, config=saliency_cfg,
+        data_root=data_root, allow_outside_root=config.allow_outside_root,
+    )  # fmt: skip
     if not saliency:
         return {}
     return {"saliency": saliency, "gallery": gallery}

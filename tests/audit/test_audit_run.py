@@ -337,3 +337,14 @@ def test_attribute_mistakes_are_named(tmp_path, capsys):
     _one_line_error(
         capsys, [*base, "--intersections", "sex+age_group", "--intersections", "age_group+sex"], "repeats"
     )
+
+
+def test_an_unknown_saliency_setting_is_refused_before_any_work(tmp_path, capsys):
+    config = tmp_path / "audit.yaml"
+    config.write_text("n_boot: 50\nsaliency:\n  max_imgs: 10\n")
+    make_table(100).to_csv(tmp_path / "p.csv", index=False)
+    _one_line_error(
+        capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
+        "max_imgs",
+    )
+    assert not (tmp_path / "o").exists()

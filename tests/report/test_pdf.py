@@ -86,7 +86,7 @@ def test_same_results_render_to_identical_bytes_and_the_policy_is_attached(facto
     from auditkit.report import render_report
 
     policy = tmp_path / "policy.yaml"
-    policy.write_text("name: default\nversion: '1.0'\nrules: []\n")
+    policy.write_text("name: default\nversion: '1.0'\nrules:\n  - id: auroc-floor\n    metric: discrimination.test.auroc\n    min: 0.5\n")
     digest = hashlib.sha256(policy.read_bytes()).hexdigest()
     doc = factory.build_results(tmp_path, external=False, explanations=False, recalibration=False, fairness=False)
     doc["gate"] = {"passed": True, "policy_name": "default", "policy_sha256": digest, "rules": []}
@@ -100,7 +100,7 @@ def test_same_results_render_to_identical_bytes_and_the_policy_is_attached(facto
     attachments = PdfReader(io.BytesIO(first.read_bytes())).attachments
     assert attachments["policy.yaml"][0] == policy.read_bytes()
     other = tmp_path / "other.yaml"
-    other.write_text("name: other\n")
+    other.write_text(policy.read_text().replace("min: 0.5", "min: 0.6"))  # valid, but not the one applied
     with pytest.raises(InvalidInputError, match="differs from the policy the gate recorded"):
         render_report(results, out_pdf=tmp_path / "c.pdf", policy=other)
     assert not (tmp_path / "c.pdf").exists()
