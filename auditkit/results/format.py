@@ -147,7 +147,15 @@ def format_estimate(
     if interval:
         return f"{point} ({interval})"
     # a point value whose interval could not be computed says why, e.g. a single image
-    return f"{point} (no CI: {estimate['reason']})" if estimate.get("reason") else point
+    reason = str(estimate.get("reason") or "")
+    if not reason:
+        return point
+    # reasons from the bootstrap already begin "no interval: ..."; do not say it twice
+    for lead in ("no interval: ", "no interval; ", "no CI: "):
+        if reason.startswith(lead):
+            reason = reason[len(lead):]
+            break
+    return f"{point} (no CI: {reason})"
 
 
 def format_p_value(p: Any) -> str:

@@ -83,3 +83,9 @@ def test_open_scale_metrics_get_two_decimals():
 def test_point_without_interval_states_why():
     estimate = {"estimate": 0.0, "ci_low": None, "ci_high": None, "reason": "only 1 image: no confidence interval"}
     assert fmt.format_estimate(estimate) == "0.000 (no CI: only 1 image: no confidence interval)"
+
+
+def test_a_reason_that_already_says_no_interval_is_not_prefixed_twice():
+    reason = "no interval: the statistic is undefined in 40% of the resamples"
+    estimate = {"estimate": 0.5, "ci_low": None, "ci_high": None, "reason": reason}
+    assert fmt.format_estimate(estimate) == "0.500 (no CI: the statistic is undefined in 40% of the resamples)"
