@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from auditkit.errors import ConfigError
+from auditkit.errors import ConfigError, describe_validation_error
 from auditkit.stats.fairness import DEFAULT_PRIMARY
 from auditkit.stats.threshold import OperatingPointRule
 
@@ -211,15 +211,8 @@ _PATH_KEYS = ("predictions", "model", "manifest", "out", "embeddings", "data_roo
 
 
 def _first_error(exc: ValidationError, source: str) -> ConfigError:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
-    if err.get("type") == "extra_forbidden":
-        return ConfigError(
-            f"{source}: unknown setting {where!r}; see 'auditkit audit --help' for the settings"
-        )
-    return ConfigError(
-        f"{source}: setting {where!r} is invalid: {err.get('msg')} (got {err.get('input')!r})"
-    )
+    allowed = sorted({*AuditSettings.model_fields, *RUN_KEYS})
+    return ConfigError(describe_validation_error(exc, source, allowed=allowed))
 
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from auditkit.fileio import to_jsonable
-from auditkit.results import Estimate, is_estimate_dict
+from auditkit.results import format as results_format
 
 _DISCRIMINATION = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv")
 _CALIBRATION = ("ece", "ece_debiased", "slope", "intercept", "brier", "oe")
@@ -18,17 +18,8 @@ _FAIRNESS_GAPS = ("fnr", "fpr", "auroc", "ece", "equalized_odds")
 
 
 def format_estimate(value: Any, *, digits: int = 3) -> str:
-    """Return ``x (lo–hi)`` for an estimate dict or Estimate, ``undefined (reason)`` when it is undefined."""
-    if isinstance(value, Estimate):
-        value = value.to_dict()
-    if not is_estimate_dict(value):
-        return "—"
-    if value.get("estimate") is None:
-        return f"undefined ({value.get('reason', 'not computable')})"
-    text = f"{value['estimate']:.{digits}f}"
-    if value.get("ci_low") is not None and value.get("ci_high") is not None:
-        text += f" ({value['ci_low']:.{digits}f}–{value['ci_high']:.{digits}f})"
-    return text
+    """Return ``x (lo–hi)`` for an estimate dict or Estimate (the report's wording, without the CI label)."""
+    return results_format.format_estimate(value, digits=digits, label=False)
 
 
 def _p(value: Mapping[str, Any]) -> str:

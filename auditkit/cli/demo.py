@@ -13,13 +13,12 @@ from auditkit.errors import ExitCode
 
 
 def _estimate(check: dict) -> str:
+    from auditkit.results.format import format_estimate
+
     estimate = check.get("estimate")
-    if estimate is None:
-        return "undefined"
-    low, high = check.get("ci_low"), check.get("ci_high")
-    if low is None or high is None:
-        return f"{estimate:.3f}"
-    return f"{estimate:.3f} (95% CI {low:.3f} to {high:.3f})"
+    if estimate is None or isinstance(estimate, bool):
+        return "undefined" if estimate is None else str(estimate).lower()
+    return format_estimate(check, ascii_only=True)
 
 
 @app.command("demo")

@@ -45,20 +45,18 @@ def gate(
     ),
 ) -> int:
     """Apply a gate policy to an audit's results: exit 0 pass, 1 fail, 2 input error."""
-    from auditkit.fileio import sha256_file
     from auditkit.gate import evaluate, load_policy, print_verdict_table, write_outputs
     from auditkit.gate.outputs import headline
     from auditkit.progress import is_quiet
-    from auditkit.results import load_results
+    from auditkit.results import read_results_file
 
     loaded_policy = load_policy(policy)
-    data = load_results(results)
-    results_file = results / "results.json" if results.is_dir() else results
+    loaded = read_results_file(results)  # one read: the hash is of the bytes evaluated
     outcome = evaluate(
-        data, loaded_policy, block_on_insufficient=False if allow_insufficient else None
+        loaded.data, loaded_policy, block_on_insufficient=False if allow_insufficient else None
     )
     outcome = dataclasses.replace(
-        outcome, results_source=str(results_file), results_sha256=sha256_file(results_file)
+        outcome, results_source=str(loaded.path), results_sha256=loaded.sha256
     )
     write_outputs(outcome, json_path=json_out, junit_path=junit_out, summary_path=summary_out)
     if is_quiet():

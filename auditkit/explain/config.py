@@ -57,6 +57,8 @@ class SaliencyConfig(BaseModel):
     @field_validator("methods", mode="before")
     @classmethod
     def _check_methods(cls, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (str, list, tuple)):
+            raise ValueError(f"methods must be a list or a comma-separated string, got {value!r}")
         items = [m.strip().lower() for m in value.split(",")] if isinstance(value, str) else [str(m).lower() for m in value]
         bad = [m for m in items if m not in _METHODS]
         if bad or not items:

@@ -13,11 +13,12 @@ from sklearn.metrics import roc_auc_score
 
 
 def selection_auroc(y_true: np.ndarray, prob: np.ndarray) -> float:
-    """Return the AUROC used for early stopping (NaN if a class is missing from ``y_true``).
+    """Return the validation AUROC that picks the best epoch (NaN when ``y_true`` is empty or lacks a class).
 
-    Binary (``prob`` ``(N, 2)``): AUROC of the positive-class probability.
-    Multi-class: the macro average of the one-vs-rest AUROCs (Hand & Till's
-    alternative; Fawcett 2006, "An introduction to ROC analysis").
+    ``y_true`` (N,) labels in 0..K-1, ``prob`` (N, K). K = 2: AUROC of
+    ``prob[:, 1]``. K > 2: the unweighted mean of the K one-vs-rest AUROCs
+    (scikit-learn ``multi_class="ovr", average="macro"``; Fawcett 2006), not
+    Hand & Till's one-vs-one M.
     """
     y_true = np.asarray(y_true)
     n_classes = prob.shape[1]
