@@ -11,7 +11,7 @@ a console or CI log that may not be UTF-8: ``-0.024 (95% CI -0.081 to 0.033)``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from auditkit.results.estimate import Estimate
@@ -26,34 +26,32 @@ def format_number(value: Any, *, digits: int = 3, ascii_only: bool = False) -> s
 
     ``ascii_only``: a hyphen-minus, and '-' for a missing value.
     """
-    missing = "-" if ascii_only else "\u2014"
-    if isinstance(value, bool) or value is None:
-        return missing
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if not math.isfinite(number):
-        return missing
-    text = f"{number:.{digits}f}"
-    # -0.000 is noise from rounding, not a negative number
-    if text.startswith("-") and float(text) == 0.0:
-        text = text[1:]
-    return text if ascii_only else text.replace("-", MINUS)
+
+    def render(number: float) -> str:
+        text = f"{number:.{digits}f}"
+        # -0.000 is noise from rounding, not a negative number
+        return text[1:] if text.startswith("-") and float(text) == 0.0 else text
+
+    return _format_finite(value, render, ascii_only=ascii_only)
 
 
 def format_percent(value: Any, *, digits: int = 1, ascii_only: bool = False) -> str:
     """Return a proportion in [0, 1] as a percentage, e.g. ``35.0%`` ('—' when missing)."""
-    missing = "-" if ascii_only else "\u2014"
+    return _format_finite(value, lambda number: f"{100 * number:.{digits}f}%", ascii_only=ascii_only)
+
+
+def _format_finite(value: Any, render: Callable[[float], str], *, ascii_only: bool) -> str:
+    # A missing or non-finite value (or a bool, no number here) is a dash; anything that is not a
+    # number is shown as given; a number is rendered, with a typographic minus unless ascii_only.
     if value is None or isinstance(value, bool):
-        return missing
+        return "-" if ascii_only else "\u2014"
     try:
         number = float(value)
     except (TypeError, ValueError):
         return str(value)
     if not math.isfinite(number):
-        return missing
-    text = f"{100 * number:.{digits}f}%"
+        return "-" if ascii_only else "\u2014"
+    text = render(number)
     return text if ascii_only else text.replace("-", MINUS)
 
 

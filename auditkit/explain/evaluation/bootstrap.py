@@ -66,6 +66,15 @@ def _unit_name(clustered: bool) -> str:
     return "patients (their images together)" if clustered else "images"
 
 
+def _too_few_units(point: float, kept: np.ndarray | None, n: int, min_n: int) -> Estimate | None:
+    # Fewer than min_n resampling units (images, or patients when clustered) give no interval.
+    n_units = n if kept is None else len(set(kept))
+    if n_units >= min_n:
+        return None
+    unit = "image(s)" if kept is None else "patient(s)"
+    return Estimate(point, reason=f"only {n_units} {unit}: no confidence interval")
+
+
 def bootstrap_mean(
     values: np.ndarray,
     *,
@@ -92,10 +101,9 @@ def bootstrap_mean(
         return Estimate.undefined(reason)
     point = float(finite.mean())
     kept = None if groups is None else groups[keep]
-    n_units = n if kept is None else len(set(kept))
-    if n_units < min_n:
-        unit = "image(s)" if kept is None else "patient(s)"
-        return Estimate(point, reason=f"only {n_units} {unit}: no confidence interval")
+    too_few = _too_few_units(point, kept, n, min_n)
+    if too_few is not None:
+        return too_few
     weights, n_units = _weights(kept, n, n_boot=n_boot, random_state=random_state)
     means = (finite @ weights) / weights.sum(axis=0)
     low, high = _interval(means, ci_level)
@@ -133,10 +141,9 @@ def bootstrap_ratio(
         return Estimate.undefined("no images with positive saliency mass")
     point = float(num.sum() / den.sum())
     kept = None if groups is None else groups[keep]
-    n_units = n if kept is None else len(set(kept))
-    if n_units < min_n:
-        unit = "image(s)" if kept is None else "patient(s)"
-        return Estimate(point, reason=f"only {n_units} {unit}: no confidence interval")
+    too_few = _too_few_units(point, kept, n, min_n)
+    if too_few is not None:
+        return too_few
     weights, n_units = _weights(kept, n, n_boot=n_boot, random_state=random_state)
     ratios = (num @ weights) / (den @ weights)
     low, high = _interval(ratios, ci_level)
