@@ -83,16 +83,26 @@ class OutputPathError(AuditkitError):
     """An output cannot be written where it was asked: no permission, a file in the way, a full disk."""
 
 
+def file_in_the_way(path: object) -> str | None:
+    """Return the nearest existing ancestor of ``path`` when it is a file (so no folder can be made there)."""
+    ancestor = os.path.abspath(str(path))
+    while ancestor and not os.path.lexists(ancestor):
+        parent = os.path.dirname(ancestor)
+        if parent == ancestor:
+            return None
+        ancestor = parent
+    return ancestor if ancestor and not os.path.isdir(ancestor) else None
+
+
 def output_path_error(path: object, exc: OSError) -> OutputPathError:
-    """Return the one-sentence error for an output ``path`` the system refused with ``exc``."""
-    where = str(exc.filename if exc.filename is not None else path)
+    """Return the one-sentence error for writing the output ``path``, which the system refused with ``exc``."""
+    # os.replace names the temporary source in exc.filename: the user's path is the one given
+    where = str(path)
     reason = exc.strerror or type(exc).__name__
     if exc.errno in (errno.EEXIST, errno.ENOTDIR):
         # mkdir reports "File exists" for a file standing where a folder must go: name that file.
-        ancestor = os.path.abspath(where)
-        while ancestor and not os.path.lexists(ancestor):
-            ancestor = os.path.dirname(ancestor)
-        if ancestor and not os.path.isdir(ancestor):
+        ancestor = file_in_the_way(where)
+        if ancestor is not None:
             return OutputPathError(
                 f"cannot write {where!r}: {ancestor!r} is a file, not a folder; choose another output path"
             )

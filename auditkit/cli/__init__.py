@@ -21,7 +21,7 @@ import typer
 from typer.exceptions import TyperException
 
 from auditkit import __version__
-from auditkit.errors import AuditkitError, ExitCode, output_path_error
+from auditkit.errors import AuditkitError, ExitCode, file_in_the_way
 from auditkit.progress import set_quiet
 
 app = typer.Typer(
@@ -75,9 +75,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         if exc.errno not in _USER_PATH_ERRNOS or exc.filename is None:
             return _internal_error()
-        # A path the user gave that the system refuses (no permission, a file where a folder
-        # must go, a read-only or full disk) is their input, not an auditkit bug.
-        print(f"auditkit: error: {output_path_error(exc.filename, exc)}", file=sys.stderr)
+        # A path the user gave that the system refuses (no permission, a folder where a file
+        # must be, a read-only or full disk) is their input, not an auditkit bug. Writes through
+        # fileio are already OutputPathErrors; this may be a read, so the wording is neutral.
+        blocker = file_in_the_way(exc.filename) if exc.errno == errno.ENOTDIR else None
+        reason = f"{blocker!r} is a file, not a folder" if blocker else exc.strerror or type(exc).__name__
+        print(f"auditkit: error: {exc.filename!s}: {reason}; check the path and its permissions", file=sys.stderr)
         return int(ExitCode.INPUT_ERROR)
     except (typer.Abort, KeyboardInterrupt):
         print("auditkit: interrupted", file=sys.stderr)
@@ -88,8 +91,7 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 
 _USER_PATH_ERRNOS = frozenset(
-    {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EROFS, errno.ENOSPC,
-     errno.ENAMETOOLONG}
+    {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.ENOSPC, errno.ENAMETOOLONG}
 )  # fmt: skip
 
 
