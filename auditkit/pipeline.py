@@ -20,7 +20,7 @@ from typing import Any
 
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import RESULTS_NAME, run_audit, write_outputs
-from auditkit.errors import OutputExistsError
+from auditkit.errors import ConfigError, OutputExistsError
 from auditkit.fileio import atomic_write_bytes, sha256_file
 from auditkit.progress import status
 from auditkit.results import AuditResults
@@ -138,11 +138,10 @@ def clear_previous_outputs(out_dir: Path, config: AuditConfig) -> list[Path]:
     """Return the files and folders of an earlier audit removed from ``out_dir`` (never an input of this run)."""
     if not out_dir.is_dir():
         return []
-    inputs = {
-        Path(p).resolve()
-        for p in (config.predictions, config.embeddings, config.manifest, config.model, config.config_path)
-        if p is not None
-    }
+    given = [config.predictions, config.embeddings, config.manifest, config.model, config.config_path]
+    if config.policy is not None and Path(config.policy).is_file():
+        given.append(Path(config.policy))  # a hand-written policy.yaml kept in the audit folder
+    inputs = {Path(p).resolve() for p in given if p is not None}
     removed = []
     for name in PREVIOUS_OUTPUTS:
         path = out_dir / name
@@ -155,6 +154,15 @@ def clear_previous_outputs(out_dir: Path, config: AuditConfig) -> list[Path]:
             shutil.rmtree(path)
             removed.append(path)
     return removed
+
+
+def _check_inputs_exist(config: AuditConfig) -> None:
+    for flag, path in (
+        ("--predictions", config.predictions), ("--manifest", config.manifest),
+        ("--embeddings", config.embeddings), ("--model", config.model),
+    ):  # fmt: skip
+        if path is not None and not Path(path).exists():
+            raise ConfigError(f"{flag} {str(path)!r} does not exist; check the path (nothing was removed)")
 
 
 def run_pipeline(config: AuditConfig) -> PipelineOutcome:
@@ -177,6 +185,7 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
 
         policy = load_policy(config.policy)  # before any work, so a bad policy fails fast
     if config.force:
+        _check_inputs_exist(config)  # a typo must not cost the last good audit
         clear_previous_outputs(out_dir, config)
     results = run_audit(config)
     files: dict[str, Path] = {"results": out_dir / RESULTS_NAME, "summary": out_dir / "summary.md"}

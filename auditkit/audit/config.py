@@ -176,7 +176,9 @@ class AuditConfig(BaseModel):
     data_root: Path | None = None
     allow_outside_root: bool = False
     trust_model_code: bool = Field(
-        False, description="Allow a module:factory checkpoint, whose loading imports Python code."
+        False,
+        description="Allow a module:factory checkpoint, whose loading imports Python code. From the "
+        "command line (--trust-model-code) only: an audit YAML received with a model cannot switch it on.",
     )
     device: str | None = None
     batch_size: int | None = Field(None, ge=1)
@@ -204,7 +206,7 @@ class AuditConfig(BaseModel):
 #: Keys of an audit YAML that name inputs and outputs rather than statistical settings.
 RUN_KEYS = (
     "predictions", "model", "manifest", "out", "force", "embeddings", "data_root",
-    "allow_outside_root", "trust_model_code", "device", "batch_size", "explain", "report", "policy",
+    "allow_outside_root", "device", "batch_size", "explain", "report", "policy",
     "allow_insufficient",
 )  # fmt: skip
 _PATH_KEYS = ("predictions", "model", "manifest", "out", "embeddings", "data_root")

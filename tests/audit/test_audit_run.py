@@ -348,3 +348,31 @@ def test_an_unknown_saliency_setting_is_refused_before_any_work(tmp_path, capsys
         "max_imgs",
     )
     assert not (tmp_path / "o").exists()
+
+
+def test_force_keeps_a_policy_kept_in_the_audit_folder_and_a_typo_removes_nothing(tmp_path, capsys):
+    from importlib import resources
+
+    out = tmp_path / "audit"
+    out.mkdir()
+    table = tmp_path / "p.parquet"
+    make_table(400).to_parquet(table)
+    policy = out / "policy.yaml"  # the user's own, edited policy, kept beside the results
+    policy.write_bytes(resources.files("auditkit").joinpath("policies", "default.yaml").read_bytes())
+    args = ["--quiet", "audit", "--out", str(out), "--n-boot", "50", "--no-report", "--attributes", "sex",
+            "--policy", str(policy), "--force"]  # fmt: skip
+    assert run([*args, "--predictions", str(table)]) in (ExitCode.OK, ExitCode.GATE_FAILED)
+    assert policy.is_file() and (out / "results.json").is_file()
+    before = sorted(p.name for p in out.iterdir())
+    _one_line_error(capsys, [*args[2:], "--predictions", str(tmp_path / "typo.parquet")], "nothing was removed")
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_an_audit_yaml_cannot_switch_on_model_code(tmp_path, capsys):
+    config = tmp_path / "audit.yaml"
+    config.write_text("trust_model_code: true\n")
+    make_table(100).to_csv(tmp_path / "p.csv", index=False)
+    _one_line_error(
+        capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
+        "unknown setting 'trust_model_code'",
+    )
