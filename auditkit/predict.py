@@ -269,6 +269,9 @@ def predict(
             "positive_class": loaded.classes.positive_class,
             "model_name": loaded.name,
             "model_sha256": loaded.sha256,
+            # the fence the manifest's image paths were checked against; the audit's saliency
+            # step reuses it for this table's (absolute) paths
+            "data_root": str(data.root),
         }
         write_table(table, out, metadata=metadata)
     if embeddings_out is not None and features is not None:

@@ -6,7 +6,7 @@ either ``score`` (binary: probability of the positive class) or one
 columns: ``patient_id``, ``site``, ``split`` (train|val|test|external),
 ``image``, ``mask``, ``roi``, ``bbox_*``; every other column is a candidate
 subgroup attribute. Parquet files written by ``auditkit predict`` carry
-``{"auditkit": {classes, positive_class, model_name, model_sha256}}`` in
+``{"auditkit": {classes, positive_class, model_name, model_sha256, data_root}}`` in
 their schema metadata. Every problem names the file, row (1-based, as in a
 spreadsheet without its header) and column.
 """
@@ -304,7 +304,11 @@ def read_predictions(
 
     model = None
     if meta:
-        model = {"name": meta.get("model_name"), "sha256": meta.get("model_sha256")}
+        model = {
+            "name": meta.get("model_name"),
+            "sha256": meta.get("model_sha256"),
+            "data_root": meta.get("data_root"),
+        }
     return PredictionsTable(
         frame=frame,
         classes=spec,

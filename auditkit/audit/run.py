@@ -242,6 +242,10 @@ def explain_section(
     data_root = (
         resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
     )
+    recorded_root = (inputs.table.model or {}).get("data_root")
+    if data_root is None and recorded_root and (inputs.table.model or {}).get("sha256") == loaded.sha256:
+        # a table auditkit predict wrote with this very model: its paths were fenced by that root
+        data_root = Path(recorded_root)
     saliency, gallery = run_saliency(
         loaded, inputs.table, out_dir=out_dir, config=saliency_cfg,
         data_root=data_root, allow_outside_root=config.allow_outside_root,

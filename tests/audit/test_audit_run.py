@@ -376,3 +376,21 @@ def test_an_audit_yaml_cannot_switch_on_model_code(tmp_path, capsys):
         capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
         "unknown setting 'trust_model_code'",
     )
+
+
+def test_a_table_predict_wrote_elsewhere_is_explained_within_the_root_it_recorded(
+    quick_predictions, trained_smallcnn, quick_phantom, tmp_path
+):
+    import pyarrow.parquet as pq
+
+    recorded = json.loads(pq.read_schema(quick_predictions).metadata[b"auditkit"])
+    assert recorded["data_root"] == str(quick_phantom.manifest_path.parent.resolve())
+    config = tmp_path / "audit.yaml"
+    config.write_text(
+        "n_boot: 50\nsaliency: {methods: [gradcam], max_images: 8, max_val_images: 4, sanity_images: 2,\n"
+        "  sanity_blocks: 1, faithfulness_images: 2, stability_images: 2, gallery_max: 2, n_boot: 50}\n"
+    )
+    code = run(["--quiet", "audit", "--predictions", str(quick_predictions), "--model", str(trained_smallcnn),
+                "--out", str(tmp_path / "a"), "--config", str(config), "--no-report", "--device", "cpu"])  # fmt: skip
+    assert code == ExitCode.OK
+    assert "gradcam" in load_results(tmp_path / "a" / "results.json")["saliency"]
