@@ -304,11 +304,9 @@ def read_predictions(
 
     model = None
     if meta:
-        model = {
-            "name": meta.get("model_name"),
-            "sha256": meta.get("model_sha256"),
-            "data_root": meta.get("data_root"),
-        }
+        model = {"name": meta.get("model_name"), "sha256": meta.get("model_sha256")}
+        if meta.get("data_root"):
+            model["data_root"] = meta["data_root"]
     return PredictionsTable(
         frame=frame,
         classes=spec,
