@@ -97,10 +97,8 @@ class AuditSettings(BaseModel):
     def _check_saliency(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         from auditkit.explain.config import check_saliency_settings
 
-        try:
-            return check_saliency_settings(value)
-        except ConfigError as exc:
-            raise ValueError(str(exc)) from None
+        # its ConfigError is already one sentence; pydantic lets it through unwrapped
+        return check_saliency_settings(value, source="audit settings: saliency")
 
     @field_validator("operating_point")
     @classmethod

@@ -140,7 +140,10 @@ def render_summary(doc: Mapping[str, Any]) -> str:
             block = rec.get(method)
             if not block or "test" not in block:
                 continue
-            params = ", ".join(f"{k}={v:.3g}" for k, v in block["parameters"].items())
+            params = ", ".join(
+                f"{k}={v:.3g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f"{k}=not fitted"
+                for k, v in block["parameters"].items()
+            )
             rows.append(
                 [
                     method,

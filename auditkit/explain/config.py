@@ -112,7 +112,14 @@ def check_saliency_settings(
 
 def _build(data: Mapping[str, Any], source: str) -> SaliencyConfig:
     if "attributes" in data and data["attributes"] is not None:
-        data = {**data, "attributes": tuple(data["attributes"])}
+        value = data["attributes"]
+        if isinstance(value, str):
+            value = [a.strip() for a in value.split(",") if a.strip()]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(
+                f"{source}: setting 'attributes' should be a list of column names, got {value!r}; fix the value"
+            )
+        data = {**data, "attributes": tuple(value)}
     try:
         return SaliencyConfig(**data)
     except ValidationError as exc:

@@ -246,10 +246,23 @@ def _check_fields(meta: dict[str, Any], where: str) -> None:
             "a mapping with 'file' and 'sha256'",
         ),
     ]
-    for field_name, ok, expected in problems:
+    optional = [
+        ("training", meta.get("training") is None or isinstance(meta.get("training"), dict), "a mapping"),
+        (
+            "embedding_layer",
+            meta.get("embedding_layer") is None or isinstance(meta.get("embedding_layer"), str),
+            "a module name",
+        ),
+        (
+            "torchscript",
+            meta["arch"] != "torchscript" or isinstance(meta.get("torchscript"), dict),
+            "a mapping with 'file' and 'sha256'",
+        ),
+    ]
+    for field_name, ok, expected in [*problems, *optional]:
         if not ok:
             raise CheckpointError(
-                f"{where!r} field {field_name!r} should be {expected}, got {meta[field_name]!r}; "
+                f"{where!r} field {field_name!r} should be {expected}, got {meta.get(field_name)!r}; "
                 "restore the checkpoint or retrain"
             )
     try:
@@ -275,7 +288,6 @@ def _read_meta(model_json: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{str(model_json)!r} lacks the field(s) {missing}; restore the checkpoint or retrain"
         )
-    _check_fields(meta, str(model_json))
     version = meta.get("format_version", 0)
     if not isinstance(version, int) or isinstance(version, bool):
         raise CheckpointError(
@@ -287,6 +299,7 @@ def _read_meta(model_json: Path) -> dict[str, Any]:
             f"{str(model_json)!r} has format_version {meta['format_version']}, newer than this "
             f"auditkit understands ({FORMAT_VERSION}); upgrade auditkit"
         )
+    _check_fields(meta, str(model_json))
     return meta
 
 

@@ -91,7 +91,13 @@ def build_factory_model(spec: str, *, in_channels: int, num_classes: int) -> nn.
     for key, value in (("in_channels", in_channels), ("num_classes", num_classes)):
         if takes_any or key in parameters:
             kwargs[key] = value
-    model = factory(**kwargs)  # type: ignore[operator]
+    try:
+        model = factory(**kwargs)  # type: ignore[operator]
+    except Exception as exc:  # the user's code: whatever it raises is their input's fault
+        raise InvalidInputError(
+            f"--arch {spec!r}: calling it with {sorted(kwargs) or 'no arguments'} raised "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; fix the factory"
+        ) from None
     if not isinstance(model, nn.Module):
         raise InvalidInputError(
             f"--arch {spec!r} returned a {type(model).__name__}, not a torch.nn.Module"

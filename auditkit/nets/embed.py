@@ -42,7 +42,14 @@ def capture_head_input(model: nn.Module, head: str) -> Iterator[list[torch.Tenso
     def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
         captured.append(torch.flatten(inputs[0].detach(), 1))
 
-    handle = model.get_submodule(head).register_forward_pre_hook(hook)
+    try:
+        module = model.get_submodule(head)
+    except AttributeError:
+        raise InvalidInputError(
+            f"the embedding layer {head!r} (model.json 'embedding_layer') is not a module of "
+            f"{type(model).__name__}; fix model.json or drop --embeddings"
+        ) from None
+    handle = module.register_forward_pre_hook(hook)
     try:
         yield captured
     finally:

@@ -394,3 +394,20 @@ def test_a_table_predict_wrote_elsewhere_is_explained_within_the_root_it_recorde
                 "--out", str(tmp_path / "a"), "--config", str(config), "--no-report", "--device", "cpu"])  # fmt: skip
     assert code == ExitCode.OK
     assert "gradcam" in load_results(tmp_path / "a" / "results.json")["saliency"]
+
+
+def test_summary_of_a_platt_fit_that_did_not_converge_says_so():
+    from auditkit.audit.summary import render_summary
+
+    ece = {"estimate": 0.1, "ci_low": 0.05, "ci_high": 0.2}
+    doc = {"recalibration": {"platt": {"parameters": {"a": None, "b": 1.5}, "test": {"ece": ece}}}}
+    assert "| platt | a=not fitted, b=1.5 | 0.100 (0.050–0.200) |" in render_summary(doc)
+
+
+def test_saliency_attributes_of_the_wrong_type_are_a_config_error():
+    from auditkit.errors import ConfigError
+    from auditkit.explain.config import check_saliency_settings
+
+    with pytest.raises(ConfigError, match="'attributes' should be a list"):
+        check_saliency_settings({"attributes": 5})
+    assert check_saliency_settings({"attributes": "sex, age_group"}) == {"attributes": "sex, age_group"}

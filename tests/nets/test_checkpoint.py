@@ -214,3 +214,38 @@ def test_resume_with_a_corrupt_model_json_exits_2(saved, tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "model.json" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("training", "x", "'training' should be a mapping"),
+        ("embedding_layer", 5, "'embedding_layer' should be a module name"),
+    ],
+)
+def test_optional_model_json_fields_of_the_wrong_type_are_named(saved, field, value, fragment):
+    _, folder = saved
+    meta = json.loads((folder / "model.json").read_text())
+    meta[field] = value
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match=fragment):
+        load_checkpoint(folder, device="cpu")
+
+
+def test_a_newer_format_is_told_to_upgrade_before_its_fields_are_judged(saved):
+    _, folder = saved
+    meta = json.loads((folder / "model.json").read_text())
+    meta.update(format_version=99, input_size="changed in a later format")
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError, match="upgrade auditkit"):
+        load_checkpoint(folder, device="cpu")
+
+
+def test_a_factory_that_raises_is_an_input_error(tmp_path, monkeypatch):
+    from auditkit.errors import InvalidInputError
+    from auditkit.nets.custom import build_factory_model
+
+    (tmp_path / "broken_nets.py").write_text("def net(num_classes):\n    raise ValueError('no such depth')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(InvalidInputError, match=r"broken_nets:net.*ValueError: no such depth"):
+        build_factory_model("broken_nets:net", in_channels=1, num_classes=2)
