@@ -69,6 +69,7 @@ def test_predictions_table_follows_the_contract(quick_predictions, quick_phantom
         "positive_class": "lesion",
         "model_name": trained_smallcnn.name,
         "model_sha256": hashlib.sha256(weights).hexdigest(),
+        "data_root": str(quick_phantom.manifest_path.parent.resolve()),
     }
 
 
