@@ -339,17 +339,6 @@ def test_attribute_mistakes_are_named(tmp_path, capsys):
     )
 
 
-def test_an_unknown_saliency_setting_is_refused_before_any_work(tmp_path, capsys):
-    config = tmp_path / "audit.yaml"
-    config.write_text("n_boot: 50\nsaliency:\n  max_imgs: 10\n")
-    make_table(100).to_csv(tmp_path / "p.csv", index=False)
-    _one_line_error(
-        capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
-        "max_imgs",
-    )
-    assert not (tmp_path / "o").exists()
-
-
 def test_force_keeps_a_policy_kept_in_the_audit_folder_and_a_typo_removes_nothing(tmp_path, capsys):
     from importlib import resources
 
@@ -368,14 +357,22 @@ def test_force_keeps_a_policy_kept_in_the_audit_folder_and_a_typo_removes_nothin
     assert sorted(p.name for p in out.iterdir()) == before
 
 
-def test_an_audit_yaml_cannot_switch_on_model_code(tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("yaml_text", "fragment"),
+    [
+        ("n_boot: 50\nsaliency:\n  max_imgs: 10\n", "max_imgs"),  # refused before any work
+        ("trust_model_code: true\n", "unknown setting 'trust_model_code'"),  # the command line only
+    ],
+)
+def test_audit_yaml_mistakes_are_refused_before_any_work(tmp_path, capsys, yaml_text, fragment):
     config = tmp_path / "audit.yaml"
-    config.write_text("trust_model_code: true\n")
+    config.write_text(yaml_text)
     make_table(100).to_csv(tmp_path / "p.csv", index=False)
     _one_line_error(
         capsys, ["--predictions", str(tmp_path / "p.csv"), "--out", str(tmp_path / "o"), "--config", str(config)],
-        "unknown setting 'trust_model_code'",
+        fragment,
     )
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_table_predict_wrote_elsewhere_is_explained_within_the_root_it_recorded(
