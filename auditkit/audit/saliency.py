@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from auditkit.data.paths import resolve_path
+from auditkit.data.paths import data_root_or, resolve_paths
 from auditkit.errors import InvalidInputError
 from auditkit.explain.cache import MapCache
 from auditkit.explain.config import SaliencyConfig
@@ -94,13 +94,14 @@ def run_saliency(
         )
     positive = _positive_index(classes)
     frame = _with_predictions(frame, probs, positive, cfg.threshold)
-    root = _root(data_root, base)
+    root = data_root_or(data_root, base if base is not None else Path.cwd())
     where = "the predictions table" if base is None else str(predictions.path)
     for column in PATH_COLUMNS:
         if column in frame.columns:
-            frame[column] = _resolve_column(
-                frame[column], column, root=root, allow_outside_root=allow_outside_root, where=where
-            )
+            frame[column] = resolve_paths(
+                frame[column], root=root, allow_outside_root=allow_outside_root,
+                where=lambda row, column=column: f"{where} row {row + 1}, column '{column}'",
+            )  # fmt: skip
 
     sample = _sample(frame, cfg)
     if sample.empty:
@@ -182,37 +183,6 @@ def _table(predictions: Any) -> tuple[pd.DataFrame, np.ndarray, Any, Path | None
     frame = predictions.frame.reset_index(drop=True).copy()
     base = Path(predictions.path).parent if getattr(predictions, "path", None) is not None else None
     return frame, np.asarray(predictions.probs, dtype=float), predictions.classes, base
-
-
-def _root(data_root: str | os.PathLike[str] | None, base: Path | None) -> Path:
-    """Return the absolute, resolved folder the table's paths must stay in."""
-    if data_root is None:
-        return (base if base is not None else Path.cwd()).expanduser().resolve(strict=False)
-    root = Path(data_root).expanduser().resolve(strict=False)
-    if not root.is_dir():
-        raise InvalidInputError(
-            f"data root '{os.fspath(data_root)}' is not a folder; check --data-root"
-        )
-    return root
-
-
-def _resolve_column(
-    values: pd.Series, column: str, *, root: Path, allow_outside_root: bool, where: str
-) -> list[str | None]:
-    """Return the column's paths resolved inside ``root`` (None where empty); refuse any escaping it."""
-    out: list[str | None] = []
-    for row, value in enumerate(values):
-        if value is None or pd.isna(value) or str(value) == "":
-            out.append(None)
-            continue
-        resolved = resolve_path(
-            str(value),
-            root=root,
-            allow_outside_root=allow_outside_root,
-            where=f"{where} row {row + 1}, column '{column}'",
-        )
-        out.append(os.fspath(resolved))
-    return out
 
 
 def _positive_index(classes: Any) -> int | None:

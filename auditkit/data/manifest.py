@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from auditkit.data.paths import resolve_path, resolve_root
+from auditkit.data.paths import resolve_paths, resolve_root
 from auditkit.data.readers import image_shape
 from auditkit.errors import AuditkitError, ManifestError
 from auditkit.fileio import sha256_file
@@ -305,20 +305,15 @@ def _resolve_column(
     allow_outside_root: bool,
     check_files: bool,
 ) -> list[str | None]:
-    out: list[str | None] = []
-    for row, value in enumerate(values):
-        if value is None:
-            out.append(None)
-            continue
-        resolved = resolve_path(
-            value, root=root, allow_outside_root=allow_outside_root, where=ctx.at(row, column)
-        )
-        if check_files and not resolved.is_file():
+    out = resolve_paths(
+        values, root=root, allow_outside_root=allow_outside_root, where=lambda row: ctx.at(row, column)
+    )
+    for row, (value, resolved) in enumerate(zip(values, out, strict=True)):
+        if check_files and resolved is not None and not Path(resolved).is_file():
             raise ManifestError(
                 f"{ctx.at(row, column)}: file {value!r} does not exist (looked for '{resolved}'); "
                 "fix the path or remove the row"
             )
-        out.append(os.fspath(resolved))
     return out
 
 
@@ -416,8 +411,6 @@ def read_manifest(
     patients = [p if p is not None else i for p, i in zip(column("patient_id"), ids, strict=True)]
 
     root = resolve_root(manifest_path, data_root)
-    if data_root is not None and not root.is_dir():
-        raise ManifestError(f"data root '{os.fspath(data_root)}' is not a folder; check --data-root")
     written = {name: column(name) for name in PATH_COLUMNS}
     resolved = {
         name: _resolve_column(

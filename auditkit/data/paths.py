@@ -12,9 +12,12 @@ inside that root unless the user passes ``--allow-outside-root``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from auditkit.errors import PathEscapeError
+import pandas as pd
+
+from auditkit.errors import InvalidInputError, PathEscapeError
 
 
 def resolve_path(
@@ -47,5 +50,32 @@ def resolve_path(
 
 def resolve_root(manifest_path: Path, data_root: str | os.PathLike[str] | None) -> Path:
     """Return the absolute, resolved data root: ``data_root`` if given, else the manifest's folder."""
-    base = Path(data_root) if data_root is not None else Path(manifest_path).parent
-    return base.expanduser().resolve(strict=False)
+    return data_root_or(data_root, Path(manifest_path).parent)
+
+
+def data_root_or(data_root: str | os.PathLike[str] | None, default: Path) -> Path:
+    """Return the absolute, resolved data root: ``data_root`` if given (it must be a folder), else ``default``."""
+    if data_root is None:
+        return Path(default).expanduser().resolve(strict=False)
+    root = Path(data_root).expanduser().resolve(strict=False)
+    if not root.is_dir():
+        raise InvalidInputError(f"data root '{os.fspath(data_root)}' is not a folder; check --data-root")
+    return root
+
+
+def resolve_paths(
+    values: Iterable[object],
+    *,
+    root: Path,
+    allow_outside_root: bool,
+    where: Callable[[int], str],
+) -> list[str | None]:
+    """Return each path of a column resolved inside ``root`` (None where empty); ``where(row)`` names a refused one."""
+    out: list[str | None] = []
+    for row, value in enumerate(values):
+        if value is None or pd.isna(value) or str(value) == "":
+            out.append(None)  # None, NaN/NA or "": no file in this row
+            continue
+        resolved = resolve_path(str(value), root=root, allow_outside_root=allow_outside_root, where=where(row))
+        out.append(os.fspath(resolved))
+    return out
