@@ -102,10 +102,10 @@ def apply_gate(
     results.json (and summary.md) with the gate section, and with
     ``expected_findings`` judged against the outcome when any are declared.
     """
-    from auditkit.gate import evaluate, load_policy
+    from auditkit.gate import Policy, evaluate, load_policy
     from auditkit.gate import write_outputs as write_gate_outputs
 
-    if not hasattr(policy, "rules"):  # a name or a path rather than a loaded Policy
+    if not isinstance(policy, Policy):  # a shipped name or a path
         policy = load_policy(policy)
     policy_path = atomic_write_bytes(out_dir / POLICY_NAME, policy.raw)
     if sha256_file(policy_path) != policy.sha256:  # pragma: no cover - defends the record

@@ -169,7 +169,7 @@ class Policy:
     rules: tuple[Rule, ...]
     sha256: str
     source: str
-    raw: bytes = field(default=b"", repr=False, compare=False)
+    raw: bytes = field(repr=False, compare=False)
     """The policy file's bytes exactly as read (copied into the audit folder as policy.yaml)."""
 
 
