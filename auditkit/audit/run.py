@@ -93,7 +93,8 @@ def load_inputs(config: AuditConfig, model_run: ModelRun | None = None) -> Audit
         predictions, positive_class=s.positive_class, external_sites=s.external_sites
     )
     embeddings_path = config.embeddings
-    if embeddings_path is None and model_run is not None:
+    if embeddings_path is None and model_run is not None and config.predictions is None:
+        # the model run's embeddings align with its own table, not with a table the user gave
         embeddings_path = model_run.embeddings_path
     embeddings = None
     if embeddings_path is not None:
@@ -192,7 +193,7 @@ def assemble_document(
         if settings.model_name:
             document["model"]["name"] = settings.model_name
         document["inputs"].update(input_fingerprints(config, run))
-        if config.embeddings is None and run.embeddings_path is not None:
+        if config.embeddings is None and config.predictions is None and run.embeddings_path is not None:
             document["inputs"]["embeddings"] = _fingerprint(run.embeddings_path)
         versions = document["run"]["library_versions"]
         for name in ("torch", "torchvision", "captum"):
@@ -243,8 +244,9 @@ def explain_section(
         resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
     )
     recorded_root = (inputs.table.model or {}).get("data_root")
-    if data_root is None and recorded_root and (inputs.table.model or {}).get("sha256") == loaded.sha256:
-        # a table auditkit predict wrote with this very model: its paths were fenced by that root
+    if data_root is None and recorded_root:
+        # a table auditkit predict wrote with this very model (check_model_matches refused any
+        # other table given with --model): its paths were fenced by the root it recorded
         data_root = Path(recorded_root)
     saliency, gallery = run_saliency(
         loaded, inputs.table, out_dir=out_dir, config=saliency_cfg,
@@ -289,7 +291,8 @@ def run_audit(config: AuditConfig) -> AuditResults:
     if loaded is not None and config.manifest is not None:
         model_run = score_manifest(config, out_dir, loaded)
     inputs = load_inputs(config, model_run)
-    provenance = check_model_matches(inputs.table, loaded) if model_run is None else None
+    # a table the user gave (not the one the model run just wrote) must come from --model
+    provenance = check_model_matches(inputs.table, loaded) if config.predictions is not None else None
     status(f"auditing {len(inputs.table)} predictions from {inputs.table.path}")
     sections = compute_statistics(inputs.table, config.settings, embeddings=inputs.embeddings)
     if provenance is not None:

@@ -270,7 +270,7 @@ def test_delong_auroc_interval_option_on_unclustered_data(tmp_path):
 
 
 def test_predictions_of_another_model_are_refused_and_a_csv_is_flagged_unverified(
-    quick_predictions, trained_smallcnn, tmp_path, capsys
+    quick_predictions, trained_smallcnn, quick_phantom, phantom_subset, tmp_path, capsys
 ):
     import pyarrow.parquet as pq
 
@@ -288,6 +288,10 @@ def test_predictions_of_another_model_are_refused_and_a_csv_is_flagged_unverifie
         capsys, ["--predictions", str(other), "--out", str(tmp_path / "a"), *common], "ffffffffffff"
     )
     assert not (tmp_path / "a" / "results.json").exists()
+    # with --manifest too, the model runs but the table audited is still the one given
+    manifest = phantom_subset(5)
+    both = ["--predictions", str(other), "--manifest", str(manifest), "--data-root", str(quick_phantom.out_dir)]
+    _one_line_error(capsys, [*both, "--out", str(tmp_path / "a2"), *common], "ffffffffffff")
 
     as_csv = tmp_path / "p.csv"
     table.to_pandas().to_csv(as_csv, index=False)
