@@ -69,7 +69,7 @@ def audit_command(
         None, "--allow-outside-root", help="Allow manifest paths outside the root."
     ),
     trust_model_code: bool | None = typer.Option(
-        None, "--trust-model-code", help="Allow a module:factory checkpoint (importing it runs its code)."
+        None, "--trust-model-code", help="Allow a module:factory or TorchScript checkpoint (both run the model's own code)."
     ),
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: best)."),
     batch_size: int | None = typer.Option(None, "--batch-size", min=1, help="Inference batch size."),

@@ -45,7 +45,7 @@ def explain(
     ),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root", help="Allow paths outside the root."),
     trust_model_code: bool = typer.Option(
-        False, "--trust-model-code", help="Allow a module:factory checkpoint (importing it runs its code)."
+        False, "--trust-model-code", help="Allow a module:factory or TorchScript checkpoint (both run the model's own code)."
     ),
 ) -> int:
     """Explain a model's decisions on a manifest's images: overlays, maps and an index table."""

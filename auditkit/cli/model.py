@@ -146,7 +146,7 @@ def predict_command(
     data_root: Path | None = typer.Option(None, "--data-root"),
     allow_outside_root: bool = typer.Option(False, "--allow-outside-root"),
     trust_model_code: bool = typer.Option(
-        False, "--trust-model-code", help="Allow a module:factory checkpoint (importing it runs its code)."
+        False, "--trust-model-code", help="Allow a module:factory or TorchScript checkpoint (both run the model's own code)."
     ),
 ) -> int:
     """Score every image of a manifest with a checkpoint and write the predictions table."""

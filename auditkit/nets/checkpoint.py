@@ -325,9 +325,10 @@ def build_architecture(meta: dict[str, Any], *, model_dir: Path, trust_code: boo
     """Return the untrained network that ``meta`` (the model.json in ``model_dir``) describes, in train mode.
 
     A ``module:factory`` architecture is rebuilt by importing that Python
-    module, which runs its code: refused unless ``trust_code``, because a
-    model folder received from someone else must not execute anything when
-    it is merely audited.
+    module, which runs its code, and a TorchScript archive is a program whose
+    operators run on every forward: both are refused unless ``trust_code``,
+    because a model folder received from someone else must not execute
+    anything when it is merely audited.
     """
     arch = str(meta["arch"])
     where = str(model_dir / MODEL_JSON)
@@ -339,6 +340,13 @@ def build_architecture(meta: dict[str, Any], *, model_dir: Path, trust_code: boo
     if arch == custom.TORCHSCRIPT:
         if "torchscript" not in meta:
             raise CheckpointError(f"{where!r} names a TorchScript architecture but no archive; retrain")
+        if not trust_code:
+            # TorchScript is a program: its forward may call any operator (aten::from_file
+            # writes files), so a received archive is code, like a module:factory
+            raise CheckpointError(
+                f"{where!r} is a TorchScript model, a program whose forward can run any operator "
+                "(including writing files); pass --trust-model-code (trust_code=True) if you trust its source"
+            )
         archive = _verified_file(model_dir, meta["torchscript"], what="TorchScript archive")
         return custom.load_torchscript(archive)
     if custom.is_factory_spec(arch):
@@ -384,8 +392,8 @@ def load_checkpoint(
     Refuses (CheckpointError, exit code 2) a missing folder or file, an
     unknown architecture, a weights file that is not safetensors (never
     unpickled), any file whose SHA-256 differs from model.json, and a
-    ``module:factory`` architecture (which imports Python code) unless
-    ``trust_code``.
+    ``module:factory`` architecture (which imports Python code) or a
+    TorchScript one (a program) unless ``trust_code``.
     """
     from auditkit.data.transforms import Preprocess
 

@@ -144,14 +144,16 @@ def test_torchscript_checkpoint_round_trips_and_checks_the_archive_hash(tmp_path
     torch.jit.script(eager).save(str(archive))
     meta = {**_meta("torchscript", classes=("a", "b", "c")), "torchscript_source": str(archive)}
     save_checkpoint(tmp_path / "ts", eager, meta)
-    loaded = load_checkpoint(tmp_path / "ts", device="cpu")
+    with pytest.raises(CheckpointError, match="TorchScript model.*--trust-model-code"):
+        load_checkpoint(tmp_path / "ts", device="cpu")
+    loaded = load_checkpoint(tmp_path / "ts", device="cpu", trust_code=True)
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(loaded.model(x), eager(x))
     stored = tmp_path / "ts" / "architecture.torchscript.pt"
     torch.jit.script(SmallCNN(1, 3)).save(str(stored))  # a different program under the same name
     with pytest.raises(CheckpointError, match=r"TorchScript archive.*SHA-256"):
-        load_checkpoint(tmp_path / "ts", device="cpu")
+        load_checkpoint(tmp_path / "ts", device="cpu", trust_code=True)
 
 
 def test_factory_checkpoint_round_trips_only_when_its_code_is_trusted(tmp_path, monkeypatch):
