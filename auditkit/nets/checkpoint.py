@@ -303,9 +303,31 @@ def _read_meta(model_json: Path) -> dict[str, Any]:
     return meta
 
 
+def _fenced_file(model_dir: Path, name: object, *, what: str) -> Path:
+    """Return ``model_dir / name`` when it stays inside the checkpoint folder; CheckpointError otherwise."""
+    where = str(model_dir / MODEL_JSON)
+    text = str(name)
+    if not isinstance(name, str) or not name or "\x00" in text or os.path.isabs(text):
+        raise CheckpointError(
+            f"{where!r} names its {what} by an absolute or invalid path; a checkpoint's files "
+            "must lie inside its folder: restore model.json or retrain"
+        )
+    path = model_dir / text
+    try:
+        inside = path.resolve().is_relative_to(model_dir.resolve())
+    except (OSError, RuntimeError):  # a symlink loop
+        inside = False
+    if not inside:
+        raise CheckpointError(
+            f"{where!r} names its {what} outside the checkpoint folder; a checkpoint's files "
+            "must lie inside its folder: restore model.json or retrain"
+        )
+    return path
+
+
 def _verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path:
-    """Return the path of a checkpoint file after checking it exists and matches its SHA-256."""
-    path = model_dir / str(entry.get("file", ""))
+    """Return the path of a checkpoint file after checking it lies inside ``model_dir``, exists and matches its SHA-256."""
+    path = _fenced_file(model_dir, entry.get("file", ""), what=what) if entry.get("file") else model_dir
     if not entry.get("file") or not path.is_file():
         raise CheckpointError(
             f"the {what} {str(path)!r} named in {str(model_dir / MODEL_JSON)!r} is missing; "
@@ -313,10 +335,11 @@ def _verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path
         )
     actual = sha256_file(path)
     if actual != entry.get("sha256"):
+        # neither hash is printed: a prefix of the file's hash says something about a file
+        # that model.json may have pointed at on purpose
         raise CheckpointError(
-            f"the {what} {str(path)!r} has SHA-256 {actual[:12]}…, but model.json records "
-            f"{str(entry.get('sha256'))[:12]}…; the file was modified or replaced, so auditkit "
-            "refuses it: restore the original file or retrain"
+            f"the {what} {str(path)!r} does not match the SHA-256 that model.json records; "
+            "the file was modified or replaced, so auditkit refuses it: restore the original file or retrain"
         )
     return path
 
@@ -401,7 +424,7 @@ def load_checkpoint(
     model_dir = model_json.parent
     meta = _read_meta(model_json)
     weights_entry = meta["weights"]
-    weights_path = model_dir / str(weights_entry.get("file", WEIGHTS_FILE))
+    weights_path = _fenced_file(model_dir, weights_entry.get("file", WEIGHTS_FILE), what="weights file")
     if weights_path.is_file() and sniff_format(weights_path) != "safetensors":
         raise CheckpointError(
             f"weights file {str(weights_path)!r} is not safetensors (it looks like "

@@ -23,20 +23,23 @@ def sniff_format(path: str | os.PathLike[str]) -> str:
     """Return ``"safetensors"``, ``"zip"`` (torch.save / TorchScript archive), ``"pickle"`` or ``"unknown"``.
 
     Decided from the first bytes, never from the file name: safetensors files
-    start with an 8-byte little-endian header length followed by ``{``; a
-    legacy ``torch.save``/pickle file starts with the PROTO opcode ``0x80``.
+    start with an 8-byte little-endian header length (that fits the file)
+    followed by ``{``, checked first; a legacy ``torch.save``/pickle file
+    starts with the PROTO opcode ``0x80``.
     """
     with open(path, "rb") as handle:
         head = handle.read(9)
         size = os.fstat(handle.fileno()).st_size
-    if head[:4] == _ZIP_MAGIC:
-        return "zip"
-    if head[:1] == b"\x80":
-        return "pickle"
+    # structure first: a safetensors header length whose low byte is 0x80 (1 file in ~32)
+    # also starts like a pickle's PROTO opcode
     if len(head) == 9 and head[8:9] == b"{":
         (header_len,) = struct.unpack("<Q", head[:8])
         if 0 < header_len <= size - 8:
             return "safetensors"
+    if head[:4] == _ZIP_MAGIC:
+        return "zip"
+    if head[:1] == b"\x80":
+        return "pickle"
     return "unknown"
 
 

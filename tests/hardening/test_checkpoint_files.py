@@ -1,0 +1,83 @@
+"""Checkpoint files: safetensors told by structure, weights fenced inside the folder, hashes not leaked."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import shutil
+import struct
+
+import pytest
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from auditkit.errors import CheckpointError
+from auditkit.nets import load_checkpoint
+from auditkit.nets.weights import read_safetensors, sniff_format
+
+
+def _safetensors_with_low_byte_0x80() -> bytes:
+    tensors = {"w": torch.arange(6, dtype=torch.float32).reshape(2, 3)}
+    for pad in range(400):
+        data = st_save(tensors, metadata={"pad": "x" * pad})
+        (header_len,) = struct.unpack("<Q", data[:8])
+        if header_len & 0xFF == 0x80:
+            return data
+    raise AssertionError("no padding gave a 0x80 low byte")  # pragma: no cover
+
+
+def test_safetensors_whose_header_length_starts_like_a_pickle_is_read(tmp_path):
+    data = _safetensors_with_low_byte_0x80()
+    assert data[:1] == b"\x80"  # the byte a pickle's PROTO opcode also starts with
+    path = tmp_path / "w.safetensors"
+    path.write_bytes(data)
+    assert sniff_format(path) == "safetensors"
+    torch.testing.assert_close(read_safetensors(path)["w"], st_load(data)["w"])  # oracle: safetensors itself
+    real_pickle = tmp_path / "p.bin"
+    real_pickle.write_bytes(pickle.dumps({"a": 1}, protocol=2))
+    assert sniff_format(real_pickle) == "pickle"
+
+
+def test_checkpoint_with_a_0x80_header_loads(tiny_model, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    state = st_load((folder / "weights.safetensors").read_bytes())
+    for pad in range(400):
+        data = st_save(state, metadata={"pad": "x" * pad})
+        if data[0] == 0x80:
+            break
+    (folder / "weights.safetensors").write_bytes(data)
+    meta = json.loads((folder / "model.json").read_text())
+    meta["weights"]["sha256"] = meta["sha256"] = hashlib.sha256(data).hexdigest()
+    (folder / "model.json").write_text(json.dumps(meta))
+    loaded = load_checkpoint(folder, device="cpu")
+    for key, value in loaded.model.state_dict().items():
+        torch.testing.assert_close(value, state[key], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("name", ["../outside.safetensors", "/etc/hostname", "sub/../../outside.safetensors", "", 7])
+def test_weights_named_outside_the_folder_are_refused(tiny_model, tmp_path, name):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    shutil.copy(folder / "weights.safetensors", tmp_path / "outside.safetensors")
+    meta = json.loads((folder / "model.json").read_text())
+    meta["weights"]["file"] = name
+    (folder / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(folder, device="cpu")
+    assert "inside its folder" in str(refused.value) or "missing" in str(refused.value)
+
+
+def test_hash_mismatch_names_no_hash(tiny_model, tmp_path):
+    folder = tmp_path / "m"
+    shutil.copytree(tiny_model, folder)
+    other = st_save({"w": torch.zeros(3)})
+    (folder / "weights.safetensors").write_bytes(other)
+    with pytest.raises(CheckpointError, match="does not match the SHA-256") as refused:
+        load_checkpoint(folder, device="cpu")
+    actual = hashlib.sha256(other).hexdigest()
+    recorded = json.loads((folder / "model.json").read_text())["weights"]["sha256"]
+    for digest in (actual, recorded):
+        assert digest[:6] not in str(refused.value)
