@@ -33,6 +33,7 @@ import torch
 from auditkit.data.paths import data_root_or, resolve_paths
 from auditkit.errors import InvalidInputError
 from auditkit.explain.cache import MapCache
+from auditkit.explain.cases import record_cases
 from auditkit.explain.config import SaliencyConfig
 from auditkit.explain.evaluation.bootstrap import bootstrap_mean, bootstrap_ratio
 from auditkit.explain.evaluation.faithfulness import perturbation_curves
@@ -159,6 +160,8 @@ def run_saliency(
     gallery = _gallery(
         sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std
     )
+    # every explained case for the viewer and exports (explain/cases.json)
+    record_cases(out_dir, sample, images, displays, section, classes, positive, cfg, attributes, mean, std)
     return section, gallery
 
 

@@ -1,0 +1,330 @@
+"""The per-case record of an explanation run: ``explain/cases.json`` and the images the viewer shows.
+
+The report shows a gallery of a dozen cases; a clinician reviewing a model
+pages through every explained case. For each case of the saliency sample this
+module writes, at the model's input geometry (the grid the maps were computed
+on, so a lesion outline drawn on it coincides with the lesion):
+
+- ``explain/cases/<stem>.png``: the image as the model saw it (8-bit grey or RGB);
+- ``explain/cases/<stem>__<method>.png``: each method's display map (after its
+  display steps), quantised to 8 bits on the method's shared scale
+  (``value = vmin + code / 255 * (vmax - vmin)``);
+- ``explain/cases/<stem>__mask.png``: the lesion mask (255 = lesion), when known;
+- ``explain/cases/<stem>.npz``: the same maps as float32 (keys = method names),
+  for exports that need the values (DICOM Parametric Maps);
+
+and ``explain/cases.json`` (``CASES_SCHEMA_VERSION``; JSON Schema
+``auditkit/results/cases.schema.json``) with each case's outcome, score,
+labels, operating point, attributes, per-method metrics (peak in lesion,
+energy in lesion, IoU after Otsu, corner share) and flags. Nothing here
+computes a new statistic: the per-image values are those the saliency step
+pools into results.json (the same functions on the same maps).
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from auditkit.explain.evaluation.localization import localization_scores
+from auditkit.explain.evaluation.shortcut import corner_masses, corner_shares, outside_roi_shares
+from auditkit.explain.overlay import OverlayScale, to_rgb_uint8
+from auditkit.fileio import atomic_write_bytes, write_json
+
+CASES_SCHEMA_VERSION = "1"
+CASES_FILE = "explain/cases.json"
+CASES_DIR = "explain/cases"
+
+SHORTCUT_FLAG = 0.25
+"""A case is "shortcut suspected" when one off-anatomy corner holds at least this share of
+its map's positive mass: four times a diffuse map's share (0.0625 for quarter corners)."""
+LOW_LOCALISATION_IOU = 0.1
+"""A case with a lesion is "low localisation" when the map's Otsu IoU with it is below this."""
+
+OUTCOME_CODES = {
+    "true_positive": "TP",
+    "false_positive": "FP",
+    "false_negative": "FN",
+    "true_negative": "TN",
+}
+
+
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG", optimize=False)
+    return buffer.getvalue()
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """Return an ``.npz`` of ``arrays`` (deflated, fixed timestamps: same arrays, same bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            item = io.BytesIO()
+            np.lib.format.write_array(item, np.ascontiguousarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, item.getvalue())
+    return buffer.getvalue()
+
+
+def quantise(values: np.ndarray, scale: OverlayScale) -> np.ndarray:
+    """Return ``values`` (H, W) as uint8 codes on ``scale``: 0 at ``vmin``, 255 at ``vmax`` (clipped)."""
+    span = scale.vmax - scale.vmin if scale.vmax > scale.vmin else 1.0
+    codes = np.clip((np.asarray(values, dtype=np.float64) - scale.vmin) / span, 0, 1) * 255
+    return codes.round().astype(np.uint8)
+
+
+def _float(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, (int, float, bool, str)) else str(value)
+
+
+def _text(frame: pd.DataFrame, column: str, i: int) -> str | None:
+    if column not in frame.columns:
+        return None
+    value = _plain(frame[column].iloc[i])
+    return None if value is None or value == "" else str(value)
+
+
+def _source_format(path: str | None) -> str | None:
+    if path is None:
+        return None
+    from auditkit.data.readers import image_format
+
+    try:
+        return image_format(path)
+    except Exception:  # the file is gone since it was read: the record says unknown
+        return None
+
+
+def _metrics(
+    display: np.ndarray,
+    masks: Sequence[np.ndarray | None],
+    rois: Sequence[np.ndarray | None],
+    corner_fraction: float,
+) -> list[dict[str, Any]]:
+    """Return one dict of per-image saliency values per map of ``display`` (N, H, W)."""
+    inside, mass = corner_masses(display, rois=rois, fraction=corner_fraction)
+    share = corner_shares(inside, mass)
+    outside = (
+        outside_roi_shares(display, rois) if any(r is not None for r in rois) else None
+    )
+    lesion = np.array([m is not None and bool(np.any(m)) for m in masks])
+    hit = np.full(len(display), np.nan)
+    energy = np.full(len(display), np.nan)
+    iou = np.full(len(display), np.nan)
+    if lesion.any():
+        scores = localization_scores(
+            display[lesion], np.stack([masks[i] for i in np.flatnonzero(lesion)])
+        )
+        hit[lesion], energy[lesion], iou[lesion] = scores.hit, scores.energy_pointing, scores.iou_otsu
+    out = []
+    for i in range(len(display)):
+        roi_share = None
+        if outside is not None and np.isfinite(outside[0][i]) and outside[1][i] > 0:
+            roi_share = float(outside[0][i] / outside[1][i])
+        out.append(
+            {
+                "corner_share": _float(share[i]),
+                "outside_roi_share": roi_share,
+                "peak_in_lesion": None if not np.isfinite(hit[i]) else bool(hit[i] > 0),
+                "energy_in_lesion": _float(energy[i]),
+                "iou_otsu": _float(iou[i]),
+                "flags": {
+                    "shortcut_suspected": bool(np.isfinite(share[i]) and share[i] >= SHORTCUT_FLAG),
+                    "peak_outside_lesion": bool(np.isfinite(hit[i]) and hit[i] == 0),
+                    "low_localisation": bool(np.isfinite(iou[i]) and iou[i] < LOW_LOCALISATION_IOU),
+                },
+            }
+        )
+    return out
+
+
+def write_cases(
+    out_dir: str | Path,
+    sample: pd.DataFrame,
+    *,
+    shown: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray | None],
+    rois: Sequence[np.ndarray | None],
+    displays: dict[str, np.ndarray],
+    scales: dict[str, OverlayScale],
+    categories: Sequence[str],
+    class_names: Sequence[str],
+    positive: int | None,
+    threshold: float | None,
+    attributes: Sequence[str],
+    methods: dict[str, dict[str, Any]],
+    corner_fraction: float,
+    stems: Sequence[str],
+) -> Path:
+    """Return the path of ``explain/cases.json`` after writing it and every case's images under ``out_dir``.
+
+    ``sample``: the explained rows in the order of the maps (columns ``id``,
+    ``y_true``, ``y_pred``, ``_score``, ``_cohort``, optional ``split``,
+    ``site``, ``image`` and the attribute columns). ``shown``: each input with
+    the normalisation undone, (h, w) or (h, w, 3) in [0, 1]. ``displays``:
+    method -> (N, h, w) display maps; ``scales``: the shared scale of each
+    method; ``methods``: method -> {label, params, postprocessing}.
+    """
+    out_dir = Path(out_dir)
+    per_method = {m: _metrics(d, masks, rois, corner_fraction) for m, d in displays.items()}
+    cases = []
+    for i in range(len(sample)):
+        stem = stems[i]
+        image_rel = f"{CASES_DIR}/{stem}.png"
+        atomic_write_bytes(out_dir / image_rel, _png(_grey_or_rgb(shown[i])))
+        map_paths = {}
+        arrays = {}
+        for method, maps in displays.items():
+            rel = f"{CASES_DIR}/{stem}__{method}.png"
+            atomic_write_bytes(out_dir / rel, _png(quantise(maps[i], scales[method])))
+            map_paths[method] = rel
+            arrays[method] = np.asarray(maps[i], dtype=np.float32)
+        mask_rel = None
+        if masks[i] is not None:
+            mask_rel = f"{CASES_DIR}/{stem}__mask.png"
+            atomic_write_bytes(out_dir / mask_rel, _png(np.asarray(masks[i], dtype=np.uint8) * 255))
+        arrays_rel = f"{CASES_DIR}/{stem}.npz"
+        atomic_write_bytes(out_dir / arrays_rel, npz_bytes(arrays))
+
+        y_true = int(sample["y_true"].iloc[i])
+        y_pred = int(sample["y_pred"].iloc[i])
+        score = float(sample["_score"].iloc[i])
+        target = 1.0 if positive is not None and y_true == positive else 0.0
+        source = _text(sample, "image", i)
+        metrics = {m: values[i] for m, values in per_method.items()}
+        cases.append(
+            {
+                "id": str(sample["id"].iloc[i]),
+                "stem": stem,
+                "cohort": _text(sample, "_cohort", i),
+                "split": _text(sample, "split", i),
+                "site": _text(sample, "site", i),
+                "outcome": OUTCOME_CODES.get(categories[i], categories[i]),
+                "label": class_names[y_true] if 0 <= y_true < len(class_names) else str(y_true),
+                "predicted": class_names[y_pred] if 0 <= y_pred < len(class_names) else str(y_pred),
+                "score": score,
+                "error": abs(target - score) if positive is not None else None,
+                "attributes": {c: _plain(sample[c].iloc[i]) for c in attributes},
+                "image": image_rel,
+                "shape": list(np.asarray(shown[i]).shape[:2]),
+                "mask": mask_rel,
+                "maps": map_paths,
+                "arrays": arrays_rel,
+                "source": {"path": source, "format": _source_format(source)},
+                "metrics": metrics,
+                "flags": {
+                    flag: any(v["flags"][flag] for v in metrics.values())
+                    for flag in ("shortcut_suspected", "peak_outside_lesion", "low_localisation")
+                },
+            }
+        )
+    document = {
+        "schema_version": CASES_SCHEMA_VERSION,
+        "classes": list(class_names),
+        "positive_class": class_names[positive] if positive is not None else None,
+        "operating_point": {"threshold": 0.5 if threshold is None else float(threshold)},
+        "attributes": list(attributes),
+        "methods": {
+            m: {**methods.get(m, {}), "scale": scales[m].to_dict(), "quantisation": "uint8"}
+            for m in displays
+        },
+        "flag_rules": {
+            "shortcut_suspected": f"corner_share >= {SHORTCUT_FLAG}",
+            "peak_outside_lesion": "the map's maximum lies outside the lesion (pointing game miss)",
+            "low_localisation": f"iou_otsu < {LOW_LOCALISATION_IOU}",
+            "corner_fraction": corner_fraction,
+        },
+        "cases": cases,
+    }
+    return write_json(out_dir / CASES_FILE, document)
+
+
+def record_cases(
+    out_dir: str | Path,
+    sample: pd.DataFrame,
+    images: Any,
+    displays: dict[str, np.ndarray],
+    section: dict[str, Any],
+    classes: Any,
+    positive: int | None,
+    cfg: Any,
+    attributes: Sequence[str],
+    mean: Any,
+    std: Any,
+) -> Path:
+    """Return the path of ``explain/cases.json`` written for one saliency run (the saliency step's hook).
+
+    ``images``: the :class:`auditkit.explain.images.LoadedImages` of ``sample``;
+    ``section``: results["saliency"] as built (each method's params and
+    post-processing are recorded); ``cfg``: the ``SaliencyConfig``.
+    """
+    from auditkit.explain.images import display_images
+    from auditkit.explain.overlay import shared_scale
+    from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, safe_names
+
+    names = [str(c) for c in classes.classes]
+    y_true = sample["y_true"].to_numpy(dtype=int)
+    y_pred = sample["y_pred"].to_numpy(dtype=int)
+    if positive is None:
+        categories = ["correct" if a == b else "incorrect" for a, b in zip(y_true, y_pred, strict=True)]
+    else:
+        categories = [
+            ("true_positive" if b == positive else "false_negative")
+            if a == positive
+            else ("false_positive" if b == positive else "true_negative")
+            for a, b in zip(y_true, y_pred, strict=True)
+        ]
+    scales = {
+        m: shared_scale(d, label=f"{METHOD_LABELS.get(m, m)}, {', '.join(DISPLAY_STEPS.get(m, ()))}, shared scale")
+        for m, d in displays.items()
+    }
+    methods = {
+        m: {
+            "label": METHOD_LABELS.get(m, m),
+            "params": (section.get(m) or {}).get("params", {}),
+            "postprocessing": (section.get(m) or {}).get("postprocessing", []),
+        }
+        for m in displays
+    }
+    return write_cases(
+        out_dir,
+        sample,
+        shown=display_images(images.inputs, mean=mean, std=std),
+        masks=images.masks,
+        rois=images.rois,
+        displays=displays,
+        scales=scales,
+        categories=categories,
+        class_names=names,
+        positive=positive,
+        threshold=cfg.threshold,
+        attributes=attributes,
+        methods=methods,
+        corner_fraction=cfg.corner_fraction,
+        stems=safe_names([str(i) for i in sample["id"]]),
+    )
+
+
+def _grey_or_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        return (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+    return to_rgb_uint8(image)

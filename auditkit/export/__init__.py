@@ -1,0 +1,1 @@
+"""Exports of an audit for other systems (DICOM for PACS)."""
