@@ -57,12 +57,9 @@ for _name in _COMMAND_MODULES:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of running the command line ``argv`` (default: sys.argv[1:])."""
-    from auditkit.fileio import guard_inputs
-
     args = list(sys.argv[1:] if argv is None else argv)
     try:
-        with guard_inputs():  # no output of this command may replace or delete one of its inputs
-            result = app(args=args, prog_name="auditkit", standalone_mode=False)
+        result = app(args=args, prog_name="auditkit", standalone_mode=False)
     except AuditkitError as exc:
         print(f"auditkit: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
