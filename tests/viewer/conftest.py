@@ -54,7 +54,7 @@ def planted_cases(n: int = 12) -> dict:
             "_cohort": "test" if i < 8 else XSS_SITE,
             "split": "test" if i < 8 else "external",
             "site": "site_A" if i < 8 else XSS_SITE,
-            "sex": "F" if i % 2 else "M",
+            "sex": "F" if i % 8 < 4 else "M",
             "image": None,
         })  # fmt: skip
         image = np.full((SIZE, SIZE), 0.25 + 0.02 * i, dtype=np.float32)
