@@ -20,7 +20,10 @@ from auditkit.data.phantom.config import AGE_GROUPS, SEXES, PhantomConfig
 MARKER_BASE_RATE = 0.5
 """Probability of the burned-in marker where it carries no label information."""
 
-_STREAMS = ("patients", "anatomy", "lesions", "findings", "label_noise", "marker")
+# appended streams keep the earlier ones unchanged (SeedSequence.spawn children are indexed)
+_STREAMS = ("patients", "anatomy", "lesions", "findings", "label_noise", "marker", "hidden")
+#: share of patients in the latent slice of the ``hidden_slice`` flaw.
+HIDDEN_SLICE_SHARE = 0.25
 
 
 def _streams(seed: int) -> dict[str, np.random.Generator]:
@@ -174,6 +177,11 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
     under = flaws.underdiagnosis
     hit = _subgroup(frame, under.attribute, under.value) & under.enabled
     contrast_factor = np.where(hit, 1.0 - 0.85 * under.strength, 1.0)
+    hidden = flaws.hidden_slice
+    in_slice = (rng["hidden"].random(n_patients) < HIDDEN_SLICE_SHARE)[patient_of] & hidden.enabled
+    contrast_factor = contrast_factor * np.where(in_slice, 1.0 - 0.7 * hidden.strength, 1.0)
+    frame["hidden_slice"] = in_slice
+    frame["device_side"] = np.where(rng["hidden"].random(n_patients) < 0.5, -1.0, 1.0)[patient_of]
     size_factor = np.where(hit, 1.0 - 0.3 * under.strength, 1.0)
     frame["lesion_cx"] = lesion["lesion_cx"][patient_of] + 0.02 * jitter[:, 0]
     frame["lesion_cy"] = lesion["lesion_cy"][patient_of] + 0.02 * jitter[:, 1]

@@ -16,7 +16,7 @@ from auditkit.errors import ConfigError, describe_validation_error
 
 SEXES: tuple[str, ...] = ("F", "M")
 AGE_GROUPS: tuple[str, ...] = ("18-40", "40-60", "60-80", "80+")
-FLAW_NAMES: tuple[str, ...] = ("shortcut", "underdiagnosis", "label_noise", "site_shift")
+FLAW_NAMES: tuple[str, ...] = ("shortcut", "underdiagnosis", "label_noise", "site_shift", "hidden_slice")
 LABEL_NAMES: tuple[str, str] = ("normal", "lesion")
 SITE_LETTERS = "ABCDEFGH"
 
@@ -75,7 +75,7 @@ class FlawConfig(_Frozen):
 
 
 class Flaws(_Frozen):
-    """The four planted flaws and what their strength ``s`` means.
+    """The planted flaws and what their strength ``s`` means.
 
     - ``shortcut``: a burned-in laterality-style marker in the top-right corner.
       At internal sites it appears with probability ``(1 + s) / 2`` on images
@@ -88,6 +88,11 @@ class Flaws(_Frozen):
     - ``site_shift``: the external site's acquisition moves from the middle of
       the internal sites' range (s = 0, or disabled) to its configured,
       out-of-range values (s = 1) linearly.
+    - ``hidden_slice`` (off by default): a latent quarter of the patients,
+      named by no attribute, carries a device (a bright tube crossing the
+      lower lung, like a chest drain) and their lesions' contrast is
+      multiplied by ``1 - 0.7 s``: hidden stratification for slice discovery
+      to find. Membership is recorded only in phantom.json (``hidden_slice``).
 
     The defaults were calibrated with ``smallcnn`` (benchmarks/RESULTS.md):
     alone, each flaw moves the number its analysis reads (external AUROC,
@@ -101,6 +106,7 @@ class Flaws(_Frozen):
     underdiagnosis: FlawConfig = FlawConfig(strength=0.8, attribute="sex", value="F")
     label_noise: FlawConfig = FlawConfig(strength=0.3, attribute="age_group", value="80+")
     site_shift: FlawConfig = FlawConfig(strength=1.0)
+    hidden_slice: FlawConfig = FlawConfig(enabled=False, strength=0.8)
 
     def enabled_names(self) -> tuple[str, ...]:
         """Return the names of the enabled flaws, in canonical order."""

@@ -202,6 +202,18 @@ def render_cases(cases: pd.DataFrame, config: PhantomConfig, *, lesions: bool = 
         texture = np.clip(1.0 + 0.3 * texture_field, 0.6, 1.4)
         scene = scene + col("lesion_contrast") * profile * texture * lesion_mask
 
+    if "hidden_slice" in cases and cases["hidden_slice"].any():
+        # the hidden slice's device: a bright tube from the lower body wall up into one lung
+        side = col("device_side")
+        # segment from the lateral lower body wall (±0.85, 0.7) to the lower lung (±0.3, 0.05)
+        du, dv = u - side * 0.85, v - 0.7
+        ex, ey = -side * 0.55, -0.65
+        length2 = 0.55**2 + 0.65**2
+        dist = np.abs(du * ey - dv * ex) / np.sqrt(length2)
+        t = (du * ex + dv * ey) / length2
+        tube = 0.35 * np.exp(-((dist / 0.03) ** 2)) * ((t > 0) & (t < 1))
+        scene = scene + tube * cases["hidden_slice"].to_numpy(dtype=np.float32)[:, None, None]
+
     scene = np.clip(scene, 0.0, 1.0)
     blurred = np.empty_like(scene)
     sigmas = cases["blur_sigma"].to_numpy(dtype=float) * size / 64

@@ -233,6 +233,14 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
             "flipped_ids": cases.loc[cases["label_flipped"], "id"].tolist(),
         }
     )
+    planted["hidden_slice"].update(
+        {
+            "attribute": None,
+            "device": "bright tube crossing the lower lung (chest-drain-like)",
+            "contrast_factor": 1 - 0.7 * (flaws.hidden_slice.strength if flaws.hidden_slice.enabled else 0.0),
+            "n_images": int(cases["hidden_slice"].sum()),
+        }
+    )
     planted["site_shift"].update(
         {
             "site": config.external_site,
@@ -260,6 +268,7 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
             "label_flipped": cases["label_flipped"],
             "marker": cases["marker"],
             "underdiagnosed": cases["underdiagnosed"],
+            "hidden_slice": cases["hidden_slice"],
             "lesion_contrast": np.where(lesion, _round(cases["lesion_contrast"].to_numpy()), 0.0),
             "lesion_radius_px": np.where(
                 lesion,
