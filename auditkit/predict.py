@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 METADATA_KEY = b"auditkit"
-_PASSTHROUGH = ("patient_id", "site", "split", "image", "mask", "roi", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
+_PASSTHROUGH = ("patient_id", "site", "split", "image", "frame", "mask", "roi", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 
 
 def score_columns(classes: Sequence[str]) -> list[str]:

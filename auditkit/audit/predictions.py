@@ -36,6 +36,7 @@ PASSTHROUGH = (
     "site",
     "split",
     "image",
+    "frame",
     "mask",
     "roi",
     "bbox_x0",

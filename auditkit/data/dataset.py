@@ -41,7 +41,8 @@ class ImageDataset(Dataset):
     so predictions map back to rows. ``augment`` is ``False``, ``True``
     (:class:`Augment` defaults) or an :class:`Augment`. ``cache`` preloads
     every resized image (refused above ``cache_limit_bytes``).
-    ``frame_index`` picks a frame of multi-frame images.
+    ``frame_index`` picks a frame of multi-frame images; a ``frame`` column
+    (the manifest's) picks one per row and wins where it is filled.
     """
 
     def __init__(
@@ -64,6 +65,12 @@ class ImageDataset(Dataset):
         self.preprocess = preprocess
         self.augment: Augment | None = Augment() if augment is True else (augment or None)
         self.frame_index = frame_index
+        # a manifest 'frame' column names each row's frame of a multi-frame file (empty: frame_index)
+        self.frames: list[int | None] = (
+            [None if pd.isna(v) else int(v) for v in frame["frame"].tolist()]
+            if "frame" in frame.columns
+            else [None] * len(self.paths)
+        )
         self._cache: torch.Tensor | None = None
         if cache:
             self._cache = self._preload(cache_limit_bytes)
@@ -78,7 +85,9 @@ class ImageDataset(Dataset):
 
     def _load(self, index: int) -> torch.Tensor:
         # the reader's array is fresh, so prepare may wrap it without a defensive copy
-        return self.preprocess._prepare(read_image(self.paths[index], frame_index=self.frame_index), copy=False)
+        chosen = self.frames[index]
+        frame_index = self.frame_index if chosen is None else chosen
+        return self.preprocess._prepare(read_image(self.paths[index], frame_index=frame_index), copy=False)
 
     def _preload(self, limit: int) -> torch.Tensor:
         if not self.paths:

@@ -87,6 +87,11 @@ def dicom_shape(path: str | Path) -> tuple[int, int]:
     return int(rows), int(columns)
 
 
+def dicom_frame_count(path: str | Path) -> int:
+    """Return NumberOfFrames of a DICOM object (1 when absent), reading the header only."""
+    return _number_of_frames(_read_dataset(Path(path), stop_before_pixels=True))
+
+
 def _check_decodable(ds, path: Path) -> None:
     """Raise ImageReadError naming the transfer syntax when no installed codec decodes it."""
     from pydicom.pixels import get_decoder
@@ -210,8 +215,9 @@ def read_dicom(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
     n_frames = _number_of_frames(ds)
     if n_frames > 1 and frame_index is None:
         raise ImageReadError(
-            f"image file '{path}' is a multi-frame DICOM with {n_frames} frames; auditkit reads "
-            "one 2-D image per row, so configure a frame index or split the frames into files"
+            f"image file '{path}' is a multi-frame DICOM with {n_frames} frames; a 2-D audit reads "
+            "one frame per row, so give the row a 'frame' column (0-based frame number) in the "
+            "manifest, or audit it as a volume (auditkit.data.volumes)"
         )
     if frame_index is not None and not 0 <= frame_index < n_frames:
         raise ImageReadError(
@@ -233,7 +239,7 @@ def read_dicom(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
         if arr.ndim != 2:
             raise ImageReadError(
                 f"image file '{path}': expected one 2-D grayscale frame, got pixel array of "
-                f"shape {arr.shape}; configure a frame index for multi-frame objects"
+                f"shape {arr.shape}; name one with the manifest's 'frame' column"
             )
         return _grayscale(arr, ds, path)
     return _colour(arr, ds)

@@ -2,7 +2,7 @@
 
 The contract (DESIGN.md, docs/architecture.md): required ``image`` and
 ``label``; optional ``id``, ``patient_id``, ``split``, ``site``, ``mask``,
-``roi``, ``bbox_x0..bbox_y1``; every other column is a candidate subgroup
+``roi``, ``frame``, ``bbox_x0..bbox_y1``; every other column is a candidate subgroup
 attribute, kept as text. Every problem raises :class:`auditkit.errors.ManifestError`
 (or a :class:`~auditkit.errors.PathEscapeError`) whose message names the file,
 the 1-based data row and the column, says what was expected and received, and
@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from auditkit.data.paths import resolve_paths, resolve_root
-from auditkit.data.readers import image_shape
+from auditkit.data.readers import frame_count, image_shape
 from auditkit.errors import AuditkitError, ManifestError
 from auditkit.fileio import sha256_file
 from auditkit.labels import ClassSpec, LabelError, encode_labels, infer_class_spec
@@ -43,6 +43,7 @@ CONTRACT_COLUMNS: tuple[str, ...] = (
     "site",
     "mask",
     "roi",
+    "frame",
     *BBOX_COLUMNS,
 )
 COMPUTED_COLUMNS: tuple[str, ...] = ("y_true",)
@@ -61,8 +62,9 @@ class Manifest:
     ``frame`` columns: ``id``, ``image`` (absolute resolved path), ``label`` (as
     given), ``y_true`` (int class index), ``patient_id`` (falls back to ``id``),
     ``site`` (``"default"`` when absent), ``split`` (as given, lower-case, or
-    missing), ``mask`` and ``roi`` (absolute paths or missing), ``bbox_x0..bbox_y1``
-    (float or NaN), then the attribute columns as text. ``frame.index`` is
+    missing), ``mask`` and ``roi`` (absolute paths or missing), ``frame`` (only when the
+    manifest has it: the 0-based frame of a multi-frame DICOM/TIFF, nullable Int64),
+    ``bbox_x0..bbox_y1`` (float or NaN), then the attribute columns as text. ``frame.index`` is
     ``0..n-1``: data row ``i + 1`` of the file.
     """
 
@@ -262,6 +264,26 @@ def _parse_sites(values: list[str | None], ctx: _Context) -> list[str]:
     return out
 
 
+def _parse_frames(values: list[str | None], ctx: _Context) -> list[int | None]:
+    """Return each row's 0-based frame number of a multi-frame image, or None (single frame)."""
+    out: list[int | None] = []
+    for row, value in enumerate(values):
+        if value is None:
+            out.append(None)
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            number = -1
+        if number < 0:
+            raise ManifestError(
+                f"{ctx.at(row, 'frame')}: expected a frame number (an integer >= 0, counted from "
+                f"0), got {value!r}; fix it or leave the cell empty for a single-frame image"
+            )
+        out.append(number)
+    return out
+
+
 def _parse_bboxes(table: pd.DataFrame, ctx: _Context) -> np.ndarray:
     n = len(table)
     boxes = np.full((n, 4), np.nan)
@@ -323,8 +345,9 @@ def _check_images(
     boxes: np.ndarray,
     ctx: _Context,
     written: dict[str, list[str | None]],
+    frames: list[int | None],
 ) -> None:
-    """Read every image/mask/roi header: readable, masks the image's size, boxes inside."""
+    """Read every image/mask/roi header: readable, frames exist, masks the image's size, boxes inside."""
     from auditkit.progress import track
 
     rows: Sequence[int] = range(len(table))
@@ -335,6 +358,16 @@ def _check_images(
             shape = image_shape(paths["image"][row])  # type: ignore[arg-type]
         except AuditkitError as exc:
             raise ManifestError(f"{ctx.at(row, 'image')}: {exc}") from None
+        if frames[row] is not None:
+            try:
+                count = frame_count(paths["image"][row])  # type: ignore[arg-type]
+            except AuditkitError as exc:
+                raise ManifestError(f"{ctx.at(row, 'image')}: {exc}") from None
+            if frames[row] >= count:  # type: ignore[operator]
+                raise ManifestError(
+                    f"{ctx.at(row, 'frame')}: frame {frames[row]} does not exist, the image "
+                    f"{written['image'][row]!r} has {count} frame(s) (0..{count - 1}); fix the number"
+                )
         for column in ("mask", "roi"):
             target = paths[column][row]
             if target is None:
@@ -408,6 +441,7 @@ def read_manifest(
     splits = _parse_split(column("split"), ctx)
     sites = _parse_sites(column("site"), ctx)
     boxes = _parse_bboxes(table, ctx)
+    frames = _parse_frames(column("frame"), ctx)
     patients = [p if p is not None else i for p, i in zip(column("patient_id"), ids, strict=True)]
 
     root = resolve_root(manifest_path, data_root)
@@ -424,7 +458,7 @@ def read_manifest(
         for name in PATH_COLUMNS
     }
     if check_files:
-        _check_images(table, resolved, boxes, ctx, written)
+        _check_images(table, resolved, boxes, ctx, written, frames)
 
     attributes = tuple(c for c in columns if c not in CONTRACT_COLUMNS)
     data: dict[str, Any] = {
@@ -438,6 +472,8 @@ def read_manifest(
         "mask": resolved["mask"],
         "roi": resolved["roi"],
     }
+    if "frame" in table.columns:
+        data["frame"] = pd.array(frames, dtype="Int64")
     for index, name in enumerate(BBOX_COLUMNS):
         data[name] = boxes[:, index]
     for name in attributes:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from auditkit.data.dicom import dicom_shape, is_dicom, read_dicom
+from auditkit.data.dicom import dicom_frame_count, dicom_shape, is_dicom, read_dicom
 from auditkit.errors import ImageReadError
 
 PIL_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff"})
@@ -114,6 +114,18 @@ def image_shape(path: str | Path) -> tuple[int, int]:
     return int(height), int(width)
 
 
+def frame_count(path: str | Path) -> int:
+    """Return the number of frames of an image (1 for a single-frame file), reading only its header."""
+    path = Path(path)
+    kind = image_format(path)
+    if kind == "dicom":
+        return dicom_frame_count(path)
+    if kind == "npy":
+        return 1
+    with _open_pil(path) as image:
+        return int(getattr(image, "n_frames", 1))
+
+
 def _pil_to_array(image, path: Path) -> np.ndarray:
     mode = image.mode
     if mode in ("LA", "La", "P", "PA", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"):
@@ -204,7 +216,8 @@ def read_image(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
         if n_frames > 1 and frame_index is None:
             raise ImageReadError(
                 f"image file '{path}' holds {n_frames} frames/pages; auditkit reads one 2-D "
-                "image per row, so configure a frame index or save the frames as separate files"
+                "image per row, so give the row a 'frame' column (0-based page number) in the "
+                "manifest or save the frames as separate files"
             )
         if frame_index is not None:
             if not 0 <= frame_index < n_frames:

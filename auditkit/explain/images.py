@@ -65,7 +65,9 @@ def load_images(frame: pd.DataFrame, preprocess: Any, *, description: str = "rea
     masks: list[np.ndarray | None] = []
     rois: list[np.ndarray | None] = []
     for _, row in track(frame.iterrows(), total=len(frame), description=description):
-        image = read_image(str(row["image"]))
+        frame_number = row.get("frame")  # a multi-frame file's frame (manifest column 'frame')
+        frame_index = None if frame_number is None or pd.isna(frame_number) else int(frame_number)
+        image = read_image(str(row["image"]), frame_index=frame_index)
         tensors.append(preprocess(image))
         lesion = None
         mask_path = _path(row, "mask")
