@@ -20,6 +20,9 @@ def report_command(
     policy: Path | None = typer.Option(
         None, "--policy", help="The gate policy YAML to embed in the PDF (must match the recorded SHA-256)."
     ),
+    review: Path | None = typer.Option(
+        None, "--review", help="Reviewer verdicts exported by `auditkit view` (JSON): adds the clinician-review section."
+    ),
 ) -> None:
     """Render the regulator's dossier from results.json alone: nothing is recomputed."""
     from auditkit.report import render_report
@@ -31,5 +34,5 @@ def report_command(
         out_pdf, out_html = None, out_pdf
     elif html:
         out_html = out_pdf.with_suffix(".html")
-    for path in render_report(results, out_pdf=out_pdf, out_html=out_html, force=force, policy=policy):
+    for path in render_report(results, out_pdf=out_pdf, out_html=out_html, force=force, policy=policy, review=review):
         typer.echo(str(path))

@@ -29,6 +29,7 @@ from auditkit.report.sections.fairness import build_fairness
 from auditkit.report.sections.model import build_model
 from auditkit.report.sections.performance import build_calibration, build_discrimination
 from auditkit.report.sections.reproducibility import build_reproducibility
+from auditkit.report.sections.review import build_review
 from auditkit.report.sections.summary import (
     build_cover,
     build_expected_findings,
@@ -88,6 +89,7 @@ def build_context(
     results_sha256: str | None = None,
     attachments: Sequence[Mapping[str, str]] = (),
     panel_format: str = "jpeg",
+    review: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return the report context: every section's values as display strings, figures as asset URLs.
 
@@ -105,6 +107,8 @@ def build_context(
         # gallery strips are made in threads while the figures below are drawn
         gallery_jobs = start_gallery(source, pool)
         context = _sections(source, results, gallery_jobs, results_sha256=results_sha256, attachments=attachments)
+    # the clinician-review section (its own module): reader verdicts from `auditkit view`, when given
+    context["review"] = build_review(source, review, results_sha256=results_sha256)
     context["assets"] = source.assets
     return context
 

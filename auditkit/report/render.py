@@ -88,14 +88,19 @@ def render_report(
     out_html: str | os.PathLike[str] | None = None,
     force: bool = False,
     policy: str | os.PathLike[str] | None = None,
+    review: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
     """Render the report of ``results_path``; return the paths written (PDF first, then HTML).
 
     With neither output given, writes ``report.pdf`` next to results.json.
     Existing outputs are refused (OutputExistsError) unless ``force``; both
     files are written atomically. ``policy`` is the gate policy file to embed
-    in the PDF (its SHA-256 must match the one results.json recorded).
+    in the PDF (its SHA-256 must match the one results.json recorded). ``review`` is a
+    reviewer-verdict file exported by ``auditkit view`` (section 10, clinician review).
     """
+    from auditkit.report.sections.review import read_review
+
+    verdicts = read_review(review) if review is not None else None
     path, raw, results = read_results(results_path)
     if out_pdf is None and out_html is None:
         out_pdf = path.parent / "report.pdf"
@@ -111,7 +116,7 @@ def render_report(
     attachments = evidence_files(results, results_bytes=raw, policy_path=policy) if out_pdf is not None else []
     status(f"report: building figures and tables from {path}")
     context = build_context(results, report_dir=report_dir, results_sha256=results_sha,
-                            attachments=[a.summary() for a in attachments])
+                            attachments=[a.summary() for a in attachments], review=verdicts)
     html = render_html(context, inline_assets=False)
     written: list[Path] = []
     if out_pdf is not None:

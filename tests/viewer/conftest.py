@@ -81,7 +81,9 @@ def planted_cases(n: int = 12) -> dict:
     }
 
 
-def write_planted_report(folder: Path, n: int = 12, *, source_paths: list[str | None] | None = None) -> dict:
+def write_planted_report(
+    folder: Path, n: int = 12, *, source_paths: list[str | None] | None = None, results: bool = True
+) -> dict:
     """Write results.json and the explanation step's case records for planted cases into ``folder``."""
     from auditkit.explain.cases import write_cases
 
@@ -92,11 +94,12 @@ def write_planted_report(folder: Path, n: int = 12, *, source_paths: list[str | 
     categories = {"TP": "true_positive", "FN": "false_negative", "FP": "false_positive", "TN": "true_negative"}
     outcome = [("TP" if p else "FN") if t else ("FP" if p else "TN") for t, p in zip(frame.y_true, frame.y_pred)]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.json").write_text(
-        json.dumps({"schema_version": "1.0", "created": "2026-12-01T00:00:00Z",
-                    "model": {"name": "planted", "arch": "smallcnn", "sha256": "0" * 64}}),  # fmt: skip
-        encoding="utf-8",
-    )
+    if results:
+        (folder / "results.json").write_text(
+            json.dumps({"schema_version": "1.0", "created": "2026-12-01T00:00:00Z",
+                        "model": {"name": "planted", "arch": "smallcnn", "sha256": "0" * 64}}),  # fmt: skip
+            encoding="utf-8",
+        )
     scales = {m: OverlayScale(0.0, 1.0, f"{m}, relu, shared scale") for m in planted["displays"]}
     write_cases(
         folder,

@@ -28,6 +28,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("sec-external", "7", "External validation and dataset shift"),
     ("sec-explanations", "8", "Explanations"),
     ("sec-failures", "9", "Failure analysis"),
+    ("sec-review", "10", "Clinician review of the saliency maps"),
     ("sec-reproducibility", "A", "Appendix A: Reproducibility"),
     ("sec-checklist", "B", "Appendix B: Reporting-guideline checklist"),
     ("sec-signoff", "C", "Appendix C: Sign-off"),
