@@ -35,16 +35,15 @@ from auditkit.audit.predictions import RESERVED_SITE_NAMES, PredictionsTable
 from auditkit.errors import ConfigError, PredictionsError
 from auditkit.progress import track
 from auditkit.results import Estimate
+from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import (
     Distribution,
     IntervalSettings,
     bootstrap_z_test,
     make_resamples,
 )
-from auditkit.stats.calibration import CALIBRATION_METRICS
 from auditkit.stats.cohort import CohortAnalyzer, TaskArrays, undefined_reason
 from auditkit.stats.delong import delong_interval, delong_unpaired_test
-from auditkit.stats.discrimination import DISCRIMINATION_METRICS
 from auditkit.stats.engine import Engine, single_threaded_blas
 from auditkit.stats.fairness import (
     ComparisonFamily,
@@ -65,18 +64,6 @@ from auditkit.stats.threshold import OperatingPoint, choose_operating_point
 MIN_EVENTS_EXTERNAL = 100
 #: flexible calibration curves need this many events and non-events (Van Calster et al. 2016).
 MIN_EVENTS_CALIBRATION = 200
-EXTERNAL_PRIMARY = (
-    "auroc",
-    "sensitivity",
-    "specificity",
-    "ppv",
-    "npv",
-    "ece",
-    "brier",
-    "oe",
-    "slope",
-    "intercept",
-)
 ROLE = {"val": "validation", "test": "internal_test"}
 
 
@@ -251,7 +238,7 @@ def _auroc_estimate(ctx: _Context, dists: dict[str, Distribution], rows: np.ndar
 
 def _discrimination_block(ctx: _Context, name: str, rows: np.ndarray) -> dict[str, Any]:
     dists = ctx.metrics[name]
-    block: dict[str, Any] = dict(_estimates(ctx, dists, rows, DISCRIMINATION_METRICS))
+    block: dict[str, Any] = dict(_estimates(ctx, dists, rows, metric_registry.discrimination_keys()))
     block["auroc"] = _auroc_estimate(ctx, dists, rows)
     arrays = ctx.analyzer.arrays
     y = arrays.y[rows]
@@ -275,7 +262,7 @@ def _discrimination_block(ctx: _Context, name: str, rows: np.ndarray) -> dict[st
             ctx,
             {m.split("/")[0]: d for m, d in dists.items() if m.endswith(f"/{i}")},
             rows,
-            DISCRIMINATION_METRICS,
+            metric_registry.discrimination_keys(),
         )
         for i, cls in enumerate(classes)
     }
@@ -283,7 +270,7 @@ def _discrimination_block(ctx: _Context, name: str, rows: np.ndarray) -> dict[st
         ctx,
         {m.split("/")[0]: d for m, d in dists.items() if m.endswith("/macro")},
         rows,
-        DISCRIMINATION_METRICS,
+        metric_registry.discrimination_keys(),
     )
     block["confusion_matrix"] = {
         "labels": list(classes),
@@ -295,13 +282,9 @@ def _discrimination_block(ctx: _Context, name: str, rows: np.ndarray) -> dict[st
 
 def _calibration_block(ctx: _Context, name: str, rows: np.ndarray) -> dict[str, Any]:
     dists = ctx.metrics[name]
-    block: dict[str, Any] = dict(_estimates(ctx, dists, rows, CALIBRATION_METRICS))
+    block: dict[str, Any] = dict(_estimates(ctx, dists, rows, metric_registry.calibration_keys()))
     block.update(ctx.analyzer.calibration_details(rows))
-    block["binning"] = {
-        "ece": "15 equal-width bins on [0, 1] (Guo et al. 2017)",
-        "ece_equal_mass": "15 equal-mass bins (quantiles of this cohort's scores)",
-        "ece_debiased": "sqrt of the debiased squared L2 calibration error, 15 equal-mass bins (Kumar et al. 2019)",
-    }
+    block["binning"] = metric_registry.binning_text(ctx.settings.n_bins)
     if not ctx.binary:
         block["scope"] = (
             "top-label confidence vs correctness (Guo et al. 2017); brier is the multi-class Brier score"
@@ -311,7 +294,7 @@ def _calibration_block(ctx: _Context, name: str, rows: np.ndarray) -> dict[str, 
                 ctx,
                 {m.split("/")[0]: d for m, d in dists.items() if m.endswith(f"/{i}")},
                 rows,
-                CALIBRATION_METRICS,
+                metric_registry.calibration_keys(),
             )
             for i, cls in enumerate(ctx.table.classes.classes)
         }
@@ -393,7 +376,7 @@ def _external_section(
         return section
     delta: dict[str, Any] = {}
     site_d, test_d = ctx.metrics[site], ctx.metrics["test"]
-    for metric in (*DISCRIMINATION_METRICS, *CALIBRATION_METRICS):
+    for metric in metric_registry.cohort_keys():
         if metric not in site_d or metric not in test_d:
             continue
         a, b = site_d[metric], test_d[metric]
@@ -429,7 +412,7 @@ def _external_section(
             delta[metric] = ctx.engine.estimate(
                 diff, p_value=bootstrap_z_test(diff), method=method, groups=(site, "test")
             )
-        if metric in EXTERNAL_PRIMARY:
+        if metric_registry.get(metric).external_primary:
             family.add(delta, metric, f"{site}: {metric} delta")
     section["delta"] = delta
     section["shift"] = _shift(ctx, site, rows, test_rows)
@@ -523,7 +506,7 @@ def _recalibration(ctx: _Context) -> dict[str, Any] | None:
         "fitted on the validation split only; intervals reflect the sampling of each evaluated cohort with the "
         "fitted map held fixed"
     )
-    names = (*CALIBRATION_METRICS, "auroc")
+    names = (*metric_registry.calibration_keys(), "auroc")
 
     def evaluate(transform: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         kwargs = transform()

@@ -11,9 +11,9 @@ from typing import Any
 
 from auditkit.fileio import to_jsonable
 from auditkit.results import format as results_format
+from auditkit.stats import metrics as metric_registry
 
-_DISCRIMINATION = ("auroc", "auprc", "sensitivity", "specificity", "ppv", "npv")
-_CALIBRATION = ("ece", "ece_debiased", "slope", "intercept", "brier", "oe")
+#: the fairness gaps a person skimming a CI log sees first (a selection; the report has them all).
 _FAIRNESS_GAPS = ("fnr", "fpr", "auroc", "ece", "equalized_odds")
 
 
@@ -80,14 +80,14 @@ def render_summary(doc: Mapping[str, Any]) -> str:
     external = doc.get("external", {})
     header = ["metric", *cohorts, *external]
     rows = []
-    for m in _DISCRIMINATION:
+    for m in metric_registry.keys("discrimination", summary=True):
         row = [m] + [format_estimate(doc["discrimination"][c].get(m)) for c in cohorts]
         row += [format_estimate(external[s].get("discrimination", {}).get(m)) for s in external]
         rows.append(row)
     lines += _table(header, rows)
     lines += [f"## Calibration ({level}% CI)", ""]
     rows = []
-    for m in _CALIBRATION:
+    for m in metric_registry.keys("calibration", summary=True):
         row = [m] + [format_estimate(doc.get("calibration", {}).get(c, {}).get(m)) for c in cohorts]
         row += [format_estimate(external[s].get("calibration", {}).get(m)) for s in external]
         rows.append(row)

@@ -50,7 +50,7 @@ def _root(
     set_quiet(quiet)
 
 
-_COMMAND_MODULES = ("demo", "data", "model", "explain", "audit", "report", "gate", "view", "export_dicom")
+_COMMAND_MODULES = ("demo", "data", "model", "explain", "audit", "report", "gate", "view", "export_dicom", "monitor")
 for _name in _COMMAND_MODULES:
     importlib.import_module(f"{__name__}.{_name}")
 

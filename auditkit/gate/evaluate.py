@@ -181,8 +181,28 @@ def _expand(node: Any, parts: list[str], prefix: list[str]) -> list[tuple[list[s
     return []
 
 
+def _metric_hint(pattern: str) -> str:
+    """Return "'x' is not a registered metric (did you mean 'y'?)" for an unknown last segment, else ''."""
+    import difflib
+
+    from auditkit.stats import metrics as metric_registry
+
+    last = pattern.split(".")[-1]
+    if last == WILDCARD or metric_registry.get(last) is not None:
+        return ""
+    known = [m.key for m in metric_registry.all_metrics()]
+    close = difflib.get_close_matches(last, known, n=1, cutoff=0.75)
+    if not close:
+        return ""
+    return f"; '{last}' is not a registered metric, did you mean '{close[0]}'?"
+
+
 def _deepest_hint(results: Mapping[str, Any], pattern: str) -> str:
-    """Return a hint naming the keys available where ``pattern`` stops matching."""
+    """Return a hint naming the keys available where ``pattern`` stops matching (and a metric-name hint)."""
+    return _available_keys(results, pattern) + _metric_hint(pattern)
+
+
+def _available_keys(results: Mapping[str, Any], pattern: str) -> str:
     parts = pattern.split(".")
     for cut in range(len(parts) - 1, -1, -1):
         prefix = ".".join(parts[:cut])

@@ -26,6 +26,7 @@ from auditkit.results.format import (
     format_percent,
     range_separator,
 )
+from auditkit.stats import metrics as metric_registry
 
 __all__ = [
     "CORRECTION_NAMES",
@@ -53,49 +54,11 @@ __all__ = [
 ]
 
 
-#: Metrics printed with two decimals (ratios on an open scale); everything else gets three.
-TWO_DECIMALS = frozenset({"lr_positive", "lr_negative", "oe", "slope", "intercept", "temperature"})
+#: Metrics printed with two decimals (ratios on an open scale): the registry's, for callers that test membership.
+TWO_DECIMALS = frozenset(m.key for m in metric_registry.all_metrics() if m.decimals == 2)
 
-#: Human names of metric keys (docs/results-json.md vocabulary).
-METRIC_LABELS: dict[str, str] = {
-    "auroc": "AUROC",
-    "auprc": "AUPRC",
-    "sensitivity": "Sensitivity",
-    "specificity": "Specificity",
-    "ppv": "PPV",
-    "npv": "NPV",
-    "fnr": "FNR",
-    "fpr": "FPR",
-    "lr_positive": "LR+",
-    "lr_negative": "LR\u2212",
-    "f1": "F1",
-    "balanced_accuracy": "Balanced accuracy",
-    "accuracy": "Accuracy",
-    "ece": "ECE (15 equal-width bins)",
-    "ece_equal_mass": "ECE (equal-mass bins)",
-    "ece_debiased": "ECE (debiased)",
-    "mce": "MCE",
-    "brier": "Brier score",
-    "brier_scaled": "Scaled Brier score",
-    "oe": "O/E ratio",
-    "intercept": "Calibration intercept",
-    "slope": "Calibration slope",
-    "prevalence": "Prevalence",
-    "equalized_odds": "Equalized odds",
-    "hit_rate": "Hit rate (pointing game)",
-    "energy_pointing": "Energy-based pointing",
-    "iou_otsu": "IoU (Otsu threshold)",
-    "dice_otsu": "Dice (Otsu threshold)",
-    "iou_tuned": "IoU (validation-tuned threshold)",
-    "dice_tuned": "Dice (validation-tuned threshold)",
-    "deletion_auc": "Deletion AUC (lower is better)",
-    "insertion_auc": "Insertion AUC (higher is better)",
-    "deletion_auc_random": "Deletion AUC, random order",
-    "insertion_auc_random": "Insertion AUC, random order",
-    "shortcut_score": "Shortcut score",
-    "noise_ssim": "SSIM under input noise",
-    "shift_ssim": "SSIM under a small shift",
-}
+#: Human names of metric keys: the registry's labels (docs/results-json.md vocabulary).
+METRIC_LABELS: dict[str, str] = {m.key: m.label for m in metric_registry.all_metrics()}
 
 VERDICT_WORDS: dict[str, str] = {
     "pass": "PASS",
@@ -116,12 +79,12 @@ CORRECTION_NAMES: dict[str, str] = {
 
 def metric_label(key: str) -> str:
     """Return the printed name of a metric key (the key itself when it has no known name)."""
-    return METRIC_LABELS.get(key, key.replace("_", " "))
+    return metric_registry.label(key)
 
 
 def decimals_for(key: str | None) -> int:
     """Return the number of decimals the report prints for metric ``key``."""
-    return 2 if key in TWO_DECIMALS else 3
+    return metric_registry.decimals(key)
 
 
 def format_count(value: Any) -> str:

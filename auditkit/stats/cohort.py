@@ -18,10 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import Distribution
 from auditkit.stats.calibration import (
-    CALIBRATION_METRICS,
-    LINEAR_CALIBRATION_METRICS,
     brier_decomposition_from_batch,
     calibration_spec,
     calibration_statistic,
@@ -39,74 +38,22 @@ from auditkit.stats.curves import (
 )
 from auditkit.stats.delong import delong_variance
 from auditkit.stats.discrimination import (
-    DISCRIMINATION_METRICS,
     discrimination_statistic,
     multiclass_confusion_statistic,
     threshold_rates,
 )
 from auditkit.stats.engine import Engine
-from auditkit.stats.rates import PREVALENCE_DEPENDENT_RATES, RATE_METRICS
 from auditkit.stats.views import Batch, BinaryView, LinearView
 
-#: metrics that change when a group's classes are reweighted to another prevalence.
-PREVALENCE_DEPENDENT = (*PREVALENCE_DEPENDENT_RATES, *LINEAR_CALIBRATION_METRICS)
+#: metrics that change when a group's classes are reweighted to another prevalence (the registry's).
+PREVALENCE_DEPENDENT = metric_registry.prevalence_dependent_keys()
 #: metrics that condition on the true class, so reweighting the classes leaves them unchanged.
-PREVALENCE_FREE = (
-    "auroc",
-    "sensitivity",
-    "specificity",
-    "fnr",
-    "fpr",
-    "lr_positive",
-    "lr_negative",
-    "balanced_accuracy",
-)
-
-_NEEDS_POSITIVES = {
-    "auroc",
-    "auprc",
-    "sensitivity",
-    "fnr",
-    "lr_positive",
-    "lr_negative",
-    "f1",
-    "balanced_accuracy",
-    "oe",
-    "intercept",
-    "slope",
-    "brier_scaled",
-}
-_NEEDS_NEGATIVES = {
-    "auroc",
-    "specificity",
-    "fpr",
-    "lr_positive",
-    "lr_negative",
-    "balanced_accuracy",
-    "intercept",
-    "slope",
-    "brier_scaled",
-}
+PREVALENCE_FREE = metric_registry.prevalence_free_keys()
 
 
 def undefined_reason(metric: str, *, n_positive: int, n_negative: int) -> str:
     """Return why ``metric`` is undefined in a sample with these class counts (one sentence)."""
-    base = metric.split("/")[0]
-    if n_positive + n_negative == 0:
-        return "no cases"
-    if n_positive == 0 and base in _NEEDS_POSITIVES:
-        return "no positive cases"
-    if n_negative == 0 and base in _NEEDS_NEGATIVES:
-        return "no negative cases"
-    if base == "ppv":
-        return "no case is called positive at the operating point"
-    if base == "npv":
-        return "no case is called negative at the operating point"
-    if base in ("lr_positive", "lr_negative"):
-        return "specificity is 0 or 1, so the likelihood ratio has a zero denominator"
-    if base in ("intercept", "slope"):
-        return "the logistic recalibration fit did not converge (the classes are separated by the score)"
-    return "a denominator of this metric is zero in this sample"
+    return metric_registry.undefined_reason(metric, n_positive=n_positive, n_negative=n_negative)
 
 
 @dataclass(frozen=True, eq=False)
@@ -216,7 +163,7 @@ class CohortAnalyzer:
     ) -> dict[str, Distribution]:
         """Return every discrimination and calibration metric of ``rows`` as Distributions.
 
-        Binary keys: DISCRIMINATION_METRICS + CALIBRATION_METRICS. With
+        Binary keys: the registry's discrimination and calibration metrics. With
         ``prevalence`` only the prevalence-dependent metrics, each resample's
         classes reweighted to that prevalence. Multi-class keys: the macro
         metrics under plain names plus ``<metric>/<k>`` per class.
@@ -294,9 +241,7 @@ class CohortAnalyzer:
         for name, dist in top.items():
             if name not in ("brier", "brier_scaled"):
                 out[name] = dist
-        for name in ("auroc", "auprc", *RATE_METRICS):
-            if name == "accuracy":
-                continue
+        for name in metric_registry.keys("discrimination", multiclass_macro=True):
             out[name] = out[f"{name}/macro"]
         # balanced accuracy of a multi-class classifier is the mean recall (scikit-learn's definition)
         out["balanced_accuracy"] = out["sensitivity/macro"]
@@ -424,8 +369,6 @@ class CohortAnalyzer:
 
 
 __all__ = [
-    "CALIBRATION_METRICS",
-    "DISCRIMINATION_METRICS",
     "PREVALENCE_DEPENDENT",
     "PREVALENCE_FREE",
     "CohortAnalyzer",

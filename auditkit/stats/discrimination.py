@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from auditkit.stats.rates import RATE_METRICS, rates_from_counts
+from auditkit.stats import metrics
+from auditkit.stats.rates import rates_from_counts
 from auditkit.stats.views import Batch
 
-DISCRIMINATION_METRICS = ("auroc", "auprc", *RATE_METRICS)
+#: the registry's discrimination metrics (declared in :mod:`auditkit.stats.metrics`).
+DISCRIMINATION_METRICS = metrics.discrimination_keys()
 
 
 def confusion_from_batch(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

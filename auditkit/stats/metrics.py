@@ -80,6 +80,8 @@ class Metric:
     """shown in summary.md's tables."""
     multiclass_macro: bool = True
     """multi-class: reported as the macro mean of the one-vs-rest values."""
+    binning: str | None = None
+    """for a binned metric: its binning in words, with ``{n_bins}`` (results.json ``calibration.*.binning``)."""
 
     @property
     def reweightable(self) -> bool:
@@ -152,13 +154,13 @@ def select(family: str | None = None, **flags: Any) -> Iterator[Metric]:
 
 def label(key: str) -> str:
     """Return the printed name of a metric key (the key itself, underscores as spaces, when unknown)."""
-    m = get(key)
+    m = _REGISTRY.get(key)
     return m.label if m is not None else key.replace("_", " ")
 
 
 def decimals(key: str | None) -> int:
     """Return the decimals a metric is printed with (3 when unknown)."""
-    m = get(key) if key else None
+    m = _REGISTRY.get(key) if key else None
     return m.decimals if m is not None else 3
 
 
@@ -179,9 +181,14 @@ def rates_from_counts(tp: Any, fp: Any, tn: Any, fn: Any) -> dict[str, np.ndarra
         return {m.key: m.from_counts(tp, fp, tn, fn) for m in _REGISTRY.values() if m.from_counts is not None}
 
 
-def methods_text(family: str) -> dict[str, str]:
-    """Return ``{key: estimand}`` of a family's computed metrics (results.json's ``methods``)."""
-    return {m.key: m.estimand for m in select(family)}
+def methods_text(family: str, *, n_bins: int) -> dict[str, str]:
+    """Return ``{key: estimand}`` of a family's metrics, with the binning of this run filled in."""
+    return {m.key: m.estimand.replace("n_bins", str(n_bins)) for m in select(family)}
+
+
+def binning_text(n_bins: int) -> dict[str, str]:
+    """Return ``{key: binning in words}`` of the binned calibration metrics for ``n_bins`` bins."""
+    return {m.key: m.binning.format(n_bins=n_bins) for m in _REGISTRY.values() if m.binning}
 
 
 # --------------------------------------------------------------------------- declarations
@@ -253,11 +260,14 @@ for _metric in (
            **_RATE),
     Metric("ece", "ECE (equal-width bins)", "calibration", "Σ_b (n_b/n)|ȳ_b − p̄_b| on n_bins equal-width "
            "bins on [0, 1] (Guo et al. 2017)", higher_is_better=False, prevalence_dependent=True, ratio=True,
+           binning="{n_bins} equal-width bins on [0, 1] (Guo et al. 2017)",
            fairness_primary=True, external_primary=True, summary=True),
     Metric("ece_equal_mass", "ECE (equal-mass bins)", "calibration", "binned ECE on n_bins equal-mass bins "
-           "(Nixon et al. 2019)", higher_is_better=False, prevalence_dependent=True),
+           "(Nixon et al. 2019)", higher_is_better=False, prevalence_dependent=True,
+           binning="{n_bins} equal-mass bins (quantiles of this cohort's scores)"),
     Metric("ece_debiased", "ECE (debiased)", "calibration", "sqrt of the debiased squared L2 calibration error "
-           "on n_bins equal-mass bins (Kumar et al. 2019)", higher_is_better=False, summary=True),
+           "on n_bins equal-mass bins (Kumar et al. 2019)", higher_is_better=False, summary=True,
+           binning="sqrt of the debiased squared L2 calibration error, {n_bins} equal-mass bins (Kumar et al. 2019)"),
     Metric("ece_l1_debiased", "ECE (L1, debiased)", "calibration", "E|P(Y=1 | p) − p| on n_bins equal-mass "
            "bins, each bin's |ȳ_b − p̄_b| debiased by the Gaussian approximation (Kumar et al. 2019 §5)",
            higher_is_better=False, interval="normal (bootstrap standard error)"),

@@ -6,6 +6,7 @@ NPV = TN/(TN+FN), FNR = 1 − sensitivity (underdiagnosis, Seyyed-Kalantari et
 al. 2021), FPR = 1 − specificity, LR+ = sens/(1 − spec), LR− = (1 − sens)/spec,
 F1 = 2TP/(2TP+FP+FN), balanced accuracy = (sens + spec)/2, accuracy =
 (TP+TN)/n. A ratio with a zero denominator is NaN (undefined), never 0.
+Each rate is declared once, with its formula, in :mod:`auditkit.stats.metrics`.
 """
 
 from __future__ import annotations
@@ -14,45 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from auditkit.stats import metrics
 from auditkit.stats.validation import binary_inputs
-
-RATE_METRICS = (
-    "sensitivity",
-    "specificity",
-    "ppv",
-    "npv",
-    "fnr",
-    "fpr",
-    "lr_positive",
-    "lr_negative",
-    "f1",
-    "balanced_accuracy",
-    "accuracy",
-)
-#: rate metrics whose value depends on prevalence (the others condition on the true class).
-PREVALENCE_DEPENDENT_RATES = ("ppv", "npv", "f1", "accuracy")
 
 
 def rates_from_counts(tp: Any, fp: Any, tn: Any, fn: Any) -> dict[str, np.ndarray]:
-    """Return every rate metric from cell counts (arrays of one shape; NaN where undefined)."""
-    tp, fp, tn, fn = (np.asarray(a, dtype=np.float64) for a in (tp, fp, tn, fn))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        sens = tp / (tp + fn)
-        spec = tn / (tn + fp)
-        out = {
-            "sensitivity": sens,
-            "specificity": spec,
-            "ppv": tp / (tp + fp),
-            "npv": tn / (tn + fn),
-            "fnr": fn / (tp + fn),
-            "fpr": fp / (tn + fp),
-            "lr_positive": np.where(spec < 1.0, sens / (1.0 - spec), np.nan),
-            "lr_negative": np.where(spec > 0.0, (1.0 - sens) / spec, np.nan),
-            "f1": 2 * tp / (2 * tp + fp + fn),
-            "balanced_accuracy": (sens + spec) / 2.0,
-            "accuracy": (tp + tn) / (tp + fp + tn + fn),
-        }
-    return out
+    """Return every rate metric of the registry from cell counts (arrays of one shape; NaN where undefined)."""
+    return metrics.rates_from_counts(tp, fp, tn, fn)
 
 
 def confusion_counts(

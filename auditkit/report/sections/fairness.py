@@ -228,5 +228,5 @@ def build_fairness(source: Source) -> dict[str, Any]:
         "attributes": blocks,
         "gap_forest": _gap_forest(source, dict(ordered)),
         "discrimination_headers": [fmt.metric_label(k) for k in DISCRIMINATION_COLUMNS[1:]],
-        "error_headers": [fmt.metric_label(k).replace(" (15 equal-width bins)", "") for k in ERROR_COLUMNS],
+        "error_headers": [fmt.metric_label(k).replace(" (equal-width bins)", "") for k in ERROR_COLUMNS],
     }

@@ -8,11 +8,7 @@ from typing import Any
 from auditkit.report import figures
 from auditkit.report import formatting as fmt
 from auditkit.report.sections.common import Source, gate_marks, not_assessed
-
-DISCRIMINATION_METRICS = (
-    "auroc", "auprc", "sensitivity", "specificity", "ppv", "npv", "lr_positive", "lr_negative",
-    "fnr", "fpr", "f1", "balanced_accuracy", "accuracy",
-)
+from auditkit.stats import metrics as metric_registry
 
 #: The calibration hierarchy of Van Calster et al. (2016): mean, weak, then moderate (binned/curve) and overall.
 CALIBRATION_LEVELS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -125,7 +121,7 @@ def build_discrimination(source: Source) -> dict[str, Any]:
         "available": True,
         "not_assessed": "",
         "columns": [label for _, label, _ in columns],
-        "rows": _metric_table(source, columns, DISCRIMINATION_METRICS, prefix="discrimination"),
+        "rows": _metric_table(source, columns, metric_registry.discrimination_keys(), prefix="discrimination"),
         "per_class": _per_class(source),
         "figures": _curve_figures(source),
         "threshold": fmt.format_number(threshold, digits=4) if threshold is not None else "not recorded",
@@ -163,9 +159,16 @@ def _recalibrated_columns(source: Source) -> list[tuple[str, str, Mapping[str, A
     return columns
 
 
+def _calibration_levels() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Return the hierarchy's levels, with any registered calibration metric it does not place last."""
+    placed = {key for _, keys in CALIBRATION_LEVELS for key in keys}
+    other = tuple(k for k in metric_registry.calibration_keys() if k not in placed)
+    return (*CALIBRATION_LEVELS, ("Other calibration metrics", other)) if other else CALIBRATION_LEVELS
+
+
 def _hierarchy(source: Source, columns: list[tuple[str, str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
     levels = []
-    for title, keys in CALIBRATION_LEVELS:
+    for title, keys in _calibration_levels():
         rows = []
         for key in keys:
             if not any(key in block for _, _, block in columns):
@@ -186,7 +189,7 @@ def _binning_text(source: Source) -> str:
     if isinstance(binning, Mapping) and binning:
         stated = "; ".join(f"{fmt.metric_label(k)}: {v}" for k, v in binning.items())
     else:
-        stated = f"ECE (15 equal-width bins): {n_bins} equal-width bins on [0, 1] (Guo et al. 2017)"
+        stated = f"{fmt.metric_label('ece')}: {n_bins} equal-width bins on [0, 1] (Guo et al. 2017)"
     return (f"Binning — {stated}. Binned ECE is biased for small samples and well-calibrated models, so the "
             "equal-mass and debiased estimators are shown beside it (Roelofs et al. 2022). The calibration "
             "intercept and slope come from logistic recalibration of the outcome on the logit of the score "
