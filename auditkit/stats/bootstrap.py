@@ -48,7 +48,7 @@ class Resamples:
     """
 
     counts: np.ndarray
-    """(n_units, n_boot) unsigned ints: multinomial draw counts."""
+    """(n_units, n_boot) unsigned ints (uint8 unless a count needs more): multinomial draw counts."""
     unit_of_row: np.ndarray
     """(n_rows,) int64: the unit (row or cluster) of each table row."""
     block_of_unit: np.ndarray
@@ -149,12 +149,12 @@ def make_resamples(
     starts, sizes = bounds[:-1], np.diff(bounds)
 
     rng = np.random.default_rng(random_state)
-    # A unit is drawn a handful of times per resample, so uint16 holds every count in
-    # practice (200 MB at 100k units x 1000 resamples); a count above 65535 — possible
-    # only in a stratum of that many units, with vanishing probability — widens to uint32.
-    counts = np.empty((n_units, n_boot), dtype=np.uint16)
+    # A unit is drawn a handful of times per resample (Poisson(1) in the limit: 13 is
+    # about the largest of 10^9 draws), so uint8 holds every count in practice
+    # (1 GB at 1M units x 1000 resamples); a larger count widens the matrix.
+    counts = np.empty((n_units, n_boot), dtype=np.uint8)
     per_call = max(1, _DRAWS_PER_CALL // n_units)
-    block = np.empty((_TRANSPOSE_BLOCK, n_units), dtype=np.uint16)
+    block = np.empty((_TRANSPOSE_BLOCK, n_units), dtype=np.uint8)
     for b0 in range(0, n_boot, _TRANSPOSE_BLOCK):
         b1 = min(n_boot, b0 + _TRANSPOSE_BLOCK)
         for r0 in range(b0, b1, per_call):
@@ -169,7 +169,8 @@ def make_resamples(
             draws += (np.arange(r, dtype=np.int64) * n_units)[:, None]
             drawn = np.bincount(draws.ravel(), minlength=r * n_units)
             if drawn.max() > np.iinfo(block.dtype).max:
-                counts, block = counts.astype(np.uint32), block.astype(np.uint32)
+                wide = np.uint16 if drawn.max() <= np.iinfo(np.uint16).max else np.uint32
+                counts, block = counts.astype(wide), block.astype(wide)
             block[r0 - b0 : r0 - b0 + r] = drawn.reshape(r, n_units)
         counts[:, b0:b1] = block[: b1 - b0].T
 

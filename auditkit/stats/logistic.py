@@ -8,6 +8,14 @@ fixed at 1, i.e. ``logit(p)`` as an offset. Each column of the weight
 matrices is one resample; all columns are solved together with a damped
 Newton iteration (step halving while the log-likelihood does not improve).
 A column whose fit does not converge (separation) gets NaN.
+
+Large samples (at least ``GROUPED_MIN_ROWS`` rows, many columns): the rows
+are grouped into runs of nearby predictor values (width ``_GROUP_WIDTH`` on
+the logit scale) and each group's contribution is a Taylor expansion around
+its centre from the weighted moments Σ w δ^k, k = 0..4 (δ = x − centre,
+|δ| <= 0.02): one pass over the rows per fit instead of one per Newton
+step. The neglected terms are O((b·δ)^4) relative, about 1e-8 — far below
+the 1e-6 tolerance of the float32 replicate fits it replaces.
 """
 
 from __future__ import annotations
@@ -16,6 +24,10 @@ import numpy as np
 
 _MAX_ITER = 60
 _TOL = 1e-8
+#: replicate fits over at least this many rows run on grouped rows (module docstring).
+GROUPED_MIN_ROWS = 10_000
+#: width of a group of the predictor (logit scale).
+_GROUP_WIDTH = 0.04
 
 
 def _log_sigmoid_and_mean(
@@ -67,6 +79,8 @@ def fit_logistic(
     ``start`` overrides the starting (intercept, slope), by default (0, 1).
     """
     r = np.shape(w_neg)[1]
+    if r > 1 and np.size(x_neg) and np.size(x_pos) and np.size(x_neg) + np.size(x_pos) >= GROUPED_MIN_ROWS:
+        return _fit_grouped(x_neg, x_pos, w_neg, w_pos, fit_slope=fit_slope)
     # One column (a point estimate) is solved in float64 to 1e-10. Many columns
     # (bootstrap replicates, whose spread is ~1e-2) in float32 to 1e-6: half the
     # memory traffic and faster exp/log1p, far below the interval's resolution.
@@ -143,3 +157,131 @@ def fit_logistic(
     ok = done & ~failed
     a64, b64 = a.astype(np.float64), b.astype(np.float64)
     return np.where(ok, a64, np.nan), (np.where(ok, b64, np.nan) if fit_slope else np.ones(r))
+
+
+def _group_moments(x: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (centres (G,), moments (5, G, R)): Σ w·δ^k over each run of nearby ``x``, δ = x − centre."""
+    x = np.asarray(x, dtype=np.float64)
+    if np.any(x[1:] < x[:-1]):
+        order = np.argsort(x, kind="stable")
+        x, w = x[order], np.asarray(w)[order]
+    g = np.floor((x - x[0]) / _GROUP_WIDTH).astype(np.int64)
+    starts = np.flatnonzero(np.r_[True, g[1:] != g[:-1]])
+    sizes = np.diff(np.r_[starts, len(x)])
+    centre = 0.5 * (x[starts] + x[starts + sizes - 1])
+    delta = x - np.repeat(centre, sizes)
+    # resample-major (R, n): NumPy's reduceat is several times faster along a contiguous axis
+    term = np.array(np.asarray(w).T, dtype=np.float64, order="C")  # a copy: scaled in place below
+    moments = np.empty((5, np.shape(w)[1], len(starts)))
+    moments[0] = np.add.reduceat(term, starts, axis=1)
+    term *= delta
+    for k in range(1, 5):
+        moments[k] = np.add.reduceat(term, starts, axis=1)
+        if k < 4:
+            term *= delta
+    moments = moments.transpose(0, 2, 1)
+    return centre, moments
+
+
+def _grouped_terms(
+    a: np.ndarray, b: np.ndarray, centre: np.ndarray, m: np.ndarray, *, positive: bool
+) -> tuple[np.ndarray, ...]:
+    """Return (ll, Σw r, Σw x r, Σw v, Σw x v, Σw x² v), each (R,), expanded around the group centres.
+
+    r = y − μ is the score residual and v = μ(1 − μ) the information weight at
+    η = a + b·x; each is expanded to third order in b·δ (module docstring).
+    """
+    from scipy.special import expit, log_expit
+
+    eta = centre[:, None] * b[None, :] + a[None, :]
+    mu = expit(eta)
+    v = mu * (1.0 - mu)
+    v1 = v * (1.0 - 2.0 * mu)  # dv/dη = d²μ/dη²
+    v2 = v * (1.0 - 6.0 * v)  # d²v/dη²
+    f = log_expit(eta) if positive else log_expit(-eta)
+    r0 = (1.0 - mu) if positive else -mu  # y − μ = df/dη
+    s0, s1, s2, s3, s4 = m
+    bb = b[None, :]
+    b2, b3 = bb * bb, bb * bb * bb
+    ll = (f * s0 + r0 * bb * s1 - v * b2 * s2 / 2.0 - v1 * b3 * s3 / 6.0).sum(0)
+    res0 = r0 * s0 - v * bb * s1 - v1 * b2 * s2 / 2.0 - v2 * b3 * s3 / 6.0
+    res1 = r0 * s1 - v * bb * s2 - v1 * b2 * s3 / 2.0 - v2 * b3 * s4 / 6.0
+    inf0 = v * s0 + v1 * bb * s1 + v2 * b2 * s2 / 2.0
+    inf1 = v * s1 + v1 * bb * s2 + v2 * b2 * s3 / 2.0
+    inf2 = v * s2 + v1 * bb * s3 + v2 * b2 * s4 / 2.0
+    c = centre[:, None]
+    return (
+        ll,
+        res0.sum(0),
+        (c * res0 + res1).sum(0),
+        inf0.sum(0),
+        (c * inf0 + inf1).sum(0),
+        (c * c * inf0 + 2.0 * c * inf1 + inf2).sum(0),
+    )
+
+
+def _fit_grouped(
+    x_neg: np.ndarray, x_pos: np.ndarray, w_neg: np.ndarray, w_pos: np.ndarray, *, fit_slope: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (intercept (R,), slope (R,)) as :func:`fit_logistic` does, from grouped rows (float64)."""
+    c_neg, m_neg = _group_moments(x_neg, w_neg)
+    c_pos, m_pos = _group_moments(x_pos, w_pos)
+    # replicates scatter around the fit of their mean weights: start there (a grouped fit too)
+    a0, b0 = _newton_grouped(
+        c_neg, m_neg.mean(2, keepdims=True), c_pos, m_pos.mean(2, keepdims=True), (0.0, 1.0),
+        fit_slope=fit_slope,
+    )
+    start = (float(a0[0]), float(b0[0])) if np.isfinite(a0[0]) and np.isfinite(b0[0]) else (0.0, 1.0)
+    return _newton_grouped(c_neg, m_neg, c_pos, m_pos, start, fit_slope=fit_slope)
+
+
+def _newton_grouped(
+    c_neg: np.ndarray,
+    m_neg: np.ndarray,
+    c_pos: np.ndarray,
+    m_pos: np.ndarray,
+    start: tuple[float, float],
+    *,
+    fit_slope: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (intercept (R,), slope (R,)) by damped Newton on grouped moments (5, G, R) of each class."""
+    r = m_neg.shape[2]
+    a, b = np.full(r, start[0]), np.full(r, start[1])
+    step_a, step_b = np.zeros(r), np.zeros(r)
+    scale = np.ones(r)
+    best_ll = np.full(r, -np.inf)
+    failed = (m_neg[0].sum(0) <= 0) | (m_pos[0].sum(0) <= 0)
+    done = failed.copy()
+    for _ in range(_MAX_ITER):
+        tn = _grouped_terms(a, b, c_neg, m_neg, positive=False)
+        tp = _grouped_terms(a, b, c_pos, m_pos, positive=True)
+        ll, g_a, g_b, h_aa, h_ab, h_bb = (p + q for p, q in zip(tn, tp, strict=True))
+        worse = ~done & ~(ll >= best_ll - 1e-12 * np.abs(best_ll))
+        if worse.any():
+            scale = np.where(worse, scale / 2.0, scale)
+            a = np.where(worse, a - scale * step_a, a)
+            b = np.where(worse, b - scale * step_b, b)
+            failed |= worse & (scale < 1e-9)
+            done |= failed
+            continue
+        best_ll = np.where(done, best_ll, ll)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if fit_slope:
+                det = h_aa * h_bb - h_ab**2
+                new_a = (h_bb * g_a - h_ab * g_b) / det
+                new_b = (h_aa * g_b - h_ab * g_a) / det
+            else:
+                new_a = g_a / h_aa
+                new_b = np.zeros(r)
+        bad = ~done & ~(np.isfinite(new_a) & np.isfinite(new_b))
+        failed |= bad
+        small = (np.abs(new_a) < _TOL) & (np.abs(new_b) < _TOL)
+        done |= failed | small
+        step_a = np.where(done, 0.0, new_a)
+        step_b = np.where(done, 0.0, new_b)
+        scale = np.ones(r)
+        if done.all():
+            break
+        a, b = a + step_a, b + step_b
+    ok = done & ~failed
+    return np.where(ok, a, np.nan), (np.where(ok, b, np.nan) if fit_slope else np.ones(r))
