@@ -125,7 +125,7 @@ def deidentify_dataset(ds: Any) -> None:
             del ds[keyword]
     ds.remove_private_tags()
     ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = "PS3.15 Basic Application Level Confidentiality Profile; Retain UIDs Option"
+    ds.DeidentificationMethod = ["PS3.15 Basic Application Confidentiality Profile", "Retain UIDs Option"]
     codes = []
     for value, meaning in (("113100", "Basic Application Confidentiality Profile"), ("113110", "Retain UIDs Option")):
         item = Dataset()
