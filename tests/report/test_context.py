@@ -68,7 +68,7 @@ def test_calibration_hierarchy_before_and_after_recalibration(full_context, full
     assert cal["tables"][1]["columns"] == ["Internal test, temperature-scaled", "Internal test, Platt-scaled"]
     levels = [lvl["title"] for lvl in cal["tables"][0]["levels"]]
     assert levels[0].startswith("Mean calibration") and levels[1] == "Weak calibration"
-    ece_row = next(r for lvl in cal["tables"][1]["levels"] for r in lvl["rows"] if r["metric"].startswith("ECE (15"))
+    ece_row = next(r for lvl in cal["tables"][1]["levels"] for r in lvl["rows"] if r["metric"].startswith("ECE (equal-width"))
     assert ece_row["cells"][0]["text"] == ci_text(full_doc["recalibration"]["temperature"]["test"]["ece"])
     assert "15 equal-width bins" in cal["binning"]
 
