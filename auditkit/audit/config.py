@@ -92,6 +92,19 @@ class AuditSettings(BaseModel):
         "max_images, ig_steps, ...",
     )
 
+    clinical: dict[str, Any] | None = Field(
+        None,
+        description="Settings of the clinical-validation analyses (auditkit.audit.clinical.ClinicalSettings): "
+        "decision_curve, conformal, slices, robustness.",
+    )
+
+    @field_validator("clinical")
+    @classmethod
+    def _check_clinical(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        from auditkit.audit.clinical import check_clinical_settings
+
+        return check_clinical_settings(value, source="audit settings: clinical")
+
     @field_validator("saliency")
     @classmethod
     def _check_saliency(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:

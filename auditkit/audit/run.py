@@ -298,6 +298,9 @@ def run_audit(config: AuditConfig) -> AuditResults:
     if provenance is not None:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
+    from auditkit.audit.clinical import add_clinical  # decision curves, conformal, slices, robustness
+
+    add_clinical(config, inputs, loaded, sections)
     if loaded is not None and model_run is None:
         inputs = AuditInputs(
             inputs.table,

@@ -1,0 +1,435 @@
+"""The clinical-validation step of an audit: decision curves, conformal sets, hidden slices, robustness.
+
+:func:`compute_clinical` builds results.json's ``clinical`` section from the
+predictions table (and embeddings) alone; :func:`robustness_section` adds
+``clinical.robustness`` when the audit has the model and the images. Both use
+the same bootstrap resamples as the statistics step (the same table, strata,
+clusters and seed give the same matrix), so every interval is patient
+clustered. The estimands, intervals and references are in
+docs/clinical-validation.md; the settings are the ``clinical:`` block of the
+audit config (:class:`ClinicalSettings`).
+
+Gateable paths (one Estimate each):
+
+* ``clinical.decision_curve.<cohort>.at.<t>.advantage`` — net benefit minus the
+  better of treat-all and treat-none at threshold probability t;
+* ``clinical.conformal.<method>.<cohort>.min_group_coverage`` — the lowest
+  per-subgroup coverage (its group named), and ``...overall.coverage``;
+* ``clinical.slices.test.worst_auroc_gap`` — the worst slice's AUROC minus the rest's;
+* ``clinical.robustness.worst.auroc_drop`` / ``sensitivity_drop`` / ``flip_rate``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from auditkit.audit.predictions import PredictionsTable
+from auditkit.errors import ConfigError, describe_validation_error
+from auditkit.progress import status
+from auditkit.results import Estimate
+from auditkit.stats import conformal as cp
+from auditkit.stats.bootstrap import IntervalSettings, make_resamples
+from auditkit.stats.decision_curve import decision_curve, net_benefit_at, threshold_grid
+from auditkit.stats.engine import Engine
+from auditkit.stats.slices import SliceSettings, candidate_slices, representatives, slice_report
+from auditkit.stats.views import BinaryView
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DecisionCurveSettings(_Frozen):
+    """The threshold-probability range the intended use names, and the thresholds reported as numbers."""
+
+    range: tuple[float, float] = (0.01, 0.50)
+    step: float = Field(0.01, gt=0, lt=0.5)
+    key_thresholds: tuple[float, ...] = (0.05, 0.10, 0.20)
+
+    @model_validator(mode="after")
+    def _check(self) -> DecisionCurveSettings:
+        low, high = self.range
+        if not 0 < low <= high < 1:
+            raise ValueError(f"range must satisfy 0 < low <= high < 1, got {list(self.range)}")
+        if any(not 0 < t < 1 for t in self.key_thresholds):
+            raise ValueError(f"key_thresholds must lie in (0, 1), got {list(self.key_thresholds)}")
+        return self
+
+
+class ConformalSettings(_Frozen):
+    """Split and class-conditional conformal sets at error rate ``alpha``; the subgroup tolerance."""
+
+    alpha: float = Field(0.10, gt=0, lt=0.5)
+    methods: tuple[str, ...] = ("split", "mondrian")
+    tolerance: float = Field(0.05, ge=0, lt=0.5)
+    min_group_size: int = Field(20, ge=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> ConformalSettings:
+        bad = [m for m in self.methods if m not in cp.METHODS]
+        if bad:
+            raise ValueError(f"methods: {bad[0]!r} is unknown; choose among {list(cp.METHODS)}")
+        return self
+
+
+class SliceDiscoverySettings(_Frozen):
+    """Candidate slices: k-means clusters of the embeddings (plus one-hot attributes)."""
+
+    n_slices: int = Field(8, ge=2, le=50)
+    n_components: int = Field(16, ge=1, le=256)
+    use_attributes: bool = True
+    attribute_weight: float = Field(0.3, ge=0, le=10)
+    """scale of the one-hot attributes beside the unit-RMS embedding components: they tilt, not split, clusters."""
+    min_size: int = Field(20, ge=5)
+    representatives: int = Field(4, ge=0, le=16)
+
+
+class RobustnessSettings(_Frozen):
+    """The declared perturbations, their severities and the images they run on."""
+
+    enabled: bool = False
+    perturbations: tuple[str, ...] | None = None
+    """names from auditkit.clinical.perturbations (all when omitted)."""
+    severities: tuple[int, ...] = (1, 2, 3)
+    cohort: str = "test"
+    max_images: int = Field(2000, ge=10)
+    batch_size: int = Field(64, ge=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> RobustnessSettings:
+        if any(s not in (1, 2, 3) for s in self.severities):
+            raise ValueError(f"severities must be among 1, 2, 3, got {list(self.severities)}")
+        return self
+
+
+class ClinicalSettings(_Frozen):
+    """The ``clinical:`` block of the audit config."""
+
+    enabled: bool = True
+    decision_curve: DecisionCurveSettings = DecisionCurveSettings()
+    conformal: ConformalSettings = ConformalSettings()
+    slices: SliceDiscoverySettings = SliceDiscoverySettings()
+    robustness: RobustnessSettings = RobustnessSettings()
+
+    @classmethod
+    def from_any(cls, value: dict[str, Any] | None, *, source: str = "audit settings: clinical") -> ClinicalSettings:
+        """Return validated settings from the config's mapping (defaults for ``None``); ConfigError names the field."""
+        try:
+            return cls.model_validate(value or {})
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, source, noun="field")) from None
+
+
+def check_clinical_settings(value: dict[str, Any] | None, *, source: str) -> dict[str, Any] | None:
+    """Return ``value`` unchanged after validating it as :class:`ClinicalSettings` (for the audit config)."""
+    ClinicalSettings.from_any(value, source=source)
+    return value
+
+
+# --------------------------------------------------------------------------- the run's engine
+
+
+def _engine(table: PredictionsTable, settings: Any) -> Engine:
+    """Return the statistics step's engine: the same strata, clusters and seed over the audited rows."""
+    from auditkit.audit.statistics import assign_cohorts
+
+    cohort = assign_cohorts(table)
+    audited = np.flatnonzero(cohort.notna().to_numpy())
+    frame = table.frame.iloc[audited].reset_index(drop=True)
+    cohort_col = cohort.iloc[audited].reset_index(drop=True).astype(str)
+    y = frame["y_true"].to_numpy(dtype=np.int64)
+    unit = (
+        (cohort_col + "\x1f" + frame["patient_id"].astype(str)).to_numpy() if "patient_id" in frame.columns else None
+    )
+    strata = cohort_col if settings.stratify == "cohort" else cohort_col + "\x1f" + pd.Series(y).astype(str)
+    resamples = make_resamples(
+        strata.to_numpy(), n_boot=settings.n_boot, random_state=settings.seed, clusters=unit,
+        jackknife_groups=cohort_col.to_numpy(), max_jackknife_blocks=settings.max_jackknife_blocks,
+    )  # fmt: skip
+    return Engine(resamples, IntervalSettings(level=settings.ci_level, method=settings.ci_method))
+
+
+def _cohort_rows(table: PredictionsTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    from auditkit.audit.statistics import assign_cohorts
+
+    cohort = assign_cohorts(table)
+    audited = np.flatnonzero(cohort.notna().to_numpy())
+    names = cohort.iloc[audited].astype(str).to_numpy()
+    order = [c for c in ("val", "test") if c in set(names)] + sorted(set(names) - {"val", "test"})
+    return audited, {c: np.flatnonzero(names == c) for c in order}
+
+
+def _attributes(table: PredictionsTable, settings: Any) -> list[str]:
+    return [a for a in settings.attributes if a in table.frame.columns]
+
+
+# --------------------------------------------------------------------------- decision curves
+
+
+def _decision_curves(
+    engine: Engine, y: np.ndarray, s: np.ndarray, frame: pd.DataFrame, cohorts: dict[str, np.ndarray],
+    cfg: DecisionCurveSettings, attributes: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    grid = threshold_grid(cfg.range[0], cfg.range[1], cfg.step)
+    out: dict[str, Any] = {}
+    for name, rows in cohorts.items():
+        if name == "val" or len(rows) == 0:
+            continue
+        view = BinaryView.from_arrays(rows, y[rows], s[rows])
+        block: dict[str, Any] = {
+            "curve": decision_curve(engine, view, grid).to_dict(),
+            "at": {f"{t:g}": net_benefit_at(engine, view, t) for t in cfg.key_thresholds},
+        }
+        groups: dict[str, Any] = {}
+        for attr in attributes:
+            values = frame[attr].iloc[rows].astype(str).to_numpy()
+            per: dict[str, Any] = {}
+            for value in sorted(set(values)):
+                sub = rows[values == value]
+                sub_view = BinaryView.from_arrays(sub, y[sub], s[sub])
+                per[value] = {"n": int(len(sub)), "at": {f"{t:g}": net_benefit_at(engine, sub_view, t)
+                                                         for t in cfg.key_thresholds}}  # fmt: skip
+            groups[attr] = per
+        if groups:
+            block["groups"] = groups
+        out[name] = block
+    out["settings"] = {"range": list(cfg.range), "step": cfg.step, "key_thresholds": list(cfg.key_thresholds)}
+    out["method"] = (
+        "net benefit TP/n - FP/n * t/(1-t) (Vickers & Elkin 2006), calls score >= t as dcurves; "
+        "pointwise percentile bands of the patient-clustered bootstrap"
+    )
+    return out
+
+
+# --------------------------------------------------------------------------- conformal sets
+
+
+def _min_group(groups: dict[str, dict[str, Any]]) -> Estimate:
+    best: tuple[float, str, Estimate] | None = None
+    for attr, values in groups.items():
+        for value, rec in values.items():
+            est = rec.get("coverage")
+            if isinstance(est, Estimate) and est.defined and (best is None or est.estimate < best[0]):
+                best = (est.estimate, f"{attr}={value}", est)
+    if best is None:
+        return Estimate.undefined("no subgroup is large enough for a coverage estimate")
+    e = best[2]
+    return Estimate(e.estimate, e.ci_low, e.ci_high, method=e.method, groups=(best[1],))
+
+
+def _conformal(
+    engine: Engine, y: np.ndarray, probs: np.ndarray, frame: pd.DataFrame, cohorts: dict[str, np.ndarray],
+    cfg: ConformalSettings, attributes: list[str],
+) -> dict[str, Any] | None:  # fmt: skip
+    val = cohorts.get("val")
+    if val is None or len(val) < 20:
+        return None
+    out: dict[str, Any] = {
+        "alpha": cfg.alpha,
+        "target": 1 - cfg.alpha,
+        "tolerance": cfg.tolerance,
+        "calibrated_on": "val",
+        "score": "1 - p(class) (LAC); non-smoothed conformal p-values as crepes",
+    }
+    for method in cfg.methods:
+        cal = cp.calibrate(probs[val], y[val], alpha=cfg.alpha, method=method)
+        block: dict[str, Any] = {"n_calibration": cal.n_cal}
+        for name, rows in cohorts.items():
+            if name == "val" or len(rows) == 0:
+                continue
+            sets = cp.prediction_sets(cal, probs[rows])
+            rec: dict[str, Any] = {"overall": cp.coverage_summary(engine, rows, sets, y[rows])}
+            groups: dict[str, Any] = {}
+            for attr in attributes:
+                values = frame[attr].iloc[rows].astype(str).to_numpy()
+                groups[attr] = {
+                    v: cp.coverage_summary(engine, rows[values == v], sets[values == v], y[rows][values == v],
+                                           min_n=cfg.min_group_size)  # fmt: skip
+                    for v in sorted(set(values))
+                }
+            # class-conditional coverage is what the Mondrian variant guarantees: report it for both
+            groups["class"] = {
+                str(c): cp.coverage_summary(engine, rows[y[rows] == c], sets[y[rows] == c], y[rows][y[rows] == c],
+                                            min_n=cfg.min_group_size)  # fmt: skip
+                for c in range(probs.shape[1])
+            }
+            rec["groups"] = groups
+            rec["min_group_coverage"] = _min_group(groups)
+            block[name] = rec
+        out[method] = block
+    return out
+
+
+# --------------------------------------------------------------------------- slices
+
+
+def _slices(
+    engine: Engine, y: np.ndarray, s: np.ndarray, frame: pd.DataFrame, cohorts: dict[str, np.ndarray],
+    embeddings: np.ndarray | None, cfg: SliceDiscoverySettings, attributes: list[str], *,
+    threshold: float | None, multiplicity: str, seed: int,
+) -> dict[str, Any] | None:  # fmt: skip
+    rows = cohorts.get("test")
+    if embeddings is None or rows is None or len(rows) < 2 * cfg.n_slices:
+        return None
+    meta = None
+    if cfg.use_attributes and attributes:
+        meta = pd.get_dummies(frame.iloc[rows][attributes].astype(str)).to_numpy(dtype=np.float64)
+    labels = candidate_slices(embeddings[rows], n_slices=cfg.n_slices, metadata=meta,
+                              metadata_weight=cfg.attribute_weight, n_components=cfg.n_components, random_state=seed)  # fmt: skip
+    records = slice_report(engine, rows, y[rows], s[rows], labels,
+                           settings=SliceSettings(threshold=threshold, min_size=cfg.min_size, multiplicity=multiplicity))  # fmt: skip
+    ids = frame["id"].astype(str).to_numpy()
+    out_records = []
+    for rec in records:
+        members = rec.pop("members")
+        reps = representatives(embeddings[rows], members, k=cfg.representatives)
+        described = {}
+        for attr in attributes:
+            counts = frame.iloc[rows[members]][attr].astype(str).value_counts(normalize=True)
+            if len(counts):
+                described[attr] = {"value": str(counts.index[0]), "share": float(counts.iloc[0])}
+        out_records.append({**rec, "representative_ids": [str(ids[rows[i]]) for i in reps],
+                            "dominant_attributes": described})  # fmt: skip
+    gaps = [r["auroc_gap"] for r in out_records if r["auroc_gap"].defined]
+    worst = Estimate.undefined("no slice has enough images of both classes")
+    if gaps:
+        w = min(gaps, key=lambda e: e.estimate)
+        slice_id = next(r["slice"] for r in out_records if r["auroc_gap"] is w)
+        worst = Estimate(w.estimate, w.ci_low, w.ci_high, w.p_value, w.p_adjusted, method=w.method,
+                         groups=(f"slice {slice_id}",))  # fmt: skip
+    return {
+        "test": {
+            "n_slices": cfg.n_slices,
+            "features": "embeddings (standardised, PCA)" + (" + one-hot attributes" if meta is not None else ""),
+            "records": out_records,
+            "n_flagged": int(sum(r["flagged"] for r in out_records)),
+            "worst_auroc_gap": worst,
+            "multiplicity": multiplicity,
+        }
+    }
+
+
+def compute_clinical(
+    table: PredictionsTable, settings: Any, sections: dict[str, Any], *, embeddings: np.ndarray | None = None
+) -> dict[str, Any]:
+    """Return results.json's ``clinical`` section (``{}`` when disabled or the task is not binary)."""
+    cfg = ClinicalSettings.from_any(getattr(settings, "clinical", None))
+    if not cfg.enabled or table.classes.task != "binary":
+        return {}
+    status("clinical validation: decision curves, conformal sets, slices")
+    engine = _engine(table, settings)
+    audited, cohorts = _cohort_rows(table)
+    frame = table.frame.iloc[audited].reset_index(drop=True)
+    y = frame["y_true"].to_numpy(np.int64)
+    probs = table.probs[audited]
+    s = probs[:, 1]
+    attributes = _attributes(table, settings)
+    threshold = (sections.get("operating_point") or {}).get("threshold")
+    emb = embeddings[audited] if embeddings is not None else None
+    out: dict[str, Any] = {
+        "decision_curve": _decision_curves(engine, y, s, frame, cohorts, cfg.decision_curve, attributes),
+        "conformal": _conformal(engine, y, probs, frame, cohorts, cfg.conformal, attributes),
+        "slices": _slices(engine, y, s, frame, cohorts, emb, cfg.slices, attributes, threshold=threshold,
+                          multiplicity=settings.multiplicity, seed=settings.seed),  # fmt: skip
+        "robustness": None,
+        "repeatability": _repeatability(frame, cohorts, s, threshold),
+        "settings": cfg.model_dump(mode="json"),
+    }
+    return {"clinical": out}
+
+
+def _repeatability(frame: pd.DataFrame, cohorts: dict[str, np.ndarray], s: np.ndarray, threshold: float | None):  # type: ignore[no-untyped-def]
+    from auditkit.stats.robustness import repeatability
+
+    if "repeat_group" not in frame.columns:
+        return None
+    rows = np.concatenate([r for name, r in cohorts.items() if name != "val"])
+    return repeatability(frame["repeat_group"].iloc[rows].to_numpy(dtype=object), s[rows], threshold=threshold)
+
+
+# --------------------------------------------------------------------------- robustness (needs the model)
+
+
+def robustness_section(
+    loaded: Any, table: PredictionsTable, settings: Any, sections: dict[str, Any], *, data_root: Path | None,
+    allow_outside_root: bool = False,
+) -> dict[str, Any] | None:  # fmt: skip
+    """Return ``clinical.robustness`` from running the model on perturbed images (None when not asked)."""
+    cfg = ClinicalSettings.from_any(getattr(settings, "clinical", None))
+    r = cfg.robustness
+    threshold = (sections.get("operating_point") or {}).get("threshold")
+    if not cfg.enabled or not r.enabled or table.classes.task != "binary" or threshold is None:
+        return None
+    from auditkit.clinical.perturbations import resolve
+    from auditkit.clinical.robustness import image_batches, model_forward, run_perturbations
+    from auditkit.data.paths import data_root_or, resolve_paths
+    from auditkit.stats.robustness import condition_effects, precision_summary, worst_condition
+
+    engine = _engine(table, settings)
+    audited, cohorts = _cohort_rows(table)
+    rows = cohorts.get(r.cohort)
+    if rows is None or len(rows) == 0 or "image" not in table.frame.columns:
+        return {"not_assessed": f"no {r.cohort!r} rows with images to perturb"}
+    if len(rows) > r.max_images:  # a seeded sample keeps the run bounded
+        rows = np.sort(np.random.default_rng(settings.seed).choice(rows, r.max_images, replace=False))
+    frame = table.frame.iloc[audited].reset_index(drop=True)
+    root = data_root_or(data_root, table.path.parent)
+    paths = resolve_paths(frame["image"].iloc[rows], root=root, allow_outside_root=allow_outside_root,
+                          where=lambda i: f"{table.path} row {int(audited[rows[i]]) + 1}, column 'image'")  # fmt: skip
+    perturbations = resolve(list(r.perturbations) if r.perturbations is not None else None)
+    n_batches = -(-len(paths) // r.batch_size)
+    scores = run_perturbations(
+        model_forward(loaded.model, loaded.meta), image_batches(paths, loaded.preprocess, batch_size=r.batch_size),
+        loaded.preprocess, perturbations, severities=r.severities, seed=settings.seed, device=loaded.device,
+        n_batches=n_batches, model=loaded.model,
+    )  # fmt: skip
+    rate = len(rows) * (1 + len(scores.conditions)) / max(scores.seconds, 1e-9)
+    # timings stay out of results.json (same inputs and seed, same bytes): shown on the console only
+    status(f"robustness: {len(scores.conditions)} conditions x {len(rows)} images in {scores.seconds:.1f} s "
+           f"({rate:.0f} images/s on {scores.device})")  # fmt: skip
+    y = frame["y_true"].to_numpy(np.int64)[rows]
+    base = scores.base[:, 1]
+    pert = {k: v[:, 1] for k, v in scores.perturbed.items()}
+    effects = condition_effects(engine, rows, y, base, pert, threshold=float(threshold))
+    mild = {k: v for k, v in pert.items() if k.endswith("@1")}
+    precision = precision_summary(base, mild)
+    precision.pop("per_image_sd")
+    recorded = table.probs[audited][rows, 1]
+    return {
+        "cohort": r.cohort,
+        "n_images": int(len(rows)),
+        "threshold": float(threshold),
+        "conditions": [{"key": c.key, "perturbation": c.perturbation, "severity": c.severity, "value": c.value,
+                        "label": next(p.label for p in perturbations if p.name == c.perturbation),
+                        "parameter": next(p.parameter for p in perturbations if p.name == c.perturbation)}
+                       for c in scores.conditions],  # fmt: skip
+        "effects": effects,
+        "worst": {m: worst_condition(effects, m) for m in ("auroc_drop", "sensitivity_drop", "flip_rate")},
+        "precision": precision,
+        "max_abs_diff_vs_recorded": float(np.max(np.abs(base - recorded))) if len(rows) else None,
+        "method": "paired: the same images and bootstrap resamples unperturbed and perturbed; drop = unperturbed - "
+        "perturbed (patient-clustered bootstrap, z-test p)",
+    }
+
+
+def add_clinical(config: Any, inputs: Any, loaded: Any, sections: dict[str, Any]) -> None:
+    """Add the ``clinical`` section to ``sections`` (robustness too when the audit has the model and images)."""
+    sections.update(compute_clinical(inputs.table, config.settings, sections, embeddings=inputs.embeddings))
+    if loaded is None or "clinical" not in sections:
+        return
+    from auditkit.data.paths import resolve_root
+
+    # the images' fence, as for the explanations: the manifest's root, --data-root, or the recorded root
+    data_root = resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
+    recorded = (inputs.table.model or {}).get("data_root")
+    if data_root is None and recorded:
+        data_root = Path(recorded)
+    sections["clinical"]["robustness"] = robustness_section(
+        loaded, inputs.table, config.settings, sections, data_root=data_root,
+        allow_outside_root=config.allow_outside_root,
+    )  # fmt: skip

@@ -1,0 +1,80 @@
+"""The audit's clinical section: decision curves, conformal coverage per subgroup, a planted hidden slice."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auditkit.cli import run
+from auditkit.stats.conformal import calibrate, prediction_sets
+from auditkit.stats.decision_curve import net_benefit
+
+
+def _table(n, rng, prefix):
+    y = rng.binomial(1, 0.35, n)
+    sex = rng.choice(["F", "M"], n)
+    latent = rng.random(n) < 0.2  # no column names it
+    strength = np.where(latent, 0.3, 2.0)
+    x = strength * (2 * y - 1) + rng.normal(0, 1, n)
+    score = 1 / (1 + np.exp(-x))
+    centres = np.random.default_rng(99).normal(0, 3, (4, 16))
+    emb = centres[np.where(latent, 3, rng.integers(0, 3, n))] + rng.normal(0, 1, (n, 16))
+    ids = [f"{prefix}{i}" for i in range(n)]
+    frame = pd.DataFrame({"id": ids, "y_true": y, "score": score, "sex": sex,
+                          "patient_id": [f"{prefix}p{i}" for i in range(n)]})
+    return frame, pd.DataFrame(emb, columns=[f"emb_{j}" for j in range(16)]).assign(id=ids), latent
+
+
+@pytest.fixture(scope="module")
+def audited(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clinical")
+    rng = np.random.default_rng(5)
+    val, val_e, _ = _table(500, rng, "v")
+    test, test_e, latent = _table(1200, rng, "t")
+    table = pd.concat([val.assign(split="val"), test.assign(split="test")], ignore_index=True)
+    table.to_csv(root / "preds.csv", index=False)
+    pd.concat([val_e, test_e]).to_parquet(root / "emb.parquet")
+    (root / "audit.yaml").write_text(
+        "n_boot: 200\nmmd_permutations: 20\ndate: '2026-01-01'\nattributes: [sex]\n"
+        "clinical:\n  slices: {n_slices: 5}\n  decision_curve: {range: [0.05, 0.5], step: 0.05, key_thresholds: [0.2]}\n"
+    )
+    code = run(["-q", "audit", "--predictions", str(root / "preds.csv"), "--embeddings", str(root / "emb.parquet"),
+                "--config", str(root / "audit.yaml"), "--out", str(root / "out"), "--no-report", "--no-explain"])
+    assert code in (0, 1)
+    return json.loads((root / "out" / "results.json").read_text())["clinical"], table, latent
+
+
+def test_decision_curve_and_conformal_numbers(audited):
+    clinical, table, _ = audited
+    test = table[table.split == "test"]
+    dca = clinical["decision_curve"]["test"]
+    t = np.array(dca["curve"]["thresholds"])
+    np.testing.assert_allclose(dca["curve"]["model"], net_benefit(test.y_true.to_numpy(), test.score.to_numpy(), t),
+                               atol=1e-12)
+    at = dca["at"]["0.2"]["advantage"]
+    assert at["ci_low"] <= at["estimate"] <= at["ci_high"]
+    # conformal coverage per subgroup, by numpy on the same sets
+    val = table[table.split == "val"]
+    probs = lambda f: np.column_stack([1 - f.score, f.score])  # noqa: E731
+    sets = prediction_sets(calibrate(probs(val), val.y_true.to_numpy(), alpha=0.1, method="mondrian"), probs(test))
+    covered = sets[np.arange(len(test)), test.y_true.to_numpy()]
+    block = clinical["conformal"]["mondrian"]["test"]
+    for sex in ("F", "M"):
+        mask = (test.sex == sex).to_numpy()
+        assert block["groups"]["sex"][sex]["coverage"]["estimate"] == pytest.approx(covered[mask].mean())
+    assert block["overall"]["coverage"]["estimate"] == pytest.approx(covered.mean())
+    assert block["min_group_coverage"]["groups"][0].split("=")[0] in ("sex", "class")
+
+
+def test_hidden_slice_found_in_audit(audited):
+    clinical, table, latent = audited
+    block = clinical["slices"]["test"]
+    assert block["n_flagged"] >= 1
+    test_ids = table[table.split == "test"].id.to_numpy()
+    worst = block["records"][0]
+    assert worst["flagged"] and worst["auroc_gap"]["p_adjusted"] < 0.05
+    reps = set(worst["representative_ids"])
+    assert reps and reps <= set(test_ids[latent])  # its typical members are the latent slice's
