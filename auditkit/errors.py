@@ -83,6 +83,17 @@ class OutputPathError(AuditkitError):
     """An output cannot be written where it was asked: no permission, a file in the way, a full disk."""
 
 
+def short_repr(value: object, limit: int = 60) -> str:
+    """Return ``repr(value)`` cut to ``limit`` characters: an error names a value, it never echoes a whole input."""
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > 8:
+        return f"a {type(value).__name__} of {len(value)} items"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # a structure too deep, an int beyond the digit limit
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else f"{text[: limit - 1]}…"
+
+
 def file_in_the_way(path: object) -> str | None:
     """Return the nearest existing ancestor of ``path`` when it is a file (so no folder can be made there)."""
     ancestor = os.path.abspath(str(path))
@@ -160,7 +171,7 @@ def describe_validation_error(
     elif kind == "too_short" and error.get("ctx", {}).get("min_length") == 1:
         message = "expected at least one entry"
     # a validator's message names the value itself
-    received = f" (got {error['input']!r})" if "input" in error and kind != "value_error" else ""
+    received = f" (got {short_repr(error['input'])})" if "input" in error and kind != "value_error" else ""
     if not path:
         return f"{source}: {message}{received}; {fix}"
     return f"{source}: {noun} {path!r}: {message}{received}; {fix}"

@@ -13,7 +13,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +55,7 @@ def atomic_open(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[A
     if mode not in ("wb", "w"):
         raise ValueError(f"atomic_open supports modes 'w' and 'wb', got {mode!r}")
     target = Path(path)
+    refuse_input_overwrite(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -134,3 +135,195 @@ def dumps_json(obj: Any) -> str:
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path:
     """Write ``obj`` as canonical JSON to ``path`` atomically and return the path."""
     return atomic_write_text(path, dumps_json(obj))
+
+
+# --- inputs are never outputs -------------------------------------------------------------
+#
+# A command registers what it reads (the manifest and the images it names, the model folder,
+# results.json, a policy, a config) while the guard is on; every atomic write and every removal
+# of an earlier output asks it first, so no output path, however spelled (``..``, a symlink, a
+# hard link), can replace or delete an input. One process-wide registry, not a context variable:
+# explain writes from worker threads.
+
+
+@dataclasses.dataclass
+class _InputGuard:
+    depth: int = 0
+    paths: dict[str, str] = dataclasses.field(default_factory=dict)
+    inodes: dict[tuple[int, int], str] = dataclasses.field(default_factory=dict)
+    folders: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+_GUARD = _InputGuard()
+
+
+def _real(path: str | os.PathLike[str]) -> str | None:
+    try:
+        return os.path.realpath(os.fspath(path))
+    except (OSError, ValueError):  # a NUL byte, a symlink loop on some systems
+        return None
+
+
+def _inode(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+@contextmanager
+def guard_inputs() -> Iterator[None]:
+    """Yield while inputs registered with :func:`protect_input` cannot be overwritten or removed.
+
+    Reentrant: a command that calls another (the audit pipeline calls the
+    report) shares one registry, cleared when the outermost block ends.
+    """
+    _GUARD.depth += 1
+    try:
+        yield
+    finally:
+        _GUARD.depth -= 1
+        if _GUARD.depth == 0:
+            _GUARD.paths.clear()
+            _GUARD.inodes.clear()
+            _GUARD.folders.clear()
+
+
+def protect_input(path: str | os.PathLike[str] | None, label: str, *, tree: bool = False) -> None:
+    """Register ``path`` (named ``label`` in errors, e.g. ``"the manifest"``) as an input of this run.
+
+    With ``tree``, every file already inside the folder is protected too (a
+    model folder). A no-op outside :func:`guard_inputs` or for ``None``.
+    """
+    if _GUARD.depth == 0 or path is None:
+        return
+    real = _real(path)
+    if real is None:
+        return
+    if tree and os.path.isdir(real):
+        _GUARD.folders.setdefault(real, label)
+        return
+    _GUARD.paths.setdefault(real, label)
+    inode = _inode(real)
+    if inode is not None:
+        _GUARD.inodes.setdefault(inode, label)
+
+
+def protect_inputs(paths: Iterable[str | os.PathLike[str]], label: str) -> None:
+    """Register many input files (the images a manifest names) under one ``label``."""
+    if _GUARD.depth == 0:
+        return
+    for path in paths:
+        real = _real(path)
+        if real is not None:
+            _GUARD.paths.setdefault(real, label)
+
+
+def input_at(path: str | os.PathLike[str]) -> str | None:
+    """Return the label of the registered input that writing or removing ``path`` would destroy, or None."""
+    if _GUARD.depth == 0:
+        return None
+    real = _real(path)
+    if real is None:
+        return None
+    if real in _GUARD.paths:
+        return _GUARD.paths[real]
+    inode = _inode(real)
+    if inode is not None and inode in _GUARD.inodes:
+        return _GUARD.inodes[inode]
+    for folder, label in _GUARD.folders.items():
+        inside = real == folder or real.startswith(folder.rstrip(os.sep) + os.sep)
+        if inside and os.path.lexists(real):
+            return f"a file of {label}"
+    if os.path.isdir(real):  # removing a folder removes the inputs inside it
+        prefix = real.rstrip(os.sep) + os.sep
+        for known, label in [*_GUARD.paths.items(), *_GUARD.folders.items()]:
+            if known.startswith(prefix):
+                return f"a folder holding {label}"
+    return None
+
+
+def refuse_input_overwrite(path: str | os.PathLike[str], *, flag: str = "the output") -> None:
+    """Raise OutputPathError when writing ``path`` would replace or delete one of this run's inputs."""
+    from auditkit.errors import OutputPathError
+
+    label = input_at(path)
+    if label is not None:
+        raise OutputPathError(
+            f"{flag} {os.fspath(path)!r} is {label}, an input of this run; auditkit never writes "
+            "over its inputs: choose another output path"
+        )
+
+
+# --- one run per output folder ------------------------------------------------------------
+
+LOCK_NAME = ".auditkit.lock"
+_HELD: dict[str, list[Any]] = {}
+
+
+@contextmanager
+def output_lock(
+    folder: str | os.PathLike[str], *, flag: str = "--out", name: str = LOCK_NAME
+) -> Iterator[None]:
+    """Yield while this process holds the exclusive lock of the output ``folder``.
+
+    The lock is ``fcntl.flock`` on ``folder/.auditkit.lock`` (or ``folder/name``,
+    to lock one output file; the holder's pid inside), released by the kernel if the process dies, and removed when the
+    block ends. A second run into the same folder raises OutputPathError
+    naming the folder and the holder's pid. Reentrant within one process.
+    """
+    import fcntl
+
+    from auditkit.errors import OutputPathError
+
+    target = Path(folder)
+    created = not os.path.lexists(target)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_path_error(target, exc) from None
+    real = _real(target) or os.fspath(target)
+    key = os.path.join(real, name)
+    if key in _HELD:
+        _HELD[key][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[key][1] -= 1
+        return
+    lock_path = key
+    while True:
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise output_path_error(target, exc) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            try:
+                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            finally:
+                os.close(fd)
+            raise OutputPathError(
+                f"{flag} {os.fspath(target)!r} is in use by another auditkit run (pid {holder}); "
+                "wait for it to finish or choose another output folder"
+            ) from None
+        # the holder before us may have removed the file after we opened it: lock the live one
+        if _inode(lock_path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+    _HELD[key] = [fd, 0]
+    try:
+        yield
+    finally:
+        del _HELD[key]
+        try:
+            os.unlink(lock_path)
+            if created:  # a run refused before writing anything leaves no empty folder behind
+                os.rmdir(real)
+        except OSError:
+            pass
+        os.close(fd)

@@ -21,7 +21,7 @@ from typing import Any
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import RESULTS_NAME, run_audit, write_outputs
 from auditkit.errors import ConfigError, OutputExistsError
-from auditkit.fileio import atomic_write_bytes, sha256_file
+from auditkit.fileio import atomic_write_bytes, input_at, sha256_file
 from auditkit.progress import status
 from auditkit.results import AuditResults
 
@@ -107,7 +107,9 @@ def apply_gate(
 
     if not isinstance(policy, Policy):  # a shipped name or a path
         policy = load_policy(policy)
-    policy_path = atomic_write_bytes(out_dir / POLICY_NAME, policy.raw)
+    policy_path = out_dir / POLICY_NAME
+    if input_at(policy_path) is None:  # the policy given may be the one kept in the audit folder
+        atomic_write_bytes(policy_path, policy.raw)
     if sha256_file(policy_path) != policy.sha256:  # pragma: no cover - defends the record
         raise RuntimeError("the copied policy's hash differs from the policy evaluated")
     outcome = evaluate(results.data, policy, block_on_insufficient=False if allow_insufficient else None)
@@ -134,26 +136,59 @@ def apply_gate(
     return AuditResults(data, path), outcome, files
 
 
-def clear_previous_outputs(out_dir: Path, config: AuditConfig) -> list[Path]:
-    """Return the files and folders of an earlier audit removed from ``out_dir`` (never an input of this run)."""
-    if not out_dir.is_dir():
-        return []
-    given = [config.predictions, config.embeddings, config.manifest, config.model, config.config_path]
-    if config.policy is not None and Path(config.policy).is_file():
-        given.append(Path(config.policy))  # a hand-written policy.yaml kept in the audit folder
-    inputs = {Path(p).resolve() for p in given if p is not None}
+def earlier_outputs(out_dir: Path) -> dict[Path, tuple[int, int, int]]:
+    """Return the files an earlier audit left in ``out_dir``, each with its (device, inode, mtime) identity."""
+    found: dict[Path, tuple[int, int, int]] = {}
+    candidates = [out_dir / name for name in PREVIOUS_OUTPUTS]
+    for name in PREVIOUS_FOLDERS:
+        folder = out_dir / name
+        if folder.is_dir() and not folder.is_symlink():
+            candidates.extend(p for p in sorted(folder.rglob("*")) if p.is_file())
+    for path in candidates:
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if path.is_file() and not path.is_symlink():
+            found[path] = (info.st_dev, info.st_ino, info.st_mtime_ns)
+    return found
+
+
+def remove_stale_outputs(out_dir: Path, earlier: dict[Path, tuple[int, int, int]]) -> list[Path]:
+    """Return the earlier outputs removed because this run did not write them again (never an input).
+
+    Called once the new run has succeeded: an output this run rewrote has a
+    new inode (atomic rename), one it did not is stale (a gate.json beside
+    results of a run without a policy) and goes. Until then every earlier
+    file stays, so an input refused half-way costs nothing.
+    """
     removed = []
-    for name in PREVIOUS_OUTPUTS:
-        path = out_dir / name
-        if path.is_file() and path.resolve() not in inputs:
+    for path, identity in earlier.items():
+        try:
+            info = path.lstat()
+        except OSError:
+            continue
+        if (info.st_dev, info.st_ino, info.st_mtime_ns) == identity and input_at(path) is None:
             path.unlink()
             removed.append(path)
     for name in PREVIOUS_FOLDERS:
-        path = out_dir / name
-        if path.is_dir() and not any(p == path.resolve() or path.resolve() in p.parents for p in inputs):
-            shutil.rmtree(path)
-            removed.append(path)
+        folder = out_dir / name
+        if folder.is_dir() and not any(p.is_file() for p in folder.rglob("*")):
+            shutil.rmtree(folder)
     return removed
+
+
+def protect_audit_inputs(config: AuditConfig) -> None:
+    """Register every input of the audit ``config`` with :func:`auditkit.fileio.protect_input`."""
+    from auditkit.fileio import protect_input
+
+    protect_input(config.predictions, "the predictions table (--predictions)")
+    protect_input(config.embeddings, "the embeddings (--embeddings)")
+    protect_input(config.manifest, "the manifest (--manifest)")
+    protect_input(config.model, "the model folder (--model)", tree=True)
+    protect_input(config.config_path, "the audit config (--config)")
+    if config.policy is not None and Path(config.policy).is_file():
+        protect_input(config.policy, "the policy (--policy)")
 
 
 def _check_inputs_exist(config: AuditConfig) -> None:
@@ -168,11 +203,23 @@ def _check_inputs_exist(config: AuditConfig) -> None:
 def run_pipeline(config: AuditConfig) -> PipelineOutcome:
     """Return the outcome of the whole audit ``config`` describes: analysis, gate, report.
 
-    The policy is loaded before any work so a malformed policy fails fast.
-    With ``force`` the earlier run's outputs are removed first
-    (:func:`clear_previous_outputs`), so nothing stale survives beside the new results.
+    The output folder is locked for the whole run (a second audit into it
+    exits 2 naming this one's pid), no input can be overwritten, and the
+    policy is loaded before any work so a malformed policy fails fast. With
+    ``force`` the earlier run's outputs that this run does not write again
+    are removed only once it has succeeded (:func:`remove_stale_outputs`).
     """
+    from auditkit.fileio import guard_inputs, output_lock
+
     out_dir = Path(config.out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputExistsError(f"--out {str(out_dir)!r} is a file; give a folder for the audit outputs")
+    with guard_inputs(), output_lock(out_dir):
+        protect_audit_inputs(config)
+        return _run_locked(config, out_dir)
+
+
+def _run_locked(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
     if not config.force:
         for name in (RESULTS_NAME, REPORT_PDF, REPORT_HTML):
             if (out_dir / name).exists():
@@ -184,9 +231,10 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
         from auditkit.gate import load_policy
 
         policy = load_policy(config.policy)  # before any work, so a bad policy fails fast
+    earlier: dict[Path, tuple[int, int, int]] = {}
     if config.force:
-        _check_inputs_exist(config)  # a typo must not cost the last good audit
-        clear_previous_outputs(out_dir, config)
+        _check_inputs_exist(config)
+        earlier = earlier_outputs(out_dir)
     results = run_audit(config)
     files: dict[str, Path] = {"results": out_dir / RESULTS_NAME, "summary": out_dir / "summary.md"}
     outcome = None
@@ -211,4 +259,5 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
         )
         files.update(report_pdf=pdf, report_html=html)
         status(f"report: {pdf}")
+    remove_stale_outputs(out_dir, earlier)
     return PipelineOutcome(results, outcome, files)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from auditkit.errors import ConfigError, describe_validation_error
+from auditkit.errors import ConfigError, describe_validation_error, short_repr
 from auditkit.stats.fairness import DEFAULT_PRIMARY
 from auditkit.stats.threshold import OperatingPointRule
 
@@ -129,7 +129,7 @@ class AuditSettings(BaseModel):
         try:
             return _dt.date.fromisoformat(str(value)).isoformat()
         except ValueError:
-            raise ValueError(f"date must be YYYY-MM-DD, got {value!r}") from None
+            raise ValueError(f"date must be YYYY-MM-DD, got {short_repr(value)}") from None
 
     @field_validator("attributes")
     @classmethod
@@ -230,19 +230,17 @@ def _first_error(exc: ValidationError, source: str) -> ConfigError:
 
 def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Return the settings mapping of an audit YAML file (an ``audit:`` section or the top level)."""
-    import yaml
+    from auditkit.yamlload import load_yaml
 
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such audit config file; check --config")
     try:
-        data = yaml.safe_load(path.read_text("utf-8")) or {}
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text; save the audit config as UTF-8 YAML") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(
-            f"{path}: not valid YAML ({str(exc).splitlines()[0]}); fix the file"
-        ) from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__}); check --config") from None
+    # bounded (size, aliases, depth) and duplicate keys refused, like a policy
+    data = load_yaml(raw, source=str(path), error=ConfigError, what="the audit config") or {}
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     if isinstance(data.get("audit"), dict):

@@ -113,10 +113,11 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
         if raw:
             try:
                 meta = json.loads(raw.decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError):
+            except (UnicodeDecodeError, ValueError, RecursionError):
                 raise PredictionsError(
                     f"{path}: the 'auditkit' schema metadata is not valid JSON; re-run 'auditkit predict'"
                 ) from None
+            _check_meta(path, meta)
         for column in ("id", "patient_id", "site", "split"):
             if column in frame.columns:
                 frame[column] = frame[column].map(
@@ -134,6 +135,23 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     raise PredictionsError(
         f"{path}: unsupported predictions file type {suffix!r}; give a .csv or .parquet file"
     )
+
+
+def _check_meta(path: Path, meta: Any) -> None:
+    """Raise PredictionsError unless the 'auditkit' metadata has the types ``auditkit predict`` writes."""
+    from auditkit.errors import AuditkitError
+
+    fix = "re-run 'auditkit predict' or drop the metadata"
+    if not isinstance(meta, dict):
+        raise PredictionsError(f"{path}: the 'auditkit' schema metadata is not a JSON object; {fix}")
+    for key in ("model_name", "model_sha256", "data_root"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise PredictionsError(f"{path}: the 'auditkit' schema metadata field {key!r} is not a string; {fix}")
+    if meta.get("classes"):
+        try:
+            ClassSpec.from_dict(meta)
+        except (KeyError, TypeError, ValueError, AuditkitError):
+            raise PredictionsError(f"{path}: the 'auditkit' schema metadata field 'classes' is malformed; {fix}") from None
 
 
 def _class_spec(
@@ -365,22 +383,30 @@ def read_embeddings(path: str | os.PathLike[str], ids: Sequence[str]) -> np.ndar
     if suffix == ".npy":
         try:
             record = np.load(path, allow_pickle=False)
-        except ValueError as exc:
+        except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
             raise PredictionsError(
-                f"{path}: not a plain .npy array ({exc}); pickled files are refused"
+                f"{path}: not a plain .npy array ({reason}); pickled files are refused"
             ) from None
         if record.dtype.names is None or not {"id", "embedding"} <= set(record.dtype.names):
             raise PredictionsError(
                 f"{path}: a .npy embeddings file needs fields 'id' and 'embedding'"
             )
         keys = [str(i) for i in record["id"]]
-        values = np.asarray(record["embedding"], dtype=np.float64).reshape(len(keys), -1)
+        try:
+            values = np.asarray(record["embedding"], dtype=np.float64).reshape(len(keys), -1)
+        except (ValueError, TypeError) as exc:
+            raise PredictionsError(f"{path}: the 'embedding' field is not numeric ({exc}); re-export it") from None
     elif suffix in PARQUET_SUFFIXES or suffix in CSV_SUFFIXES:
-        frame = (
-            pd.read_parquet(path)
-            if suffix in PARQUET_SUFFIXES
-            else pd.read_csv(path, dtype={"id": str})
-        )
+        try:
+            frame = (
+                pd.read_parquet(path)
+                if suffix in PARQUET_SUFFIXES
+                else pd.read_csv(path, dtype={"id": str})
+            )
+        except Exception as exc:  # pyarrow and pandas raise many types for a corrupt or empty file
+            reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+            raise PredictionsError(f"{path}: not a readable embeddings table ({reason}); re-export it") from None
         if "id" not in frame.columns:
             raise PredictionsError(f"{path}: the embeddings table needs an 'id' column")
         features = [c for c in frame.columns if c != "id"]

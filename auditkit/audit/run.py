@@ -110,9 +110,10 @@ def audit_date(settings: AuditSettings) -> str:
     if epoch:
         try:
             return _dt.datetime.fromtimestamp(int(epoch), tz=_dt.timezone.utc).date().isoformat()
-        except ValueError:
+        except (ValueError, OverflowError, OSError):  # not a number, or beyond the years a date holds
             raise ConfigError(
-                f"SOURCE_DATE_EPOCH={epoch!r} is not an integer number of seconds"
+                f"SOURCE_DATE_EPOCH={epoch[:40]!r} is not an integer number of seconds since 1970 "
+                "within the years a date can hold; fix or unset it"
             ) from None
     return _dt.datetime.now(tz=_dt.timezone.utc).date().isoformat()
 

@@ -11,11 +11,14 @@ Exit codes (:class:`auditkit.errors.ExitCode`): 0 success, 1 gate failed,
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
+import logging
 import sys
 import traceback
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 import typer
 from typer.exceptions import TyperException
@@ -57,46 +60,88 @@ for _name in _COMMAND_MODULES:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of running the command line ``argv`` (default: sys.argv[1:])."""
+    from auditkit.fileio import guard_inputs
+
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        result = app(args=args, prog_name="auditkit", standalone_mode=False)
-    except AuditkitError as exc:
-        print(f"auditkit: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
-    except typer.Exit as exc:
-        return int(exc.exit_code)
-    except TyperException as exc:  # usage errors: unknown command, bad flag, missing option
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show(file=sys.stderr)
-        else:
-            print(f"auditkit: error: {exc.format_message()}", file=sys.stderr)
-        return int(ExitCode.INPUT_ERROR)
-    except OSError as exc:
-        if exc.errno not in _USER_PATH_ERRNOS or exc.filename is None:
+    with _quiet_libraries():
+        try:
+            with guard_inputs():  # no output of this command may replace or delete one of its inputs
+                result = app(args=args, prog_name="auditkit", standalone_mode=False)
+        except AuditkitError as exc:
+            return _input_error(str(exc), int(exc.exit_code))
+        except typer.Exit as exc:
+            return int(exc.exit_code)
+        except TyperException as exc:  # usage errors: unknown command, bad flag, missing option
+            return _input_error(_usage_line(exc))
+        except OSError as exc:
+            if exc.errno not in _USER_PATH_ERRNOS or exc.filename is None:
+                return _internal_error()
+            # A path the user gave that the system refuses (no permission, a folder where a file
+            # must be, a read-only or full disk) is their input, not an auditkit bug. Writes through
+            # fileio are already OutputPathErrors; this may be a read, so the wording is neutral.
+            blocker = file_in_the_way(exc.filename) if exc.errno == errno.ENOTDIR else None
+            reason = f"{blocker!r} is a file, not a folder" if blocker else exc.strerror or type(exc).__name__
+            return _input_error(f"{exc.filename!s}: {reason}; check the path and its permissions")
+        except ValueError as exc:
+            if "null byte" not in str(exc):
+                return _internal_error()
+            # os and open() refuse a path holding NUL before any file is touched
+            return _input_error("a path given contains a NUL byte, which no file name can; fix the argument")
+        except typer.Abort as exc:
+            if isinstance(exc.__cause__, EOFError):  # click turns a leaked EOFError into Abort
+                return _internal_error(exc.__cause__)
+            print("auditkit: interrupted", file=sys.stderr)
+            return 130
+        except KeyboardInterrupt:
+            print("auditkit: interrupted", file=sys.stderr)
+            return 130
+        except Exception:
             return _internal_error()
-        # A path the user gave that the system refuses (no permission, a folder where a file
-        # must be, a read-only or full disk) is their input, not an auditkit bug. Writes through
-        # fileio are already OutputPathErrors; this may be a read, so the wording is neutral.
-        blocker = file_in_the_way(exc.filename) if exc.errno == errno.ENOTDIR else None
-        reason = f"{blocker!r} is a file, not a folder" if blocker else exc.strerror or type(exc).__name__
-        print(f"auditkit: error: {exc.filename!s}: {reason}; check the path and its permissions", file=sys.stderr)
-        return int(ExitCode.INPUT_ERROR)
-    except (typer.Abort, KeyboardInterrupt):
-        print("auditkit: interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        return _internal_error()
     return int(result) if isinstance(result, int) else int(ExitCode.OK)
 
 
+def _input_error(message: str, code: int = int(ExitCode.INPUT_ERROR)) -> int:
+    """Print ``message`` as exactly one line on stderr and return ``code``."""
+    # a library's multi-line message (pydicom, pyarrow) inside an error stays on one line
+    print(f"auditkit: error: {' '.join(message.split())}", file=sys.stderr)
+    return code
+
+
+def _usage_line(exc: TyperException) -> str:
+    """Return click's usage error as one sentence naming the command, instead of its Usage/Try/Error block."""
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    command = getattr(getattr(exc, "ctx", None), "command_path", None) or "auditkit"
+    return f"{command}: {message.rstrip('.')}; see '{command} --help'"
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Silence library warnings and log records while a command runs: stderr carries auditkit's lines only."""
+    root = logging.getLogger()
+    sink = logging.NullHandler()  # with a handler on the root, logging's last-resort stderr printer stays quiet
+    root.addHandler(sink)
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(previous)
+        root.removeHandler(sink)
+
+
 _USER_PATH_ERRNOS = frozenset(
-    {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.ENOSPC, errno.ENAMETOOLONG}
+    {errno.EACCES, errno.EPERM, errno.EISDIR, errno.ENOTDIR, errno.EROFS, errno.ENOSPC, errno.ENAMETOOLONG,
+     errno.ENOENT, errno.ELOOP, errno.EEXIST, errno.EINVAL}
 )  # fmt: skip
 
 
-def _internal_error() -> int:
-    traceback.print_exc()
+def _internal_error(cause: BaseException | None = None) -> int:
+    if cause is None:
+        traceback.print_exc()
+    else:
+        traceback.print_exception(cause)
     print(
         "auditkit: internal error (a bug in auditkit, not in your input); "
         "please report it with the traceback above",

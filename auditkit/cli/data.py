@@ -78,11 +78,15 @@ def synth(
 ) -> int:
     """Generate the synthetic multi-site phantom with planted, recorded flaws."""
     from auditkit.data.phantom import build_config, generate_phantom
+    from auditkit.fileio import output_lock
     from auditkit.progress import status
 
     config = build_config(n_images=n, size=size, n_sites=sites, seed=seed, bit_depth=bit_depth)
     config = config.with_flaws(parse_flaws(flaws), parse_strengths(strength))
-    result = generate_phantom(out, config, force=force, workers=workers)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be a positive number of processes, got {workers}")
+    with output_lock(out):
+        result = generate_phantom(out, config, force=force, workers=workers)
     enabled = ", ".join(config.flaws.enabled_names()) or "none (clean)"
     status(
         f"phantom: {result.n_images} images of {size}x{size} from {config.n_sites} site(s) "

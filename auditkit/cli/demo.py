@@ -36,7 +36,10 @@ def demo_command(
     from auditkit.demo import run_demo
     from auditkit.gate import print_verdict_table
 
-    outcome = run_demo(out, quick=quick, clean=clean, force=force, seed=seed, device=device)
+    from auditkit.fileio import output_lock
+
+    with output_lock(out):
+        outcome = run_demo(out, quick=quick, clean=clean, force=force, seed=seed, device=device)
     # CI logs are not terminals and would wrap at 80 columns; honour COLUMNS if set.
     wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
     console = Console(highlight=False, width=wide)

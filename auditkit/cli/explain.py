@@ -52,29 +52,33 @@ def explain(
     from auditkit.errors import InvalidInputError
     from auditkit.explain.runner import explain_manifest, parse_methods
     from auditkit.explain.sampling import SELECTIONS
+    from auditkit.fileio import output_lock, protect_input
     from auditkit.progress import status
 
     if select not in SELECTIONS:
         raise InvalidInputError(f"--select must be one of {', '.join(SELECTIONS)}, got {select!r}")
     if overlay_format not in ("png", "jpeg"):
         raise InvalidInputError(f"--format must be png or jpeg, got {overlay_format!r}")
-    summary = explain_manifest(
-        model,
-        manifest,
-        methods=parse_methods(methods),
-        out=out,
-        limit=limit,
-        select=select,
-        target=target,
-        device=device,
-        batch_size=batch_size,
-        overlay_format=overlay_format,
-        random_state=seed,
-        params={"smoothgrad": {"random_state": seed}},
-        data_root=data_root,
-        allow_outside_root=allow_outside_root,
-        trust_code=trust_model_code,
-    )
+    protect_input(manifest, "the manifest (--manifest)")
+    protect_input(model, "the model folder (--model)", tree=True)
+    with output_lock(out):
+        summary = explain_manifest(
+            model,
+            manifest,
+            methods=parse_methods(methods),
+            out=out,
+            limit=limit,
+            select=select,
+            target=target,
+            device=device,
+            batch_size=batch_size,
+            overlay_format=overlay_format,
+            random_state=seed,
+            params={"smoothgrad": {"random_state": seed}},
+            data_root=data_root,
+            allow_outside_root=allow_outside_root,
+            trust_code=trust_model_code,
+        )
     status(
         f"explained {summary.n_images} images with {', '.join(summary.methods)} "
         f"({summary.n_from_cache} maps from the cache); index: {summary.index}"

@@ -50,6 +50,13 @@ def gate(
     from auditkit.progress import is_quiet
     from auditkit.results import read_results_file
 
+    from auditkit.fileio import protect_input, refuse_input_overwrite
+
+    protect_input(policy, "the policy (--policy)")
+    protect_input(results if results.is_file() else results / "results.json", "the results (RESULTS)")
+    for flag, path in (("--json", json_out), ("--junit", junit_out), ("--summary", summary_out)):
+        if path is not None:
+            refuse_input_overwrite(path, flag=flag)  # before anything is judged or written
     loaded_policy = load_policy(policy)
     loaded = read_results_file(results)  # one read: the hash is of the bytes evaluated
     outcome = evaluate(

@@ -26,8 +26,8 @@ def _parse_size(text: str | None) -> tuple[int, int] | None:
         values = [int(p) for p in parts]
     except ValueError:
         values = []
-    if len(values) not in (1, 2) or min(values, default=0) < 1:
-        raise InvalidInputError(f"--input-size {text!r} must be N or HxW in pixels, e.g. 64 or 224x224")
+    if len(values) not in (1, 2) or min(values, default=0) < 1 or max(values) > 8192:
+        raise InvalidInputError(f"--input-size {text!r} must be N or HxW in pixels (at most 8192), e.g. 64 or 224x224")
     return (values[0], values[-1])
 
 
@@ -91,35 +91,41 @@ def train_command(
     ),
 ) -> int:
     """Train a model on a manifest and write its checkpoint (weights, model.json, splits, history)."""
+    from auditkit.fileio import output_lock, protect_input
     from auditkit.progress import status
     from auditkit.train import train
 
-    result = train(
-        manifest,
-        arch=arch,
-        out=out,
-        external_sites=tuple(external_site),
-        positive_class=positive_class,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        weight_decay=weight_decay,
-        patience=patience,
-        device=device,
-        seed=seed,
-        resume=resume,
-        force=force,
-        input_size=_parse_size(input_size),
-        in_channels=in_channels,
-        weights_path=weights,
-        target_layer=target_layer,
-        augment=augment,
-        num_workers=num_workers,
-        data_root=data_root,
-        allow_outside_root=allow_outside_root,
-        calibration=calibration,
-        split_fractions=_parse_fractions(split),
-    )
+    protect_input(manifest, "the manifest (--manifest)")
+    protect_input(weights, "the initial weights (--weights)")
+    if Path(arch).is_file():
+        protect_input(arch, "the TorchScript model (--arch)")
+    with output_lock(out):
+        result = train(
+            manifest,
+            arch=arch,
+            out=out,
+            external_sites=tuple(external_site),
+            positive_class=positive_class,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            weight_decay=weight_decay,
+            patience=patience,
+            device=device,
+            seed=seed,
+            resume=resume,
+            force=force,
+            input_size=_parse_size(input_size),
+            in_channels=in_channels,
+            weights_path=weights,
+            target_layer=target_layer,
+            augment=augment,
+            num_workers=num_workers,
+            data_root=data_root,
+            allow_outside_root=allow_outside_root,
+            calibration=calibration,
+            split_fractions=_parse_fractions(split),
+        )
     score = "n/a" if math.isnan(result.best_score) else f"{result.best_score:.4f}"
     status(
         f"best epoch {result.best_epoch} of {result.epochs_run} ({result.monitor} {score}); "
@@ -148,24 +154,38 @@ def predict_command(
     trust_model_code: bool = typer.Option(
         False, "--trust-model-code", help="Allow a module:factory or TorchScript checkpoint (both run the model's own code)."
     ),
+    force: bool = typer.Option(False, "--force", help="Overwrite an existing --out (and --embeddings)."),
 ) -> int:
     """Score every image of a manifest with a checkpoint and write the predictions table."""
+    from auditkit.errors import OutputExistsError
+    from auditkit.fileio import output_lock, protect_input, refuse_input_overwrite
     from auditkit.predict import predict
     from auditkit.progress import status
 
-    table = predict(
-        model,
-        manifest,
-        out=out,
-        device=device,
-        batch_size=batch_size,
-        embeddings_out=embeddings,
-        external_sites=tuple(external_site),
-        num_workers=num_workers,
-        data_root=data_root,
-        allow_outside_root=allow_outside_root,
-        trust_code=trust_model_code,
-    )
+    protect_input(manifest, "the manifest (--manifest)")
+    protect_input(model, "the model folder (--model)", tree=True)
+    for flag, path in (("--out", out), ("--embeddings", embeddings)):
+        if path is None:
+            continue
+        refuse_input_overwrite(path, flag=flag)
+        if path.is_file() and not force:
+            raise OutputExistsError(
+                f"{flag} {str(path)!r} already exists; pass --force to overwrite it or choose another path"
+            )
+    with output_lock(out.parent, name=f".{out.name}.lock"):
+        table = predict(
+            model,
+            manifest,
+            out=out,
+            device=device,
+            batch_size=batch_size,
+            embeddings_out=embeddings,
+            external_sites=tuple(external_site),
+            num_workers=num_workers,
+            data_root=data_root,
+            allow_outside_root=allow_outside_root,
+            trust_code=trust_model_code,
+        )
     counts = table["split"].value_counts().to_dict()
     status(f"{len(table)} images scored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
     typer.echo(str(out))

@@ -25,8 +25,11 @@ def report_command(
     ),
 ) -> None:
     """Render the regulator's dossier from results.json alone: nothing is recomputed."""
+    from auditkit.fileio import output_lock, protect_input
     from auditkit.report import render_report
 
+    protect_input(results if results.is_file() else results / "results.json", "the results (RESULTS)")
+    protect_input(policy, "the policy (--policy)")
     folder = results if results.is_dir() else results.parent
     out_pdf: Path | None = out if out is not None else folder / "report.pdf"
     out_html: Path | None = None
@@ -34,5 +37,8 @@ def report_command(
         out_pdf, out_html = None, out_pdf
     elif html:
         out_html = out_pdf.with_suffix(".html")
-    for path in render_report(results, out_pdf=out_pdf, out_html=out_html, force=force, policy=policy, review=review):
+    target = out_pdf if out_pdf is not None else out_html
+    with output_lock(target.parent if target is not None else folder):
+        written = render_report(results, out_pdf=out_pdf, out_html=out_html, force=force, policy=policy, review=review)
+    for path in written:
         typer.echo(str(path))

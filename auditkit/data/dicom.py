@@ -242,4 +242,12 @@ def read_dicom(path: str | Path, *, frame_index: int | None = None) -> np.ndarra
                 f"shape {arr.shape}; name one with the manifest's 'frame' column"
             )
         return _grayscale(arr, ds, path)
-    return _colour(arr, ds)
+    try:
+        return _colour(arr, ds)
+    except (AttributeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        # PALETTE COLOR needs its three lookup tables; a file without them cannot be shown
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ImageReadError(
+            f"image file '{path}' is {photometric} but its colour lookup tables are missing or "
+            f"malformed ({reason}); export it again as RGB or grayscale"
+        ) from None

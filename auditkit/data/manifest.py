@@ -150,9 +150,30 @@ def _read_table(path: Path, display: str) -> pd.DataFrame:
             f"manifest '{display}' has suffix {suffix or '(none)'!r}; give a .csv, .tsv or "
             ".parquet file"
         )
-    raw.columns = [str(c).strip() for c in raw.columns]
+    names = _header(path, suffix) if suffix in CSV_SUFFIXES else list(raw.columns)
+    if len(names) != len(raw.columns):
+        names = list(raw.columns)
+    raw.columns = [str(c).strip() for c in names]
+    repeated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
+    if repeated:
+        # pandas would silently rename the second 'label' to 'label.1'
+        raise ManifestError(
+            f"manifest '{display}': column {repeated[0]!r} appears more than once in the header "
+            "(spaces around names are ignored); keep one column of each name"
+        )
     cells = {col: [_cell_text(v) for v in raw[col].tolist()] for col in raw.columns}
     return pd.DataFrame(cells, index=pd.RangeIndex(len(raw)), dtype=object, columns=list(raw.columns))
+
+
+def _header(path: Path, suffix: str) -> list[str]:
+    """Return the CSV header exactly as written (pandas renames a repeated name to ``name.1``)."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])
+    except (csv.Error, ValueError):  # pandas read it; keep pandas' names then
+        return []
 
 
 class _Context:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from auditkit.errors import InvalidInputError, PathEscapeError
+from auditkit.fileio import protect_inputs
 
 
 def resolve_path(
@@ -34,11 +35,19 @@ def resolve_path(
     and column), when the result lies outside ``root`` and
     ``allow_outside_root`` is false. The file need not exist.
     """
+    if "\x00" in value:
+        raise InvalidInputError(f"{where}: the path contains a NUL byte, which no file name can; fix the cell")
     raw = Path(value)
     candidate = raw if raw.is_absolute() else root / raw
     # resolve() follows every symlink on the way, so a link inside the root that
     # points out of it is caught as well as "../" and foreign absolute paths.
-    resolved = candidate.resolve(strict=False)
+    try:
+        resolved = candidate.resolve(strict=False)
+    except (RuntimeError, OSError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        reason = "a symlink loop" if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == 40 else (
+            exc.strerror or type(exc).__name__
+        )
+        raise InvalidInputError(f"{where}: path {value!r} cannot be resolved ({reason}); fix the link or the cell") from None
     if not allow_outside_root and not resolved.is_relative_to(root):
         raise PathEscapeError(
             f"{where}: path {value!r} resolves to '{resolved}', outside the data root "
@@ -78,4 +87,6 @@ def resolve_paths(
             continue
         resolved = resolve_path(str(value), root=root, allow_outside_root=allow_outside_root, where=where(row))
         out.append(os.fspath(resolved))
+    # what a manifest names is an input: no output of this run may replace it
+    protect_inputs((p for p in out if p is not None), "an image or mask the manifest names")
     return out

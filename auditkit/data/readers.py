@@ -14,6 +14,8 @@ channel (it keeps the high byte), so such colour images lose their low byte;
 from __future__ import annotations
 
 import contextlib
+import math
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -69,6 +71,7 @@ def _open_pil(path: Path):
 
 
 def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Return the shape and dtype an .npy header declares, once the file is known to hold that many bytes."""
     try:
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
@@ -76,11 +79,23 @@ def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
                 shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
             else:
                 shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-    except (ValueError, OSError) as exc:
+            offset = handle.tell()
+            size = os.fstat(handle.fileno()).st_size
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:  # EOFError: a zero-byte file
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise ImageReadError(
-            f"image file '{path}' is not a valid NumPy .npy file ({exc}); save it with numpy.save"
+            f"image file '{path}' is not a valid NumPy .npy file ({reason}); save it with numpy.save"
         ) from None
-    return tuple(int(s) for s in shape), np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    dtype = np.dtype(dtype)
+    # check before allocating: a 100-byte header may declare hundreds of gigabytes
+    needed = math.prod(shape) * dtype.itemsize if not dtype.hasobject else 0
+    if needed > size - offset:
+        raise ImageReadError(
+            f"image file '{path}' declares an array of shape {shape} ({needed} bytes) but holds "
+            f"only {size - offset} bytes of data; the file is truncated or forged, so save it again"
+        )
+    return shape, dtype
 
 
 def _check_npy_shape(shape: tuple[int, ...], path: Path) -> tuple[int, int]:
@@ -180,7 +195,7 @@ def _read_npy(path: Path) -> np.ndarray:
     _check_npy_shape(shape, path)
     try:
         values = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, EOFError) as exc:
         raise ImageReadError(f"image file '{path}' cannot be loaded ({exc}); save it again") from None
     if values.ndim == 3 and values.shape[2] == 1:
         values = values[:, :, 0]
@@ -273,7 +288,10 @@ def read_mask(path: str | Path) -> np.ndarray:
         if dtype.hasobject:
             raise ImageReadError(f"mask file '{path}' holds Python objects; save a numeric array")
         _check_npy_shape(shape, path)
-        values = np.load(path, allow_pickle=False)
+        try:
+            values = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            raise ImageReadError(f"mask file '{path}' cannot be loaded ({exc}); save it again") from None
     elif kind == "dicom":
         values = read_dicom(path)
     else:

@@ -20,11 +20,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from auditkit.errors import PolicyError, describe_validation_error
+from auditkit.errors import PolicyError, describe_validation_error, short_repr
 from auditkit.fileio import sha256_bytes
+from auditkit.yamlload import load_yaml
 
 Op = Literal["min", "max", "equals"]
 Use = Literal["estimate", "ci_low", "ci_high"]
@@ -173,33 +173,12 @@ class Policy:
     """The policy file's bytes exactly as read (copied into the audit folder as policy.yaml)."""
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """A safe YAML loader that refuses a repeated key instead of keeping the last one."""
-
-
-def _construct_unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode) -> dict[Any, Any]:
-    seen: set[Any] = set()
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=True)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
-            )
-        seen.add(key)
-    return loader.construct_mapping(node, deep=True)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_unique_mapping
-)
-
-
 def _rule_label(raw: Any, index: int) -> str:
     rules = raw.get("rules") if isinstance(raw, Mapping) else None
     rule_id = None
     if isinstance(rules, list) and index < len(rules) and isinstance(rules[index], Mapping):
         rule_id = rules[index].get("id")
-    return f"rule {index + 1} (id {rule_id!r})" if rule_id is not None else f"rule {index + 1}"
+    return f"rule {index + 1} (id {short_repr(rule_id)})" if rule_id is not None else f"rule {index + 1}"
 
 
 def _describe_validation_error(exc: ValidationError, raw: Any, source: str) -> str:
@@ -223,16 +202,8 @@ def parse_policy(data: bytes | str, *, source: str) -> Policy:
     exact bytes given.
     """
     raw_bytes = data.encode("utf-8") if isinstance(data, str) else bytes(data)
-    try:
-        # _UniqueKeyLoader is a SafeLoader: YAML tags cannot construct Python objects.
-        raw = yaml.load(raw_bytes.decode("utf-8"), Loader=_UniqueKeyLoader)
-    except UnicodeDecodeError:
-        raise PolicyError(f"{source}: not UTF-8 text; save the policy as UTF-8 YAML") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise PolicyError(f"{source}: invalid YAML{line}: {problem}; fix the syntax") from None
+    # bounded (size, aliases, depth), duplicate keys refused; a SafeLoader: no Python objects
+    raw = load_yaml(raw_bytes, source=source, error=PolicyError, what="the policy")
     if not isinstance(raw, Mapping):
         raise PolicyError(
             f"{source}: a policy is a YAML mapping with name, version and rules, "
@@ -292,4 +263,8 @@ def load_policy(path_or_name: str | os.PathLike[str]) -> Policy:
             f"{text}: no such policy file and not a shipped policy ({names}); "
             "give a path to a policy YAML or a shipped name"
         )
-    return parse_policy(path.read_bytes(), source=str(path))
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"{text}: cannot be read ({exc.strerror or type(exc).__name__}); check the path") from None
+    return parse_policy(data, source=str(path))

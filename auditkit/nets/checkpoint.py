@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from auditkit.errors import AuditkitError, CheckpointError, InvalidInputError
+from auditkit.errors import AuditkitError, CheckpointError, InvalidInputError, short_repr
 from auditkit.fileio import (
     atomic_write_bytes,
     atomic_write_text,
@@ -222,8 +222,17 @@ def read_model_json(model_json: Path) -> dict[str, Any]:
     return _read_meta(model_json)
 
 
+MAX_INPUT_SIDE = 8192
+"""The largest input height or width a checkpoint may declare: loading probes the network with a
+batch of that size, so a forged ``input_size`` of 40000x40000 would allocate gigabytes first."""
+
+
 def _is_positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _is_side(value: Any) -> bool:
+    return _is_positive_int(value) and value <= MAX_INPUT_SIDE
 
 
 def _check_fields(meta: dict[str, Any], where: str) -> None:
@@ -233,10 +242,10 @@ def _check_fields(meta: dict[str, Any], where: str) -> None:
         ("arch", isinstance(meta["arch"], str) and meta["arch"] != "", "a non-empty string"),
         (
             "input_size",
-            isinstance(size, list) and len(size) == 2 and all(_is_positive_int(v) for v in size),
-            "two positive integers [height, width]",
+            isinstance(size, list) and len(size) == 2 and all(_is_side(v) for v in size),
+            f"two positive integers [height, width] of at most {MAX_INPUT_SIDE}",
         ),
-        ("in_channels", _is_positive_int(meta["in_channels"]), "a positive integer"),
+        ("in_channels", _is_positive_int(meta["in_channels"]) and meta["in_channels"] <= 64, "a positive integer (at most 64)"),
         ("classes", isinstance(meta["classes"], dict), "a mapping"),
         ("preprocess", isinstance(meta["preprocess"], dict), "a mapping"),
         ("target_layer", isinstance(meta["target_layer"], str), "a string"),
@@ -262,7 +271,7 @@ def _check_fields(meta: dict[str, Any], where: str) -> None:
     for field_name, ok, expected in [*problems, *optional]:
         if not ok:
             raise CheckpointError(
-                f"{where!r} field {field_name!r} should be {expected}, got {meta.get(field_name)!r}; "
+                f"{where!r} field {field_name!r} should be {expected}, got {short_repr(meta.get(field_name))}; "
                 "restore the checkpoint or retrain"
             )
     try:
@@ -274,9 +283,10 @@ def _check_fields(meta: dict[str, Any], where: str) -> None:
 def _read_meta(model_json: Path) -> dict[str, Any]:
     try:
         meta = json.loads(model_json.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:120]
         raise CheckpointError(
-            f"{str(model_json)!r} is not valid JSON ({exc}); restore the checkpoint or retrain"
+            f"{str(model_json)!r} is not valid JSON ({reason}); restore the checkpoint or retrain"
         ) from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(

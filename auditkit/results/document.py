@@ -11,7 +11,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from auditkit.errors import ResultsError
+from auditkit.errors import ResultsError, short_repr
 from auditkit.fileio import dumps_json, sha256_bytes, to_jsonable, write_json
 
 SCHEMA_VERSION = "1.0"
@@ -31,7 +31,7 @@ def validate_results(data: Mapping[str, Any], *, source: str = "results.json") -
     version = data.get("schema_version") if isinstance(data, Mapping) else None
     if version != SCHEMA_VERSION:
         raise ResultsError(
-            f"{source}: schema_version is {version!r}, this auditkit reads {SCHEMA_VERSION!r}; "
+            f"{source}: schema_version is {short_repr(version)}, this auditkit reads {SCHEMA_VERSION!r}; "
             "re-run the audit with this version"
         )
     validator = jsonschema.Draft202012Validator(results_schema())
@@ -39,7 +39,8 @@ def validate_results(data: Mapping[str, Any], *, source: str = "results.json") -
     if errors:
         first = errors[0]
         where = ".".join(str(p) for p in first.absolute_path) or "(top level)"
-        raise ResultsError(f"{source}: field {where} is invalid: {first.message}")
+        message = first.message if len(first.message) <= 160 else f"{first.message[:159]}…"  # never a whole value
+        raise ResultsError(f"{source}: field {where[:120]} is invalid: {message}")
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,24 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
         )
     raw = path.read_bytes()
     try:
-        data = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ResultsError(f"{path}: not valid JSON ({exc}); re-run the audit") from None
+        data = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:  # JSONDecodeError, an int beyond the digit limit
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ResultsError(f"{path}: not valid JSON ({reason}); re-run the audit") from None
+    except RecursionError:
+        raise ResultsError(f"{path}: nested too deeply to be a results.json; re-run the audit") from None
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: the top level must be a JSON object; re-run the audit")
-    validate_results(data, source=str(path))
+    try:
+        validate_results(data, source=str(path))
+    except RecursionError:
+        raise ResultsError(f"{path}: nested too deeply to be a results.json; re-run the audit") from None
     return ResultsFile(path, raw, data)
+
+
+def _refuse_constant(name: str) -> Any:
+    # JSON has no NaN or Infinity; auditkit writes null with a reason, so a literal means a forged file
+    raise ValueError(f"the literal {name} is not JSON (an undefined number is null with a reason)")
 
 
 def load_results(path: str | os.PathLike[str]) -> dict[str, Any]:
