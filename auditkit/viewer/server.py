@@ -86,7 +86,10 @@ def make_handler(root: Path, page: Callable[[], bytes]) -> type[http.server.Base
                 self.send_header("Allow", "GET, HEAD")
             self.end_headers()
             if not head:
-                self.wfile.write(body)
+                try:
+                    self.wfile.write(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the browser left (a closed tab, a new case): nothing to answer
 
         def _answer(self, *, head: bool) -> None:
             path = urllib.parse.urlsplit(self.path).path
