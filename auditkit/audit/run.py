@@ -151,10 +151,7 @@ def assemble_document(
         "tool": {"name": "auditkit", "version": __version__},
         "created": audit_date(settings),
         "run": {
-            "seed": settings.seed,
-            "n_boot": settings.n_boot,
-            "ci_level": settings.ci_level,
-            "ci_method": settings.ci_method,
+            **settings.run_context.to_dict(),
             "cluster_column": run_info["cluster_column"],
             "clustered": run_info["clustered"],
             "resampling": run_info["resampling"],
@@ -258,6 +255,19 @@ def explain_section(
     return {"saliency": saliency, "gallery": gallery}
 
 
+def failures_section(table: PredictionsTable, settings: Any, sections: dict[str, Any]) -> dict[str, Any]:
+    """Return ``{"failures": ...}``: the worst errors per cohort at the operating point (binary tasks only)."""
+    threshold = (sections.get("operating_point") or {}).get("threshold")
+    if sections.get("run_info", {}).get("task") != "binary" or threshold is None:
+        return {}
+    from auditkit.audit.failures import worst_cases
+    from auditkit.audit.statistics import assign_cohorts
+
+    y_pos = table.frame["y_true"].to_numpy() == 1  # binary: class index 1 is the positive class
+    return {"failures": worst_cases(table.frame, assign_cohorts(table), y_pos, table.probs[:, 1],
+                                    threshold=float(threshold), attributes=list(settings.attributes or []))}
+
+
 def check_model_matches(table: PredictionsTable, loaded: Any) -> dict[str, Any] | None:
     """Return a warning when ``table`` cannot be tied to ``loaded``; raise when it belongs to another model.
 
@@ -298,6 +308,7 @@ def run_audit(config: AuditConfig) -> AuditResults:
     sections = compute_statistics(inputs.table, config.settings, embeddings=inputs.embeddings)
     if provenance is not None:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
+    sections.update(failures_section(inputs.table, config.settings, sections))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
     from auditkit.audit.clinical import add_clinical  # decision curves, conformal, slices, robustness
 

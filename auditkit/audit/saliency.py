@@ -48,7 +48,7 @@ from auditkit.explain.evaluation.shortcut import (
 )
 from auditkit.explain.evaluation.stability import noise_stability, shift_stability
 from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
-from auditkit.explain.overlay import shared_scale, write_image, write_overlay
+from auditkit.explain.overlay import shared_scale, write_image, write_mask, write_overlay
 from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, MapSet, explain_inputs, safe_names
 from auditkit.explain.sampling import stratified_sample
 from auditkit.progress import status
@@ -339,6 +339,7 @@ def _evaluate(
             clusters=None if patients is None else patients[rows],
             n_boot=cfg.n_boot,
             ci_level=cfg.ci_level,
+            ci_method=cfg.ci_method,
             random_state=cfg.seed,
         ).to_dict()
 
@@ -445,6 +446,7 @@ def _evaluate(
         n_boot=cfg.n_boot,
         random_state=cfg.seed,
         ci_level=cfg.ci_level,
+        ci_method=cfg.ci_method,
         clusters=None if patients is None else patients[pick],
     )
 
@@ -459,6 +461,7 @@ def _evaluate(
             clusters=None if patients is None else patients[mask],
             n_boot=cfg.n_boot,
             ci_level=cfg.ci_level,
+            ci_method=cfg.ci_method,
             random_state=cfg.seed,
         ).to_dict()
 
@@ -473,6 +476,7 @@ def _evaluate(
             clusters=patients,
             n_boot=cfg.n_boot,
             ci_level=cfg.ci_level,
+            ci_method=cfg.ci_method,
             random_state=cfg.seed,
         ).to_dict()
 
@@ -629,7 +633,7 @@ def _gallery(
         mask_rel = None
         if images.masks[i] is not None:
             mask_rel = f"explain/masks/{stem}.png"
-            write_image(out_dir / mask_rel, images.masks[i].astype(np.float32))
+            write_mask(out_dir / mask_rel, images.masks[i])
         y_true = int(sample.loc[i, "y_true"])
         gallery.append(
             {

@@ -1,8 +1,16 @@
 """Saliency-gallery strips at print resolution, with the ground-truth contour drawn in.
 
 Each gallery case becomes one image strip: the input image, then every
-method's overlay, side by side, each with the ground-truth lesion outline
-when a mask exists. Files are read from inside the report's folder only
+method's heatmap, side by side and all the same size. An overlay file holds
+the heatmap panel and, to its right, a colour bar; the strip keeps only the
+heatmap panel (the box recorded in the file's metadata, else the image's
+size), so each heatmap is as large as the image and registered with it. The
+colour bars are drawn by the report as text (legible, with units) instead.
+The ground-truth lesion is outlined once, in one colour
+(:data:`auditkit.explain.overlay.CONTOUR_RGB`), on the image's pixel grid:
+the mask is resized to the image panel and the same outline is drawn on
+every panel (an overlay that already carries it is drawn over on the same
+pixels). Files are read from inside the report's folder only
 (:func:`auditkit.report.fetcher.resolve_inside`). Panels are fitted to the
 size they print at (``PANEL_MM`` at ``PANEL_DPI``; small images are enlarged
 by an integer factor with nearest neighbour so pixels stay sharp) and the
@@ -23,13 +31,15 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from auditkit.errors import PathEscapeError
+from auditkit.explain.overlay import CONTOUR_PX, CONTOUR_RGB, read_panel_box
+from auditkit.explain.overlay import outline as contour
 from auditkit.report.fetcher import resolve_inside
 
-PANEL_MM = 28.0
+#: 256 px at 200 dpi: the size the audit writes its panels at, so they are never resampled.
 PANEL_DPI = 200
-PANEL_PX = round(PANEL_MM / 25.4 * PANEL_DPI)
+PANEL_PX = 256
+PANEL_MM = PANEL_PX / PANEL_DPI * 25.4
 GAP_PX = 8
-CONTOUR_RGB = (57, 255, 20)
 MISSING_RGB = (235, 235, 235)
 JPEG_QUALITY = 88
 
@@ -44,24 +54,21 @@ class Strip:
     problems: tuple[str, ...]
 
 
-def contour(mask: np.ndarray, *, thickness: int = 1) -> np.ndarray:
-    """Return the outline of a boolean mask: (H, W) bool, True on mask pixels next to background.
+def _read(root: Path, relative: str, *, crop: tuple[int, int] | None = None) -> Image.Image:
+    """Return the image at ``relative`` as RGB; an overlay is cropped to its heatmap panel.
 
-    Pixels of the mask whose 4-neighbourhood leaves the mask form the outline;
-    ``thickness`` > 1 grows it inward by repeating the erosion.
+    ``crop`` is the (width, height) of the strip's input image: the fallback
+    heatmap box of an overlay whose metadata does not record one.
     """
-    inner = mask.copy()
-    for _ in range(max(1, thickness)):
-        padded = np.pad(inner, 1, constant_values=False)
-        inner = padded[1:-1, 1:-1] & padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~inner
-
-
-def _read(root: Path, relative: str) -> Image.Image:
     path = resolve_inside(root, relative)
     with Image.open(path) as img:
         img.load()
+        box = read_panel_box(img)
         img = img.copy()
+    if box is None and crop is not None and img.height == crop[1] and img.width > crop[0]:
+        box = crop  # an overlay with its colour bar to the right of an image-sized heatmap
+    if box is not None and box[0] <= img.width and box[1] <= img.height:
+        img = img.crop((0, 0, box[0], box[1]))
     if img.mode in ("I", "I;16", "I;16B", "F"):
         # 16-bit and float images print as 8-bit grey scaled to their own range
         values = np.asarray(img, dtype=np.float64)
@@ -88,24 +95,30 @@ def _missing_panel(size: int) -> np.ndarray:
     return panel
 
 
-def _panel(root: Path, image: str | None, lesion: Image.Image | None, size: int) -> tuple[np.ndarray, str | None]:
+def _panel(
+    root: Path, image: str | None, lesion: Image.Image | None, size: int, *, crop: tuple[int, int] | None = None
+) -> tuple[np.ndarray, str | None, tuple[int, int] | None]:
+    """Return the cell, a problem (or None) and the (width, height) the file had before fitting."""
     if not image:
-        return _missing_panel(size), "no image recorded"
+        return _missing_panel(size), "no image recorded", None
     try:
-        img = _fit(_read(root, image), size)
+        source = _read(root, image, crop=crop)
+        img = _fit(source, size)
     except PathEscapeError as exc:
-        return _missing_panel(size), str(exc)
+        return _missing_panel(size), str(exc), None
     except (UnidentifiedImageError, OSError, ValueError) as exc:
-        return _missing_panel(size), f"{image}: cannot be read as an image ({type(exc).__name__})"
+        return _missing_panel(size), f"{image}: cannot be read as an image ({type(exc).__name__})", None
     rgb = np.array(img)
     if lesion is not None:
-        mask = np.asarray(lesion.resize(img.size, Image.Resampling.NEAREST)) > 0
-        rgb[contour(mask, thickness=max(1, round(img.size[0] / 150)))] = CONTOUR_RGB
+        # the mask is on the image's grid (the audit writes it at the image panel's size); a mask on
+        # a finer or coarser grid of the same field of view is resized by nearest neighbour
+        mask = np.asarray(lesion.resize(img.size, Image.Resampling.NEAREST)) > 127
+        rgb[contour(mask, thickness=max(1, round(CONTOUR_PX * img.size[0] / PANEL_PX)))] = CONTOUR_RGB
     # centre the fitted image in a square white cell so every panel has the same footprint
     cell = np.full((size, size, 3), 255, dtype=np.uint8)
     top, left = (size - rgb.shape[0]) // 2, (size - rgb.shape[1]) // 2
     cell[top: top + rgb.shape[0], left: left + rgb.shape[1]] = rgb[:size, :size]
-    return cell, None
+    return cell, None, source.size
 
 
 def make_strip(
@@ -117,6 +130,11 @@ def make_strip(
     image_format: str = "jpeg",
 ) -> Strip:
     """Return the strip of ``images`` (paths relative to ``root``) side by side, outlined by ``mask``.
+
+    ``images[0]`` is the input image and the rest are overlays, each cropped
+    to its heatmap panel so every panel shows the same field of view at the
+    same size; ``mask`` (non-zero = lesion, 128 and above after any grey-level
+    resampling) is outlined on every panel in :data:`CONTOUR_RGB`.
 
     Missing, unreadable or out-of-folder files become a crossed grey panel and
     a line in ``problems`` instead of an exception: one bad image must not stop
@@ -141,8 +159,11 @@ def make_strip(
             lesion = None
     n = max(1, len(images))
     canvas = np.full((panel_px, n * panel_px + (n - 1) * GAP_PX, 3), 255, dtype=np.uint8)
+    crop: tuple[int, int] | None = None
     for index, image in enumerate(images):
-        cell, problem = _panel(root, image, lesion, panel_px)
+        cell, problem, size = _panel(root, image, lesion, panel_px, crop=crop)
+        if index == 0:
+            crop = size
         left = index * (panel_px + GAP_PX)
         canvas[:, left: left + panel_px] = cell
         if problem:

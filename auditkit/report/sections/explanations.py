@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
+from auditkit.explain.overlay import CONTOUR_RGB
 from auditkit.progress import track
 from auditkit.report import formatting as fmt
 from auditkit.report.gallery import Strip, make_strip
@@ -40,6 +41,57 @@ DISCLAIMER = (
     "(Adebayo et al. 2018). Do not use these maps to locate disease; where localisation matters, a "
     "detection or segmentation model validated for that purpose is needed."
 )
+
+#: What a heatmap's values are, per method (the colour bar's units).
+UNITS = {
+    "gradcam": "ReLU of the gradient-weighted activations of the target layer (arbitrary units)",
+    "gradcampp": "ReLU of the Grad-CAM++ weighted activations (arbitrary units)",
+    "ig": "positive Integrated-Gradients attribution per pixel (logit units; the map sums to the logit difference)",
+    "smoothgrad": "absolute gradient of the logit per pixel, averaged over noisy copies (logit per unit intensity)",
+}
+#: colour stops sampled from the colormap for the legend's CSS gradient.
+LEGEND_STOPS = 11
+
+
+def _gradient(cmap: str) -> str:
+    """Return a CSS ``linear-gradient`` through ``cmap`` (Matplotlib name), low values on the left."""
+    from matplotlib import colormaps
+
+    try:
+        colormap = colormaps[cmap]
+    except KeyError:
+        colormap = colormaps["inferno"]
+    stops = []
+    for i in range(LEGEND_STOPS):
+        r, g, b, _ = colormap(i / (LEGEND_STOPS - 1))
+        stops.append(f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x} {100 * i / (LEGEND_STOPS - 1):.0f}%")
+    return "linear-gradient(to right, " + ", ".join(stops) + ")"
+
+
+def _legend(entries: list[Mapping[str, Any]], methods: list[str]) -> list[dict[str, str]]:
+    """Return one colour-bar legend per method and distinct scale (the audit shares one scale per method)."""
+    legend = []
+    for method in methods:
+        seen: list[tuple[Any, ...]] = []
+        for entry in entries:
+            scales = entry.get("overlay_scales") if isinstance(entry.get("overlay_scales"), Mapping) else {}
+            scale = scales.get(method) if isinstance(scales.get(method), Mapping) else None
+            if scale is None:
+                continue
+            key = (scale.get("vmin"), scale.get("vmax"), scale.get("cmap"), scale.get("label"))
+            if key in seen:
+                continue
+            seen.append(key)
+            legend.append({
+                "method": SHORT_NAMES.get(method, method),
+                "vmin": fmt.format_number(scale.get("vmin"), digits=3),
+                "vmax": fmt.format_number(scale.get("vmax"), digits=3),
+                "gradient": _gradient(str(scale.get("cmap") or "inferno")),
+                "units": UNITS.get(method, "attribution (units not recorded)"),
+                "scale": str(scale.get("label") or ""),
+            })
+    return legend
+
 
 def gallery_workers() -> int:
     """Return the number of threads that prepare gallery strips (the cores, at most 4)."""
@@ -260,6 +312,8 @@ def build_explanations(source: Source, gallery_jobs: GalleryJobs | None = None) 
         "by_group": _by_group(source, methods),
         "gallery": groups,
         "gallery_panels": ", ".join(["image", *(SHORT_NAMES.get(m, m) for m in methods)]),
+        "legend": _legend([e for e in source.get("gallery", []) if isinstance(e, Mapping)], list(methods)),
+        "contour_colour": "#{:02x}{:02x}{:02x}".format(*CONTOUR_RGB),
         "gallery_note": "" if gallery else not_assessed("results.json names no gallery images"),
         "clinical_review": TO_BE_COMPLETED,
     }
@@ -297,17 +351,77 @@ def build_failures(source: Source, gallery_groups: list[dict[str, Any]]) -> dict
                           "cells": [fmt.format_count(cm.get("fn")), fmt.format_count(cm.get("tn"))]}],
                 "threshold": fmt.format_number(cm.get("threshold"), digits=4) if cm.get("threshold") is not None else "",
             })
-    worst = []
-    for group in gallery_groups:
-        if group["category"] not in ("false_negative", "false_positive"):
-            continue
-        cases = sorted(group["cases"], key=lambda c: c["score"], reverse=group["category"] == "false_positive")
-        worst.append({"title": group["title"], "cases": cases})
+    worst, worst_note = _worst_cases(source, gallery_groups)
     return {
         "available": bool(matrices),
         "not_assessed": not_assessed("no confusion matrix was recorded"),
         "matrices": matrices,
         "worst": worst,
-        "worst_note": "" if worst else not_assessed("the gallery holds no misclassified cases"),
+        "worst_note": worst_note,
         "interpretation": TO_BE_COMPLETED,
     }
+
+
+def _worst_cases(source: Source, gallery_groups: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str]:
+    """Return the worst false negatives and positives per cohort (from ``failures``) and a note.
+
+    The list is over every image of the cohort (results.json ``failures``),
+    not the gallery's sample; a case that is also in the gallery links to its
+    panel (and its page). Older results without ``failures`` fall back to the
+    gallery's misclassified cases, said so.
+    """
+    in_gallery = {case["id"]: case["anchor"] for group in gallery_groups for case in group["cases"]}
+    failures = source.mapping("failures")
+    tables = []
+    by_cohort = failures.get("cohorts") if isinstance(failures.get("cohorts"), Mapping) else {}
+    # the internal test first, then the external sites in the order the audit wrote them
+    for cohort, block in sorted(by_cohort.items(), key=lambda item: item[0] != "test"):
+        if not isinstance(block, Mapping):
+            continue
+        for category in ("false_negative", "false_positive"):
+            part = block.get(category) if isinstance(block.get(category), Mapping) else {}
+            cases = [c for c in part.get("worst") or [] if isinstance(c, Mapping)]
+            n = part.get("n")
+            rows = []
+            for rank, case in enumerate(cases, start=1):
+                attributes = case.get("attributes") if isinstance(case.get("attributes"), Mapping) else {}
+                rows.append({
+                    "rank": str(rank),
+                    "id": str(case.get("id")),
+                    "patient": fmt.plain(case.get("patient_id")) if case.get("patient_id") is not None else "—",
+                    "score": fmt.format_number(case.get("score"), digits=3),
+                    "attributes": "; ".join(f"{k}: {v}" for k, v in attributes.items()) or "—",
+                    "anchor": in_gallery.get(str(case.get("id"))),
+                })
+            order = "lowest score first" if category == "false_negative" else "highest score first"
+            tables.append({
+                "title": f"{source.cohort_label(str(cohort))}: {CATEGORY_TITLES[category].lower()}",
+                "summary": (f"{fmt.format_count(n)} in this cohort; the {len(rows)} worst shown, {order}."
+                            if isinstance(n, int) else ""),
+                "cases": rows,
+            })
+    if failures:
+        threshold = fmt.format_number(failures.get("threshold"), digits=4)
+        note = (f"Every image of each cohort at the operating point (threshold {threshold}; a score at or above "
+                "it is called positive), not only the gallery's sample. A case shown in the gallery links to its "
+                "saliency panel.")
+        return tables, note if tables else not_assessed("no misclassified case at the operating point")
+    for group in gallery_groups:  # results.json written before the audit recorded its worst cases
+        if group["category"] not in ("false_negative", "false_positive"):
+            continue
+        rows = [{"rank": "", "id": c["id"], "patient": "—", "score": c["score"], "attributes": c["attributes"],
+                 "anchor": c["anchor"], "cohort": c["cohort"]} for c in group["cases"]]
+        rows.sort(key=lambda r: float(r["score"]) if _is_number(r["score"]) else 0.0,
+                  reverse=group["category"] == "false_positive")
+        tables.append({"title": f"{group['title']} (gallery sample only)", "summary": "", "cases": rows})
+    note = ("This results.json records no worst cases over the whole cohort: the rows below are the gallery's "
+            "sample, not necessarily the worst. Re-run the audit to list the worst cases.")
+    return tables, note if tables else not_assessed("the gallery holds no misclassified cases")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,59 @@
+"""What a reviewer reads: worst cases, saliency verdicts, cover consistency, model card, checklist, tags.
+
+Values are checked against the results document the factory computed with
+scikit-learn/SciPy (or planted by hand here), and the PDF through its
+extracted text (pypdf), never against the report code's own output.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from auditkit.report import build_context, render_html
+
+
+def _with_failures(doc: dict) -> dict:
+    doc = copy.deepcopy(doc)
+    gallery_ids = [e["id"] for e in doc["gallery"]]
+    doc["failures"] = {
+        "threshold": 0.5, "rule": "score >= threshold", "n_worst": 2,
+        "cohorts": {
+            "site_c": {"false_negative": {"n": 1, "worst": [{"id": "ext1", "score": 0.2, "attributes": {}}]},
+                       "false_positive": {"n": 0, "worst": []}},
+            "test": {"false_negative": {"n": 7, "worst": [
+                {"id": "far1", "score": 0.01, "patient_id": "p9", "attributes": {"sex": "F"}},
+                {"id": gallery_ids[1], "score": 0.12, "patient_id": "p3", "attributes": {"sex": "M"}}]},
+                     "false_positive": {"n": 3, "worst": [{"id": "fp1", "score": 0.97, "attributes": {}}]}},
+        },
+    }
+    return doc
+
+
+def test_worst_cases_are_the_recorded_worst_with_links_to_the_gallery(full_doc, full_results):
+    context = build_context(_with_failures(full_doc), report_dir=full_results.parent)
+    worst = context["failures"]["worst"]
+    assert [w["title"] for w in worst][:2] == ["Internal test: false negatives (missed findings)",
+                                              "Internal test: false positives"]
+    fn = worst[0]["cases"]
+    assert [c["id"] for c in fn] == ["far1", full_doc["gallery"][1]["id"]]  # the recorded order: worst first
+    assert fn[0]["score"] == "0.010" and fn[0]["anchor"] is None  # not in the gallery: no link
+    assert fn[1]["anchor"] == "case-" + full_doc["gallery"][1]["id"].replace("_", "-")
+    assert worst[0]["summary"].startswith("7 in this cohort")
+    html = render_html(context)
+    assert 'href="#case-' in html and "not in the gallery" in html
+
+
+def test_gallery_caption_names_one_outline_and_the_legend_has_units(full_doc, full_results, full_html):
+    assert "green" not in full_html.lower().split('id="explanations"', 1)[1].split("</section>", 1)[0]
+    assert "cyan outline" in full_html
+    doc = copy.deepcopy(full_doc)
+    for entry in doc["gallery"]:
+        entry["overlay_scales"] = {"gradcam": {"vmin": 0.0, "vmax": 0.12774, "label": "Grad-CAM, relu, shared scale",
+                                               "cmap": "inferno"}}
+    legend = build_context(doc, report_dir=full_results.parent)["explanations"]["legend"]
+    assert len(legend) == 1  # one shared scale: one legend row, not one per case
+    assert (legend[0]["method"], legend[0]["vmin"], legend[0]["vmax"]) == ("Grad-CAM", "0.000", "0.128")
+    assert "arbitrary units" in legend[0]["units"]
+    # inferno runs from near-black (#000004) to pale yellow (#fcffa4): matplotlib's published end points
+    assert legend[0]["gradient"].startswith("linear-gradient(to right, #000004 0%")
+    assert legend[0]["gradient"].endswith("#fcffa4 100%)")
