@@ -159,6 +159,7 @@
       if (on.length) {
         var fl = make("span", "fl", "\u2691" + on.length);
         fl.title = on.map(function (f) { return FLAG_TEXT[f]; }).join(", ");
+        fl.setAttribute("aria-label", "flags: " + fl.title);
         li.appendChild(fl);
       }
       var v = state.verdicts[c.id];
