@@ -327,3 +327,15 @@ def output_lock(
         except OSError:
             pass
         os.close(fd)
+
+
+def write_csv(path: str | os.PathLike[str], frame: Any, *, float_format: str | None = None) -> Path:
+    """Write the DataFrame ``frame`` as CSV (no index, ``\\n`` line ends) atomically and return the path.
+
+    Every CSV auditkit writes goes through here, so every text cell is
+    neutralised against spreadsheet formulas (:func:`auditkit.textsafe.csv_safe`).
+    """
+    from auditkit.textsafe import csv_safe
+
+    text = csv_safe(frame).to_csv(index=False, lineterminator="\n", float_format=float_format)
+    return atomic_write_text(path, text)

@@ -29,7 +29,7 @@ import pandas as pd
 import torch
 
 from auditkit.errors import InvalidInputError, ManifestError
-from auditkit.fileio import atomic_write_bytes, atomic_write_text
+from auditkit.fileio import atomic_write_bytes, write_csv
 from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
 from auditkit.nets.device import autocast, memory_format, select_device
 from auditkit.nets.embed import capture_head_input, embedding_layer_name
@@ -134,7 +134,7 @@ def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, metadata: 
         pq.write_table(arrow, buffer)
         return atomic_write_bytes(target, buffer.getvalue())
     if suffix == ".csv":
-        return atomic_write_text(target, table.to_csv(index=False, lineterminator="\n"))
+        return write_csv(target, table)
     raise InvalidInputError(
         f"--out {str(target)!r} must end in .parquet or .csv (the predictions table format)"
     )

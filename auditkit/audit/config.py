@@ -14,7 +14,18 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditkit.errors import ConfigError, describe_validation_error, short_repr
-from auditkit.stats.fairness import DEFAULT_PRIMARY
+from auditkit.run_context import (
+    DEFAULT_CI_LEVEL,
+    DEFAULT_CI_METHOD,
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
+    CiLevel,
+    CiMethod,
+    NBoot,
+    RunContext,
+    Seed,
+)
+from auditkit.stats import metrics as metric_registry
 from auditkit.stats.threshold import OperatingPointRule
 
 
@@ -51,9 +62,9 @@ class AuditSettings(BaseModel):
     operating_point: str = Field(
         "youden", description="youden | sensitivity:x | specificity:x | threshold:t"
     )
-    n_boot: int = Field(1000, ge=50, le=100_000)
-    seed: int = Field(0, ge=0)
-    ci_method: Literal["percentile", "bca"] = "percentile"
+    n_boot: NBoot = DEFAULT_N_BOOT
+    seed: Seed = DEFAULT_SEED
+    ci_method: CiMethod = DEFAULT_CI_METHOD
     stratify: Literal["cohort", "class"] = Field(
         "cohort",
         description="Resampling strata: 'cohort' (each cohort an independent sample of fixed size) or "
@@ -61,7 +72,7 @@ class AuditSettings(BaseModel):
         "prevalence-dependent metrics such as PPV, O/E and the calibration intercept are too narrow for "
         "a consecutive cohort).",
     )
-    ci_level: float = Field(0.95, gt=0.5, lt=1.0)
+    ci_level: CiLevel = DEFAULT_CI_LEVEL
     auroc_ci: Literal["bootstrap", "delong"] = Field(
         "bootstrap",
         description="AUROC interval: the shared bootstrap, or DeLong (unclustered data only).",
@@ -69,7 +80,9 @@ class AuditSettings(BaseModel):
     min_group_size: int = Field(30, ge=2)
     min_group_events: int = Field(10, ge=0)
     multiplicity: Literal["holm", "bh"] = "holm"
-    fairness_primary_metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_PRIMARY))
+    fairness_primary_metrics: list[str] = Field(
+        default_factory=lambda: list(metric_registry.keys(fairness_primary=True))
+    )
     fairness_cohorts: list[str] = Field(
         default_factory=lambda: ["test"],
         description="'test', external site names, or 'external' for all sites.",
@@ -161,6 +174,11 @@ class AuditSettings(BaseModel):
             seen[key] = item
             out.append("+".join(parts))
         return out
+
+    @property
+    def run_context(self) -> RunContext:
+        """Return the seed, resamples and interval settings every interval of the run uses."""
+        return RunContext.from_settings(self)
 
     @property
     def rule(self) -> OperatingPointRule:

@@ -131,6 +131,11 @@ def _read_frame(path: Path) -> tuple[pd.DataFrame, dict[str, Any] | None]:
             raise PredictionsError(
                 f"{path}: not a readable CSV file ({exc}); check its format"
             ) from None
+        from auditkit.textsafe import csv_unquote
+
+        for column in frame.columns:  # undo auditkit's own formula guard on text cells
+            if pd.api.types.is_object_dtype(frame[column]) or pd.api.types.is_string_dtype(frame[column]):
+                frame[column] = frame[column].map(csv_unquote)
         return frame, None
     raise PredictionsError(
         f"{path}: unsupported predictions file type {suffix!r}; give a .csv or .parquet file"

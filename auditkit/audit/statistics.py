@@ -35,10 +35,10 @@ from auditkit.audit.predictions import RESERVED_SITE_NAMES, PredictionsTable
 from auditkit.errors import ConfigError, PredictionsError
 from auditkit.progress import track
 from auditkit.results import Estimate
+from auditkit.run_context import RunContext
 from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import (
     Distribution,
-    IntervalSettings,
     bootstrap_z_test,
     make_resamples,
 )
@@ -87,6 +87,11 @@ class _Context:
     def warn(self, code: str, message: str, where: str | None = None) -> None:
         """Record a caveat for results.json's top-level ``warnings``."""
         self.warnings.append({"code": code, "message": message, "where": where})
+
+    @property
+    def run(self) -> RunContext:
+        """Return the run context (seed, n_boot, ci_level, ci_method) of every interval."""
+        return self.settings.run_context
 
     @property
     def binary(self) -> bool:
@@ -229,7 +234,7 @@ def _auroc_estimate(ctx: _Context, dists: dict[str, Distribution], rows: np.ndar
     est = _estimates(ctx, dists, rows, ("auroc",))["auroc"]
     if ctx.settings.auroc_ci == "delong" and ctx.binary and not ctx.clustered and est.defined:
         y = (ctx.analyzer.arrays.y[rows] == 1).astype(np.int64)
-        res = delong_interval(y, ctx.analyzer.arrays.probs[rows, 1], level=ctx.settings.ci_level)
+        res = delong_interval(y, ctx.analyzer.arrays.probs[rows, 1], level=ctx.run.ci_level)
         return Estimate(
             res.estimate, res.ci_low, res.ci_high, p_value=res.p_value, method=res.method
         )
@@ -318,7 +323,7 @@ def _cohort_section(ctx: _Context, name: str, rows: np.ndarray) -> dict[str, Any
         prev = proportion(
             (ctx.analyzer.arrays.y[rows] == 1).astype(float),
             clusters=clusters,
-            level=ctx.settings.ci_level,
+            level=ctx.run.ci_level,
         )
         section["prevalence"] = Estimate(
             prev.estimate, prev.ci_low, prev.ci_high, method=prev.method
@@ -392,7 +397,7 @@ def _external_section(
                 arr.probs[rows, 1],
                 (arr.y[test_rows] == 1).astype(int),
                 arr.probs[test_rows, 1],
-                level=ctx.settings.ci_level,
+                level=ctx.run.ci_level,
             )
             delta[metric] = Estimate(
                 res.estimate,
@@ -430,7 +435,7 @@ def _shift(ctx: _Context, site: str, rows: np.ndarray, test_rows: np.ndarray) ->
             (arr.y[test_rows] == 1).astype(float),
             clusters_a=None if clusters is None else clusters[rows],
             clusters_b=None if clusters is None else clusters[test_rows],
-            level=ctx.settings.ci_level,
+            level=ctx.run.ci_level,
         )
         out["prevalence"] = Estimate(
             cmp.difference,
@@ -467,8 +472,8 @@ def _shift(ctx: _Context, site: str, rows: np.ndarray, test_rows: np.ndarray) ->
             emb[rows],
             groups_a=groups_b,
             groups_b=groups_a,
-            random_state=ctx.settings.seed,
-            level=ctx.settings.ci_level,
+            random_state=ctx.run.seed,
+            level=ctx.run.ci_level,
         )
         out["domain_auroc"] = Estimate(
             dom.estimate,
@@ -483,7 +488,7 @@ def _shift(ctx: _Context, site: str, rows: np.ndarray, test_rows: np.ndarray) ->
                 emb[test_rows],
                 emb[rows],
                 n_permutations=ctx.settings.mmd_permutations,
-                random_state=ctx.settings.seed,
+                random_state=ctx.run.seed,
             ).to_dict()
     return out
 
@@ -665,15 +670,16 @@ def _compute_statistics(
         if settings.stratify == "cohort"
         else cohort_col + "\x1f" + pd.Series(y).astype(str)
     )
+    run = settings.run_context
     resamples = make_resamples(
         strata.to_numpy(),
-        n_boot=settings.n_boot,
-        random_state=settings.seed,
+        n_boot=run.n_boot,
+        random_state=run.seed,
         clusters=unit,
         jackknife_groups=cohort_col.to_numpy(),
         max_jackknife_blocks=settings.max_jackknife_blocks,
     )
-    engine = Engine(resamples, IntervalSettings(level=settings.ci_level, method=settings.ci_method))
+    engine = Engine(resamples, run.intervals)
     codes = pd.factorize(pd.Series(unit))[0] if (unit is not None and resamples.clustered) else None
     arrays = TaskArrays(y=y, probs=probs, classes=table.classes.classes, clusters=codes)
     analyzer = CohortAnalyzer(

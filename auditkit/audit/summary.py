@@ -12,6 +12,7 @@ from typing import Any
 from auditkit.fileio import to_jsonable
 from auditkit.results import format as results_format
 from auditkit.stats import metrics as metric_registry
+from auditkit.textsafe import md_text
 
 #: the fairness gaps a person skimming a CI log sees first (a selection; the report has them all).
 _FAIRNESS_GAPS = ("fnr", "fpr", "auroc", "ece", "equalized_odds")
@@ -32,8 +33,9 @@ def _p(value: Mapping[str, Any]) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
-    out += ["| " + " | ".join(r) + " |" for r in rows]
+    # cohort, site, attribute and group names are the user's text: escaped like every other value
+    out = ["| " + " | ".join(map(md_text, header)) + " |", "|" + "|".join(" --- " for _ in header) + "|"]
+    out += ["| " + " | ".join(map(md_text, r)) + " |" for r in rows]
     return [*out, ""]
 
 
@@ -43,10 +45,11 @@ def render_summary(doc: Mapping[str, Any]) -> str:
     run = doc.get("run", {})
     level = round(100 * run.get("ci_level", 0.95))
     lines = [
-        f"# Audit summary: {doc.get('model', {}).get('name', 'model')}",
+        f"# Audit summary: {md_text(doc.get('model', {}).get('name', 'model'))}",
         "",
         f"- date: {doc.get('created')}; auditkit {doc.get('tool', {}).get('version')}; schema {doc.get('schema_version')}",
-        f"- task: {run.get('task')} (classes: {', '.join(run.get('classes', []))}; positive: {run.get('positive_class')})",
+        f"- task: {run.get('task')} (classes: {md_text(', '.join(map(str, run.get('classes', []))))}; "
+        f"positive: {md_text(run.get('positive_class'))})",
         f"- intervals: {level}% {run.get('ci_method')} bootstrap, {run.get('n_boot')} resamples, seed {run.get('seed')}; "
         f"{run.get('resampling', '')}",
         "",
@@ -156,7 +159,8 @@ def render_summary(doc: Mapping[str, Any]) -> str:
     warnings = doc.get("warnings", [])
     lines += ["## Warnings", ""]
     lines += [
-        f"- [{w.get('code')}] {w.get('message')}" + (f" ({w['where']})" if w.get("where") else "")
+        f"- \\[{md_text(w.get('code'))}\\] {md_text(w.get('message'))}"
+        + (f" ({md_text(w['where'])})" if w.get("where") else "")
         for w in warnings
     ] or ["- none"]
     return "\n".join(lines) + "\n"

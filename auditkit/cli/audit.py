@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from auditkit import run_context
 from auditkit.cli import app
 from auditkit.errors import ExitCode
 
@@ -48,8 +49,13 @@ def audit_command(
         "--operating-point",
         help="youden | sensitivity:0.9 | specificity:0.9 | threshold:0.5 (chosen on val).",
     ),
-    n_boot: int | None = typer.Option(None, "--n-boot", min=1, help="Bootstrap resamples (default 1000)."),
-    seed: int | None = typer.Option(None, "--seed", min=0, help="Random seed (default 0)."),
+    n_boot: int | None = typer.Option(
+        None, "--n-boot", min=run_context.MIN_N_BOOT, max=run_context.MAX_N_BOOT,
+        help=f"Bootstrap resamples (default {run_context.DEFAULT_N_BOOT}).",
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", min=0, help=f"Random seed (default {run_context.DEFAULT_SEED})."
+    ),
     ci_method: str | None = typer.Option(None, "--ci-method", help="percentile | bca."),
     embeddings: Path | None = typer.Option(
         None, "--embeddings", help="Embeddings keyed by id (shift tests)."

@@ -2,7 +2,8 @@
 
 Read from the audit config's ``saliency:`` section (or passed as a mapping);
 unknown keys and invalid values are a :class:`~auditkit.errors.ConfigError`
-naming the field. The run's ``seed``, ``n_boot`` and ``ci_level`` and its
+naming the field. The run's ``seed``, ``n_boot``, ``ci_level`` and
+``ci_method`` (one declaration, :mod:`auditkit.run_context`) and its
 subgroup ``attributes`` are taken from the audit settings when those are
 given (:meth:`SaliencyConfig.from_any`).
 """
@@ -15,6 +16,20 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from auditkit.errors import ConfigError, describe_validation_error
+from auditkit.run_context import (
+    DEFAULT_CI_LEVEL,
+    DEFAULT_CI_METHOD,
+    DEFAULT_N_BOOT,
+    DEFAULT_SEED,
+    CiLevel,
+    CiMethod,
+    NBoot,
+    RunContext,
+    Seed,
+)
+
+#: the run-context fields the saliency settings inherit from the audit settings.
+_INHERITED = ("seed", "n_boot", "ci_level", "ci_method", "attributes")
 
 _METHODS = ("gradcam", "gradcampp", "ig", "smoothgrad")
 
@@ -49,9 +64,10 @@ class SaliencyConfig(BaseModel):
     overlay_format: Literal["png", "jpeg"] = "png"
     batch_size: int = Field(16, ge=1)
     attributes: tuple[str, ...] | None = Field(None, description="Subgroup columns (default: the audit's).")
-    seed: int = 0
-    n_boot: int = Field(1000, ge=50)
-    ci_level: float = Field(0.95, gt=0.5, lt=1.0)
+    seed: Seed = DEFAULT_SEED
+    n_boot: NBoot = DEFAULT_N_BOOT
+    ci_level: CiLevel = DEFAULT_CI_LEVEL
+    ci_method: CiMethod = DEFAULT_CI_METHOD
     cache_dir: str | None = Field(None, description="Map cache folder (default: <out>/explain/cache).")
 
     @field_validator("methods", mode="before")
@@ -65,6 +81,11 @@ class SaliencyConfig(BaseModel):
             raise ValueError(f"methods must be among {', '.join(_METHODS)}, got {bad or 'nothing'}")
         return tuple(dict.fromkeys(items))
 
+    @property
+    def run_context(self) -> RunContext:
+        """Return the seed, resamples and interval settings of the saliency evidence."""
+        return RunContext.from_settings(self)
+
     @classmethod
     def from_any(cls, config: Any) -> SaliencyConfig:
         """Return the settings from a SaliencyConfig, a mapping, audit settings (with ``saliency``), or None."""
@@ -75,12 +96,12 @@ class SaliencyConfig(BaseModel):
         if isinstance(config, Mapping):
             data = dict(config)
             if "saliency" in data:  # audit settings with a saliency section: inherit the run's seed etc.
-                inherited = {k: data[k] for k in ("seed", "n_boot", "ci_level", "attributes") if k in data}
+                inherited = {k: data[k] for k in _INHERITED if k in data}
                 data = {**inherited, **dict(data["saliency"] or {})}
             return _build(data, "saliency settings")
         settings = getattr(config, "settings", config)
         data = {}
-        for key in ("seed", "n_boot", "ci_level", "attributes"):
+        for key in _INHERITED:
             if getattr(settings, key, None) is not None:
                 data[key] = getattr(settings, key)
         nested = getattr(settings, "saliency", None) or getattr(settings, "explain", None)

@@ -305,7 +305,7 @@ def explain_manifest(
     from auditkit.explain.images import display_images, load_images, normalization_of
     from auditkit.explain.overlay import shared_scale, write_image, write_overlay
     from auditkit.explain.sampling import select as select_rows
-    from auditkit.fileio import atomic_write_text, write_json
+    from auditkit.fileio import write_csv, write_json
     from auditkit.nets.checkpoint import load_checkpoint
     from auditkit.nets.device import select_device
 
@@ -403,7 +403,7 @@ def explain_manifest(
         }
     table = pd.DataFrame(rows)
     index = out / "explanations.csv"
-    atomic_write_text(index, table.to_csv(index=False, lineterminator="\n"))
+    write_csv(index, table)
     write_json(
         out / "explain.json",
         {

@@ -21,6 +21,7 @@ from rich.text import Text
 from auditkit.fileio import atomic_write_text, dumps_json
 from auditkit.gate.evaluate import CheckResult, GateOutcome, blocking_ids
 from auditkit.results.format import format_estimate
+from auditkit.textsafe import md_code, md_text
 
 _LABELS = {
     "pass": "PASS",
@@ -217,14 +218,9 @@ def junit_xml(outcome: GateOutcome) -> str:
     )
 
 
-def _md_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def _md_code(text: str) -> str:
-    # GFM splits table cells on '|' even inside code spans unless it is escaped.
-    text = text.replace("|", "\\|").replace("\n", " ")
-    return f"`{text}`" if "`" not in text else f"`` {text} ``"
+# policy names, model names, rule ids, metric paths with group values: text someone else wrote
+_md_cell = md_text
+_md_code = md_code
 
 
 def markdown_summary(outcome: GateOutcome) -> str:

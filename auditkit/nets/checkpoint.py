@@ -34,9 +34,9 @@ from torch import nn
 from auditkit.errors import AuditkitError, CheckpointError, InvalidInputError, short_repr
 from auditkit.fileio import (
     atomic_write_bytes,
-    atomic_write_text,
     sha256_bytes,
     sha256_file,
+    write_csv,
     write_json,
 )
 from auditkit.labels import ClassSpec
@@ -44,6 +44,7 @@ from auditkit.nets import custom
 from auditkit.nets.device import memory_format, select_device
 from auditkit.nets.weights import read_safetensors, sniff_format
 from auditkit.nets.zoo import ARCHITECTURES, build_model
+from auditkit.textsafe import csv_unquote
 
 if TYPE_CHECKING:
     from auditkit.data.transforms import Preprocess
@@ -136,8 +137,7 @@ def write_splits(out_dir: str | os.PathLike[str], assignment: pd.DataFrame) -> P
     if clash.any():
         raise ValueError(f"patients in two splits: {sorted(table.loc[clash, 'patient_id'])[:5]}")
     table = table.sort_values("patient_id", kind="stable").reset_index(drop=True)
-    text = table.to_csv(index=False, lineterminator="\n")
-    return atomic_write_text(Path(out_dir) / SPLITS_FILE, text)
+    return write_csv(Path(out_dir) / SPLITS_FILE, table)
 
 
 def read_splits(model_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
@@ -146,7 +146,7 @@ def read_splits(model_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
     if not path.is_file():
         return None
     try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table = pd.read_csv(path, dtype=str, keep_default_na=False).map(csv_unquote)
     except Exception as exc:
         raise CheckpointError(f"{str(path)!r} is not a readable CSV ({exc}); retrain or restore it") from None
     if list(table.columns) != ["patient_id", "split"]:
@@ -166,8 +166,7 @@ def read_splits(model_dir: str | os.PathLike[str]) -> pd.DataFrame | None:
 def write_history(out_dir: str | os.PathLike[str], history: list[dict[str, float]]) -> Path:
     """Write per-epoch rows ``epoch,train_loss,val_loss,val_auroc,lr`` to ``out_dir/history.csv``."""
     frame = pd.DataFrame(list(history), columns=list(HISTORY_COLUMNS))
-    text = frame.to_csv(index=False, lineterminator="\n", float_format="%.10g")
-    return atomic_write_text(Path(out_dir) / HISTORY_FILE, text)
+    return write_csv(Path(out_dir) / HISTORY_FILE, frame, float_format="%.10g")
 
 
 def read_history(model_dir: str | os.PathLike[str]) -> list[dict[str, float]]:

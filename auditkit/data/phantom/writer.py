@@ -33,7 +33,7 @@ from auditkit.data.phantom.config import (
 )
 from auditkit.data.phantom.render import blur_radius, quantize, render_cases
 from auditkit.errors import OutputExistsError
-from auditkit.fileio import atomic_write_text, write_json
+from auditkit.fileio import write_csv, write_json
 from auditkit.progress import track
 
 FOLDERS: tuple[str, ...] = ("images", "masks", "roi")
@@ -339,8 +339,7 @@ def generate_phantom(
         # the sampler keeps lesions clear of the heart, so this is a bug, not an input error
         raise RuntimeError("phantom: a lesion was rendered outside the visible lung fields")
     truth_path = write_json(out / TRUTH_NAME, _truth(config, cases, measured))
-    manifest = _manifest(cases, has_mask).to_csv(index=False, lineterminator="\n")
-    manifest_path = atomic_write_text(out / MANIFEST_NAME, manifest)
+    manifest_path = write_csv(out / MANIFEST_NAME, _manifest(cases, has_mask))
     return PhantomResult(
         manifest_path=manifest_path,
         truth_path=truth_path,

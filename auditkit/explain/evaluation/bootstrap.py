@@ -1,4 +1,4 @@
-"""Percentile-bootstrap confidence intervals over images (or patients) for per-image saliency scores.
+"""Bootstrap confidence intervals over images (or patients) for per-image saliency scores.
 
 Saliency metrics are averages of per-image scores; their uncertainty comes
 from which images were sampled, so the bootstrap resamples images (Saporta et
@@ -10,7 +10,10 @@ interval too narrow. The resample weights come from the one bootstrap of the
 codebase, :func:`auditkit.stats.bootstrap.make_resamples` (a single stratum),
 so each resample's statistic is a weighted mean (or ratio of weighted sums)
 over the images. An image whose score is undefined (NaN: e.g. a map with no
-positive mass) is left out and counted.
+positive mass) is left out and counted. Intervals come from the run's
+interval function (:func:`auditkit.stats.bootstrap.to_estimate`), so the
+run's ``ci_method`` applies here too: percentile, or BCa with the
+jackknife over the resampling units (leave one image, or one patient, out).
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ import pandas as pd
 
 from auditkit.errors import InvalidInputError
 from auditkit.results import Estimate
-from auditkit.stats.bootstrap import make_resamples
+from auditkit.run_context import DEFAULT_CI_LEVEL, DEFAULT_CI_METHOD, DEFAULT_N_BOOT
+from auditkit.stats.bootstrap import Distribution, IntervalSettings, make_resamples, to_estimate
 
-N_BOOT = 1000
-CI_LEVEL = 0.95
+N_BOOT = DEFAULT_N_BOOT
+CI_LEVEL = DEFAULT_CI_LEVEL
 
 
 def _clusters(clusters: Sequence[Hashable] | np.ndarray | None, n: int) -> np.ndarray | None:
@@ -45,21 +49,37 @@ def _clusters(clusters: Sequence[Hashable] | np.ndarray | None, n: int) -> np.nd
 
 def _weights(
     clusters: np.ndarray | None, n: int, *, n_boot: int, random_state: int
-) -> tuple[np.ndarray, int]:
-    """Return (resample weights of each image (n, n_boot) float64, number of resampling units)."""
+) -> tuple[np.ndarray, int, np.ndarray]:
+    """Return (resample weights (n, n_boot) float64, number of resampling units, unit of each image)."""
     resamples = make_resamples(
         np.zeros(n, dtype=np.int64),
         n_boot=int(n_boot),
         random_state=random_state,
         clusters=clusters,
     )
-    return resamples.counts[resamples.unit_of_row].astype(np.float64), resamples.n_units
+    unit = resamples.unit_of_row
+    return resamples.counts[unit].astype(np.float64), resamples.n_units, unit
 
 
-def _interval(replicates: np.ndarray, ci_level: float) -> tuple[float, float]:
-    alpha = (1 - ci_level) / 2
-    low, high = np.quantile(replicates, [alpha, 1 - alpha])
-    return float(low), float(high)
+def _jackknife_weights(unit: np.ndarray, n_units: int) -> np.ndarray:
+    """Return leave-one-unit-out weights (n, n_units): 0 for the images of the unit left out."""
+    return (unit[:, None] != np.arange(n_units)[None, :]).astype(np.float64)
+
+
+def _estimate(
+    point: float,
+    replicates: np.ndarray,
+    jack: np.ndarray | None,
+    *,
+    settings: IntervalSettings,
+    method: str,
+) -> Estimate:
+    """Return the Estimate of a saliency statistic under the run's interval settings."""
+    dist = Distribution(point, replicates, jack)
+    group = None if jack is None else np.zeros(len(jack), dtype=np.int64)
+    est = to_estimate(dist, settings=settings, group_of_block=group)
+    name = "BCa bootstrap" if settings.method == "bca" else "percentile bootstrap"
+    return Estimate(est.estimate, est.ci_low, est.ci_high, reason=est.reason, method=f"{name} over {method}")
 
 
 def _unit_name(clustered: bool) -> str:
@@ -81,10 +101,11 @@ def bootstrap_mean(
     clusters: Sequence[Hashable] | np.ndarray | None = None,
     n_boot: int = N_BOOT,
     ci_level: float = CI_LEVEL,
+    ci_method: str = DEFAULT_CI_METHOD,
     random_state: int = 0,
     min_n: int = 2,
 ) -> Estimate:
-    """Return the mean of the finite ``values`` (n,) with a percentile-bootstrap CI.
+    """Return the mean of the finite ``values`` (n,) with a bootstrap CI (percentile, or BCa).
 
     ``clusters`` (n,): each image's patient id; a patient's images are
     resampled together (a resample's mean is over the images it draws).
@@ -104,11 +125,15 @@ def bootstrap_mean(
     too_few = _too_few_units(point, kept, n, min_n)
     if too_few is not None:
         return too_few
-    weights, n_units = _weights(kept, n, n_boot=n_boot, random_state=random_state)
+    weights, n_units, unit = _weights(kept, n, n_boot=n_boot, random_state=random_state)
     means = (finite @ weights) / weights.sum(axis=0)
-    low, high = _interval(means, ci_level)
+    jack = None
+    if ci_method == "bca":
+        jw = _jackknife_weights(unit, n_units)
+        jack = (finite @ jw) / jw.sum(axis=0)
     clustered = kept is not None and n_units < n
-    return Estimate(point, low, high, method=f"percentile bootstrap over {_unit_name(clustered)}")
+    settings = IntervalSettings(level=ci_level, method=ci_method)
+    return _estimate(point, means, jack, settings=settings, method=_unit_name(clustered))
 
 
 def bootstrap_ratio(
@@ -118,10 +143,11 @@ def bootstrap_ratio(
     clusters: Sequence[Hashable] | np.ndarray | None = None,
     n_boot: int = N_BOOT,
     ci_level: float = CI_LEVEL,
+    ci_method: str = DEFAULT_CI_METHOD,
     random_state: int = 0,
     min_n: int = 2,
 ) -> Estimate:
-    """Return sum(numerator) / sum(denominator) over images (n,) with a percentile-bootstrap CI.
+    """Return sum(numerator) / sum(denominator) over images (n,) with a bootstrap CI (percentile, or BCa).
 
     Pairs with a non-finite value or a zero denominator are left out; the
     resamples draw whole images, numerator and denominator together, or
@@ -144,13 +170,13 @@ def bootstrap_ratio(
     too_few = _too_few_units(point, kept, n, min_n)
     if too_few is not None:
         return too_few
-    weights, n_units = _weights(kept, n, n_boot=n_boot, random_state=random_state)
+    weights, n_units, unit = _weights(kept, n, n_boot=n_boot, random_state=random_state)
     ratios = (num @ weights) / (den @ weights)
-    low, high = _interval(ratios, ci_level)
+    jack = None
+    if ci_method == "bca":
+        jw = _jackknife_weights(unit, n_units)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            jack = (num @ jw) / (den @ jw)
     clustered = kept is not None and n_units < n
-    return Estimate(
-        point,
-        low,
-        high,
-        method=f"percentile bootstrap over {_unit_name(clustered)} (ratio of sums)",
-    )
+    settings = IntervalSettings(level=ci_level, method=ci_method)
+    return _estimate(point, ratios, jack, settings=settings, method=f"{_unit_name(clustered)} (ratio of sums)")

@@ -71,6 +71,7 @@ class SanityResult:
         random_state: int = 0,
         ci_level: float = 0.95,
         clusters: Sequence[Hashable] | np.ndarray | None = None,
+        ci_method: str = "percentile",
     ) -> dict:
         """Return the results.json form: Estimates with bootstrap CIs over images.
 
@@ -88,6 +89,7 @@ class SanityResult:
                         clusters=clusters,
                         n_boot=n_boot,
                         ci_level=ci_level,
+                        ci_method=ci_method,
                         random_state=random_state,
                     ).to_dict()
                     for name in ("ssim", "spearman", "spearman_abs", "hog")
@@ -95,8 +97,9 @@ class SanityResult:
             }
 
         baseline = bootstrap_mean(
-            self.baseline_ssim, n_boot=n_boot, ci_level=ci_level, random_state=random_state
-        )
+            self.baseline_ssim, n_boot=n_boot, ci_level=ci_level, ci_method=ci_method,
+            random_state=random_state,
+        )  # fmt: skip
         return {
             "passed": self.passed,
             "criterion": self.criterion,
