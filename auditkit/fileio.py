@@ -275,8 +275,12 @@ def output_lock(
     """
     import fcntl
 
+    from auditkit.distributed import env_rank
     from auditkit.errors import OutputPathError
 
+    if env_rank() > 0:  # torchrun: rank 0 holds the lock for the whole job; the others work under it
+        yield
+        return
     target = Path(folder)
     created = not os.path.lexists(target)
     try:
