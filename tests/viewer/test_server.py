@@ -133,3 +133,19 @@ def test_view_of_a_folder_without_results_is_one_line_and_exit_2(tmp_path, capsy
     assert run(["view", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no results.json" in err
+
+
+def test_view_export_writes_one_file_and_refuses_to_overwrite(tmp_path, capsys):
+    from auditkit.cli import run
+
+    write_planted_report(tmp_path / "r", n=4)
+    out = tmp_path / "viewer.html"
+    assert run(["view", str(tmp_path / "r"), "--export", str(out)]) == 0
+    html = out.read_text(encoding="utf-8")
+    cases = json.loads((tmp_path / "r" / "explain/cases.json").read_text())["cases"]
+    assert html.count("data:image/png;base64,") == sum(1 + len(c["maps"]) + (c["mask"] is not None) for c in cases)
+    assert run(["view", str(tmp_path / "r"), "--export", str(out)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert run(["view", str(tmp_path / "r"), "--export", str(out), "--assets", "viewer_files", "--force"]) == 0
+    assert "data:image" not in out.read_text(encoding="utf-8")
+    assert (tmp_path / "viewer_files" / cases[0]["image"]).is_file()
