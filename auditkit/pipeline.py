@@ -21,7 +21,7 @@ from typing import Any
 from auditkit.audit.config import AuditConfig
 from auditkit.audit.run import RESULTS_NAME, run_audit, write_outputs
 from auditkit.errors import ConfigError, OutputExistsError
-from auditkit.fileio import atomic_write_bytes, input_at, sha256_file
+from auditkit.fileio import atomic_write_bytes, atomic_write_text, input_at, sha256_file
 from auditkit.progress import status
 from auditkit.results import AuditResults
 
@@ -219,7 +219,42 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
         return _run_locked(config, out_dir)
 
 
+RUN_MARKER = ".auditkit-run.json"
+"""Written when an audit starts and removed when it ends: its presence means a run was interrupted."""
+
+
+def _fingerprint(config: AuditConfig) -> str:
+    """Return the text that identifies an audit's request (everything but ``force``)."""
+    return config.model_dump_json(exclude={"force"})
+
+
 def _run_locked(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
+    marker = out_dir / RUN_MARKER
+    fingerprint = _fingerprint(config)
+    try:
+        resuming = marker.is_file() and marker.read_text("utf-8") == fingerprint
+    except (OSError, UnicodeDecodeError):
+        resuming = False
+    try:
+        if resuming and not config.force:
+            # the same audit was killed part-way (e.g. during the PDF): finish it, no --force needed
+            status(f"resuming the interrupted audit in {out_dir}")
+            config = config.model_copy(update={"force": True})
+            outcome = _run_checked(config, out_dir, sweep=False)
+        else:
+            outcome = _run_checked(config, out_dir, sweep=config.force, marker_text=fingerprint)
+    except Exception:
+        # a refused input is not an interruption: the next run must not take it for one
+        if not resuming:
+            marker.unlink(missing_ok=True)
+        raise
+    marker.unlink(missing_ok=True)
+    return outcome
+
+
+def _run_checked(
+    config: AuditConfig, out_dir: Path, *, sweep: bool, marker_text: str | None = None
+) -> PipelineOutcome:
     if not config.force:
         for name in (RESULTS_NAME, REPORT_PDF, REPORT_HTML):
             if (out_dir / name).exists():
@@ -234,7 +269,10 @@ def _run_locked(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
     earlier: dict[Path, tuple[int, int, int]] = {}
     if config.force:
         _check_inputs_exist(config)
+    if sweep:
         earlier = earlier_outputs(out_dir)
+    if marker_text is not None:
+        atomic_write_text(out_dir / RUN_MARKER, marker_text)
     results = run_audit(config)
     files: dict[str, Path] = {"results": out_dir / RESULTS_NAME, "summary": out_dir / "summary.md"}
     outcome = None

@@ -75,6 +75,8 @@ class Manifest:
     sha256: str
     attribute_columns: tuple[str, ...]
     has_masks: bool
+    warnings: tuple[str, ...] = ()
+    """Problems that do not stop the run but a person must see (printed on stderr when read)."""
 
     @property
     def has_roi(self) -> bool:
@@ -339,6 +341,34 @@ def _parse_bboxes(table: pd.DataFrame, ctx: _Context) -> np.ndarray:
     return boxes
 
 
+def _shared_images(frame: pd.DataFrame, ctx: _Context) -> tuple[str, ...]:
+    """Return warnings for one image file (and frame) listed under several ids, or several patients.
+
+    The same scan under two ids is counted twice; under two patients it can sit
+    in train and test at once (leakage), which the patient-level split cannot see.
+    """
+    keys = frame["image"].astype(str)
+    if "frame" in frame.columns:
+        keys = keys + "#" + frame["frame"].astype(str)
+    repeated = keys.duplicated(keep=False)
+    if not repeated.any():
+        return ()
+    groups = frame.loc[repeated].groupby(keys[repeated], sort=False)
+    first_key, rows = next(iter(groups.groups.items()))
+    listed = [int(i) + 1 for i in rows[:3]]
+    patients = frame.loc[repeated].groupby(keys[repeated])["patient_id"].nunique()
+    out = [
+        f"manifest '{ctx.display}': {int(groups.ngroups)} image file(s) appear in more than one row "
+        f"(e.g. rows {listed}); each copy is counted as a separate image"
+    ]
+    if (patients > 1).any():
+        out.append(
+            f"manifest '{ctx.display}': {int((patients > 1).sum())} image file(s) belong to more than "
+            "one patient_id, so one scan can land in both training and test (leakage); fix the ids"
+        )
+    return tuple(out)
+
+
 def _resolve_column(
     values: list[str | None],
     column: str,
@@ -500,7 +530,13 @@ def read_manifest(
     for name in attributes:
         data[name] = column(name)
     frame = pd.DataFrame(data, index=pd.RangeIndex(n))
+    warnings = _shared_images(frame, ctx)
+    for warning in warnings:
+        from auditkit.progress import status
+
+        status(f"warning: {warning}")
     return Manifest(
+        warnings=warnings,
         frame=frame,
         classes=spec,
         path=manifest_path.resolve(),
