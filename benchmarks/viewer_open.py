@@ -33,8 +33,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from auditkit.explain.cases import write_cases  # noqa: E402
-from auditkit.explain.overlay import OverlayScale  # noqa: E402
+from auditkit.explain.cases import write_cases
+from auditkit.explain.overlay import OverlayScale
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run"]  # fmt: skip
@@ -63,7 +63,7 @@ def planted(folder: Path, n: int, size: int = 64) -> None:
             peak = (0, 0) if rng.random() < 0.2 else (cy, cx)
             displays[m][i] = np.exp(-((yy - peak[0]) ** 2 + (xx - peak[1]) ** 2) / 60.0)
     categories = [("true_positive" if p else "false_negative") if t else ("false_positive" if p else "true_negative")
-                  for t, p in zip(y, pred)]  # fmt: skip
+                  for t, p in zip(y, pred, strict=True)]  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.json").write_text(json.dumps({"schema_version": "1.0", "model": {"name": "bench", "arch": "smallcnn"}}))
     write_cases(folder, frame, shown=shown, masks=masks, rois=[None] * n, displays=displays,

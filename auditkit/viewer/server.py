@@ -11,6 +11,7 @@ asked otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import posixpath
@@ -71,7 +72,7 @@ def make_handler(root: Path, page: Callable[[], bytes]) -> type[http.server.Base
         server_version = "auditkit-viewer"
         sys_version = ""
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
         def _send(self, status: int, body: bytes, content_type: str, *, head: bool) -> None:
@@ -86,10 +87,9 @@ def make_handler(root: Path, page: Callable[[], bytes]) -> type[http.server.Base
                 self.send_header("Allow", "GET, HEAD")
             self.end_headers()
             if not head:
-                try:
+                # the browser may have left (a closed tab, a new case): nothing to answer then
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(body)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the browser left (a closed tab, a new case): nothing to answer
 
         def _answer(self, *, head: bool) -> None:
             path = urllib.parse.urlsplit(self.path).path
@@ -105,16 +105,16 @@ def make_handler(root: Path, page: Callable[[], bytes]) -> type[http.server.Base
                 return
             self._send(200, target.read_bytes(), SERVED_TYPES[target.suffix.lower()], head=head)
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             self._answer(head=False)
 
-        def do_HEAD(self) -> None:  # noqa: N802
+        def do_HEAD(self) -> None:
             self._answer(head=True)
 
         def _refuse(self) -> None:
             self._send(405, b"read-only: only GET and HEAD\n", "text/plain; charset=utf-8", head=False)
 
-        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse  # noqa: N815
+        do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _refuse
 
     return Handler
 

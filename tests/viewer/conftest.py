@@ -92,12 +92,12 @@ def write_planted_report(
     if source_paths is not None:
         frame["image"] = source_paths
     categories = {"TP": "true_positive", "FN": "false_negative", "FP": "false_positive", "TN": "true_negative"}
-    outcome = [("TP" if p else "FN") if t else ("FP" if p else "TN") for t, p in zip(frame.y_true, frame.y_pred)]
+    outcome = [("TP" if p else "FN") if t else ("FP" if p else "TN") for t, p in zip(frame.y_true, frame.y_pred, strict=True)]
     folder.mkdir(parents=True, exist_ok=True)
     if results:
         (folder / "results.json").write_text(
             json.dumps({"schema_version": "1.0", "created": "2026-12-01T00:00:00Z",
-                        "model": {"name": "planted", "arch": "smallcnn", "sha256": "0" * 64}}),  # fmt: skip
+                        "model": {"name": "planted", "arch": "smallcnn", "sha256": "0" * 64}}),
             encoding="utf-8",
         )
     scales = {m: OverlayScale(0.0, 1.0, f"{m}, relu, shared scale") for m in planted["displays"]}

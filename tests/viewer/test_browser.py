@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,13 +116,13 @@ def test_filter_to_a_subgroups_false_negatives_step_flag_outline_verdict_export(
     assert page.text_content("#review-status") == "1 of 12 cases reviewed"
     with page.expect_download() as info:
         page.click("#export-csv")
-    rows = list(csv.DictReader(io.StringIO(open(info.value.path(), encoding="utf-8").read())))
+    rows = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
     assert rows == [{"id": "case09", "verdict": "looks_elsewhere", "note": "'=HYPERLINK(\"x\",\"y\"), marker",
                      "outcome": "FN", "cohort": XSS_SITE, "site": XSS_SITE, "score": rows[0]["score"],
                      "reviewed_at": rows[0]["reviewed_at"], "reviewer": "Dr Test"}]  # fmt: skip
     with page.expect_download() as info:
         page.click("#export-json")
-    review = json.loads(open(info.value.path(), encoding="utf-8").read())
+    review = json.loads(Path(info.value.path()).read_text(encoding="utf-8"))
     assert review["format"] == "auditkit-review"
     assert [(v["id"], v["verdict"]) for v in review["verdicts"]] == [("case09", "looks_elsewhere")]
 

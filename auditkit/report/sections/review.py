@@ -94,7 +94,7 @@ def build_review(source: Source, review: Mapping[str, Any] | None, *, results_sh
 
     try:
         document = load_cases(source.report_dir)
-    except Exception as error:  # noqa: BLE001 - shown in the section, the rest of the report stands
+    except Exception as error:
         return {"available": False, "not_assessed": not_assessed(f"the case records cannot be read ({error})")}
     rows, unknown = _joined(review, document["cases"])
     if not rows:
