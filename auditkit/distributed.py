@@ -139,9 +139,13 @@ def shard_bounds(n: int, ctx: Context, *, align: int = 1) -> tuple[int, int]:
 
     The ``ceil(n / align)`` blocks are dealt in contiguous runs whose sizes
     differ by at most one block, so each rank gets about ``n / world_size``
-    rows and the shards of ranks 0..W-1 concatenate to ``0..n``.
+    rows and the shards of ranks 0..W-1 concatenate to ``0..n``. With fewer
+    blocks than ranks the rows themselves are dealt (batches then differ from
+    a single process's; scores agree to float rounding).
     """
     align = max(1, int(align))
+    if -(-n // align) < ctx.world_size:  # fewer batches than ranks: balance rows over every rank instead
+        align = 1
     blocks = -(-n // align)
     first = ctx.rank * blocks // ctx.world_size
     last = (ctx.rank + 1) * blocks // ctx.world_size

@@ -311,7 +311,11 @@ def explain_manifest(
 
     methods = parse_methods(methods)
     out = Path(out)
-    loaded = load_checkpoint(model_dir, device=select_device(device), trust_code=trust_code)
+    from auditkit import distributed
+
+    run_device = select_device(distributed.rank_device(device))
+    ctx = distributed.init(run_device)
+    loaded = load_checkpoint(model_dir, device=run_device, trust_code=trust_code)
     manifest = read_manifest(
         manifest_path, class_spec=loaded.classes, data_root=data_root, allow_outside_root=allow_outside_root
     )
@@ -357,13 +361,28 @@ def explain_manifest(
     rows: list[dict[str, Any]] = []
     record: dict[str, Any] = {}
     n_cached = 0
-    for i, stem in enumerate(stems):
-        write_image(out / "images" / f"{stem}.{ext}", shown[i], fmt=overlay_format)
-    for method in methods:
+
+    def kwargs_of(method: str) -> dict[str, Any]:
         method_kwargs = dict((params or {}).get(method, {}))
         if method == "ig" and mean is not None:
             method_kwargs.setdefault("mean", mean)
             method_kwargs.setdefault("std", std)
+        return method_kwargs
+
+    if ctx.active:  # torchrun: each rank fills the cache with its shard; rank 0 draws from it
+        from auditkit.explain.shards import explain_shard
+
+        n_cached = explain_shard(
+            loaded.model, images.inputs, methods=methods, method_kwargs=kwargs_of, target=target_arg,
+            target_layer=loaded.target_layer, model_sha256=loaded.sha256, cache=cache, batch_size=size, ctx=ctx,
+        )  # fmt: skip
+        if not ctx.is_main:
+            return ExplainSummary(out=out, index=out / "explanations.csv", n_images=len(frame),
+                                  methods=methods, n_from_cache=n_cached)  # fmt: skip
+    for i, stem in enumerate(stems):
+        write_image(out / "images" / f"{stem}.{ext}", shown[i], fmt=overlay_format)
+    for method in methods:
+        method_kwargs = kwargs_of(method)
         result = explain_inputs(
             loaded.model,
             images.inputs,
@@ -375,7 +394,7 @@ def explain_manifest(
             cache=cache,
             batch_size=size,
         )
-        n_cached += result.n_from_cache
+        n_cached += 0 if ctx.active else result.n_from_cache
         display = result.display()
         steps = [*result.postprocessing, *DISPLAY_STEPS[method]]
         scale = shared_scale(display, label=f"{METHOD_LABELS[method]}, {', '.join(DISPLAY_STEPS[method])}, shared scale")
@@ -411,6 +430,7 @@ def explain_manifest(
             "manifest": {"path": str(manifest_path), "sha256": manifest.sha256},
             "selection": {"how": select, "limit": limit, "target": str(target), "n_images": len(frame)},
             "methods": record,
+            **({"distributed": {"world_size": ctx.world_size}} if ctx.active else {}),
         },
     )
     return ExplainSummary(out=out, index=index, n_images=len(frame), methods=methods, n_from_cache=n_cached)
