@@ -51,6 +51,11 @@ def test_looks_elsewhere_per_outcome_matches_scipys_wilson_interval(section):
     assert by_outcome["FN"]["fraction"].replace("-", "\u2013") == _wilson_text(1, 2)
 
 
+def test_the_cohort_rows_use_the_reports_cohort_names(section):
+    cohort = next(t for t in section["tables"] if t["title"].startswith("By cohort"))
+    assert [r["group"] for r in cohort["rows"]] == sorted(["Internal test", "<img src=x onerror=\"window.__xss=1\">site"])
+
+
 def test_subgroups_and_agreement_with_the_flags(section):
     sex = next(t for t in section["tables"] if t["title"] == "By sex")
     rows = {r["group"]: r for r in sex["rows"]}
@@ -61,7 +66,12 @@ def test_subgroups_and_agreement_with_the_flags(section):
     assert (shortcut["flagged"]["k"], shortcut["flagged"]["n"]) == ("4", "4")
     assert (shortcut["unflagged"]["k"], shortcut["unflagged"]["n"]) == ("0", "7")
     expected_p = chi2_contingency([[4, 0], [0, 7]], correction=False)[1]
-    assert float(shortcut["p_value"]) == pytest.approx(expected_p, abs=5e-4)
+    assert shortcut["p_value"] == ("p < 0.001" if expected_p < 0.001 else f"p = {expected_p:.3f}")
+    # Newcombe (1998) method 10 by hand from SciPy's Wilson limits: d = 1 - 0
+    a = binomtest(4, 4).proportion_ci(method="wilson")
+    b = binomtest(0, 7).proportion_ci(method="wilson")
+    low, high = 1 - ((1 - a.low) ** 2 + (b.high - 0) ** 2) ** 0.5, 1 + ((a.high - 1) ** 2 + (0 - b.low) ** 2) ** 0.5
+    assert shortcut["difference"].replace("-", "\u2013") == f"1.000 (95% CI {low:.3f}\u2013{high:.3f})"
     assert section["counts"] == [{"verdict": "looks at the finding", "n": "7"}, {"verdict": "looks elsewhere", "n": "4"},
                                  {"verdict": "cannot tell", "n": "1"}]  # fmt: skip
     assert any("1 verdicts name cases" in n for n in section["notes"])

@@ -11,8 +11,9 @@ fraction judged "looks elsewhere" among the cases with a definite verdict
 cohort and per subgroup, with Wilson score intervals
 (:func:`auditkit.stats.proportions.proportion`), and how the reader's verdict
 agrees with each automatic saliency flag: the "looks elsewhere" fraction among
-flagged and unflagged cases and their difference (Wald interval, Pearson
-chi-square test; :func:`auditkit.stats.proportions.compare_proportions`).
+flagged and unflagged cases and their difference (Newcombe's hybrid score
+interval from the two Wilson intervals; Pearson chi-square test,
+:func:`auditkit.stats.proportions.compare_proportions`).
 Nothing from results.json is recomputed; the verdicts are the new data.
 """
 
@@ -26,9 +27,9 @@ from typing import Any
 import numpy as np
 
 from auditkit.errors import InvalidInputError
-from auditkit.report import formatting as fmt
 from auditkit.report.sections.common import Source, not_assessed
-from auditkit.stats.proportions import compare_proportions, proportion
+from auditkit.results.format import format_p_value
+from auditkit.stats.proportions import compare_proportions, proportion, wilson_interval
 
 VERDICTS = ("looks_at_finding", "looks_elsewhere", "cannot_tell")
 VERDICT_LABELS = {"looks_at_finding": "looks at the finding", "looks_elsewhere": "looks elsewhere",
@@ -65,10 +66,23 @@ def read_review(path: str | Path) -> dict[str, Any]:
 def _rate(elsewhere: Sequence[bool], source: Source) -> dict[str, Any]:
     y = np.asarray(elsewhere, dtype=float)
     if y.size == 0:
-        return {"n": "0", "fraction": "n/a (no definite verdicts)"}
+        return {"n": "0", "k": "0", "fraction": "n/a"}
     p = proportion(y, level=float(source.ci_level))
     estimate = {"estimate": p.estimate, "ci_low": p.ci_low, "ci_high": p.ci_high}
     return {"n": str(y.size), "k": str(int(y.sum())), "fraction": source.est(estimate)}
+
+
+def newcombe_difference(k1: int, n1: int, k2: int, n2: int, *, level: float = 0.95) -> tuple[float, float, float]:
+    """Return p1 - p2 with Newcombe's hybrid score interval (Newcombe 1998, method 10, from Wilson limits).
+
+    Unlike the Wald interval it stays inside [-1, 1] and does not collapse to a
+    point when a proportion is 0 or 1 (a reader who calls every flagged case
+    "looks elsewhere").
+    """
+    p1, p2 = k1 / n1, k2 / n2
+    (l1, l2), (u1, u2) = wilson_interval(np.array([k1, k2], float), np.array([n1, n2], float), level=level)
+    d = p1 - p2
+    return d, d - float(np.hypot(p1 - l1, u2 - p2)), d + float(np.hypot(u1 - p1, p2 - l2))
 
 
 def _joined(review: Mapping[str, Any], cases: Sequence[Mapping[str, Any]]) -> tuple[list[tuple[Mapping, str]], int]:
@@ -116,7 +130,10 @@ def build_review(source: Source, review: Mapping[str, Any] | None, *, results_sh
     tables = [table(lambda c: c.get("outcome"), [o for o in OUTCOMES if any(c.get("outcome") == o for c, _ in rows)]
                     or sorted({str(c.get("outcome")) for c, _ in rows}), "By outcome at the operating point")]  # fmt: skip
     cohorts = sorted({str(c.get("cohort")) for c, _ in rows})
-    tables.append(table(lambda c: str(c.get("cohort")), cohorts, "By cohort (internal test, external sites)"))
+    cohort_table = table(lambda c: str(c.get("cohort")), cohorts, "By cohort (internal test, external sites)")
+    for row in cohort_table["rows"]:
+        row["group"] = source.cohort_label(row["group"])
+    tables.append(cohort_table)
     for attribute in document.get("attributes", []):
         values = sorted({str((c.get("attributes") or {}).get(attribute)) for c, _ in rows})
         tables.append(table(lambda c, a=attribute: str((c.get("attributes") or {}).get(a)), values, f"By {attribute}"))
@@ -134,9 +151,10 @@ def build_review(source: Source, review: Mapping[str, Any] | None, *, results_sh
             row = {"flag": flag_label, "method": str(methods[method].get("label", method)), "flagged": on, "unflagged": off,
                    "difference": "n/a", "p_value": "n/a"}  # fmt: skip
             if mask.any() and (~mask).any():
-                diff = compare_proportions(y[mask], y[~mask], level=float(source.ci_level))
-                row["difference"] = source.est({"estimate": diff.difference, "ci_low": diff.ci_low, "ci_high": diff.ci_high})
-                row["p_value"] = fmt.format_number(diff.p_value, digits=3)
+                d, low, high = newcombe_difference(int(y[mask].sum()), int(mask.sum()), int(y[~mask].sum()),
+                                                   int((~mask).sum()), level=float(source.ci_level))  # fmt: skip
+                row["difference"] = source.est({"estimate": d, "ci_low": low, "ci_high": high})
+                row["p_value"] = format_p_value(compare_proportions(y[mask], y[~mask]).p_value)
             agreement.append(row)
 
     notes = []
@@ -161,8 +179,8 @@ def build_review(source: Source, review: Mapping[str, Any] | None, *, results_sh
         "method_text": (
             f"Fraction of cases judged \u201clooks elsewhere\u201d among those with a definite verdict, with "
             f"{source.ci_label} Wilson score intervals; \u201ccannot tell\u201d is counted apart. Agreement: the same "
-            "fraction among cases an automatic flag marks and among the others, their difference with a Wald "
-            "interval and the Pearson chi-square p-value. One reader's verdicts are an opinion, not ground truth; "
+            "fraction among cases an automatic flag marks and among the others, their difference with Newcombe's hybrid "
+            "score interval and the Pearson chi-square p-value. One reader's verdicts are an opinion, not ground truth; "
             "the cases reviewed may not be a random sample of the audit's."
         ),
     }
