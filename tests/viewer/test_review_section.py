@@ -111,3 +111,17 @@ def test_a_bad_review_file_is_one_line_exit_2(tmp_path, capsys, content, message
                 "--review", str(tmp_path / "review.json")])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and message in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("n1", "p1", "n2", "p2"), [(20, 0.6, 30, 0.3), (10, 0.9, 40, 0.1), (15, 0.5, 15, 0.5)])
+def test_the_difference_interval_covers_a_known_difference_in_simulation(n1, p1, n2, p2):
+    import numpy as np
+
+    from auditkit.report.sections.review import newcombe_difference
+
+    rng = np.random.default_rng(0)
+    k1, k2 = rng.binomial(n1, p1, 4000), rng.binomial(n2, p2, 4000)
+    covered = [low <= p1 - p2 <= high for a, b in zip(k1, k2, strict=True)
+               for _, low, high in [newcombe_difference(int(a), n1, int(b), n2)]]  # fmt: skip
+    # nominal 95%; Newcombe (1998) reports 93-97% for method 10 at these sizes; 4,000 draws: SE 0.35%
+    assert 0.93 <= float(np.mean(covered)) <= 0.975
