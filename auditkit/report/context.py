@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.report import checklist
+from auditkit.report.sections.clinical import CLINICAL_TITLES, build_clinical, clinical_availability
 from auditkit.report.sections.common import SECTION_TITLES, SECTIONS, Source
 from auditkit.report.sections.data import build_data, build_intended_use
 from auditkit.report.sections.explanations import (
@@ -79,6 +80,7 @@ def availability(results: Mapping[str, Any]) -> dict[str, bool]:
         "faithfulness": any_method("faithfulness"),
         "localization": any_method("localization"),
         "failures": bool(source.mapping("discrimination")),
+        **clinical_availability(results),
     }
 
 
@@ -149,7 +151,8 @@ def _sections(
         "external": build_external(source),
         "explanations": build_explanations(source, gallery_jobs),
         "reproducibility": build_reproducibility(source, results_sha256=results_sha256, attachments=attachments),
-        "checklist": checklist.build_checklist(available, SECTION_TITLES),
+        "clinical": build_clinical(source),
+        "checklist": checklist.build_checklist(available, {**SECTION_TITLES, **CLINICAL_TITLES}),
         "signoff": {
             "date": str(source.get("created", "")),
             "basis": "EU AI Act Annex IV 2(g): test reports dated and signed by the responsible persons.",
