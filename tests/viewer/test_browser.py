@@ -154,3 +154,28 @@ def test_the_exported_file_works_offline_with_its_images_inlined(page, planted_r
     _drawn(page, "case00")
     assert {u.split(":", 1)[0] for u in requests} <= {"file", "data", "blob"}
     assert page.locator("#panels canvas").count() == 3  # image, Grad-CAM, IG
+
+
+def test_every_control_has_a_label_and_text_has_aa_contrast(page, url):
+    _open(page, url)
+    unlabeled = page.evaluate(
+        """() => Array.from(document.querySelectorAll('input, select, textarea, button')).filter(el => {
+             const named = (el.labels && el.labels.length) || el.getAttribute('aria-label') || el.textContent.trim();
+             return !named; }).map(el => el.outerHTML)"""
+    )
+    assert unlabeled == []
+    # WCAG 2.1 contrast ratio of each text element's colour on its panel's background
+    ratios = page.evaluate(
+        """() => {
+          const lum = c => { const v = c.match(/\\d+(\\.\\d+)?/g).slice(0, 3).map(x => { x = x / 255;
+                     return x <= 0.03928 ? x / 12.92 : Math.pow((x + 0.055) / 1.055, 2.4); });
+                     return 0.2126 * v[0] + 0.7152 * v[1] + 0.0722 * v[2]; };
+          const bg = el => { while (el) { const c = getComputedStyle(el).backgroundColor;
+                     if (c && !c.startsWith('rgba(0, 0, 0, 0)')) return c; el = el.parentElement; } return 'rgb(255, 255, 255)'; };
+          return Array.from(document.querySelectorAll('h1, h2, legend, label, dt, dd, p, li, span, button, kbd'))
+            .filter(el => el.textContent.trim() && el.offsetParent !== null)
+            .map(el => { const a = lum(getComputedStyle(el).color), b = lum(bg(el));
+                         return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); });
+        }"""
+    )
+    assert ratios and min(ratios) >= 4.5
