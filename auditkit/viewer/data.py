@@ -72,6 +72,7 @@ def build_payload(folder: str | Path) -> dict[str, Any]:
         values = {str(c["attributes"].get(name)) for c in cases["cases"] if c.get("attributes", {}).get(name) is not None}
         attributes[str(name)] = sorted(values)
     cohorts = sorted({str(c.get("cohort")) for c in cases["cases"] if c.get("cohort") is not None})
+    sites = sorted({str(c.get("site")) for c in cases["cases"] if c.get("site") is not None})
     return {
         "report": {
             "folder": folder.name,
@@ -88,6 +89,7 @@ def build_payload(folder: str | Path) -> dict[str, Any]:
         "flag_rules": cases.get("flag_rules", {}),
         "attributes": attributes,
         "cohorts": cohorts,
+        "sites": sites,
         "cases": [_case(c) for c in cases["cases"]],
     }
 

@@ -134,6 +134,9 @@ def test_markup_in_a_site_name_shows_as_text(page, url):
     _open(page, url)
     options = page.locator("#f-cohort option").all_text_contents()
     assert XSS_SITE in options
+    page.select_option("#f-site", "site_A")
+    assert page.text_content("#count") == "8 of 12 cases match"  # planted: cases 0-7 at site_A
+    page.select_option("#f-site", "")
     page.select_option("#f-cohort", XSS_SITE)
     assert page.text_content("#count") == "4 of 12 cases match"
     assert XSS_SITE in page.text_content("#facts")

@@ -57,6 +57,7 @@
   text($("identity"), "model " + (P.report.model.name || "?") + " (" + (P.report.model.arch || "?") + "), report " +
        P.report.folder + ", " + CASES.length + " explained cases, operating point " + fmt(P.operating_point.threshold));
   P.cohorts.forEach(function (c) { $("f-cohort").add(new Option(c, c)); });
+  (P.sites || []).forEach(function (s) { $("f-site").add(new Option(s, s)); });
   var attrSelects = {};
   Object.keys(P.attributes).forEach(function (name, k) {
     var id = "f-attr-" + k;
@@ -98,6 +99,7 @@
     var flags = checked("flag");
     var flagMethod = $("f-flag-method").value;
     var cohort = $("f-cohort").value;
+    var site = $("f-site").value;
     var lo = parseFloat($("f-score-min").value), hi = parseFloat($("f-score-max").value);
     if (isNaN(lo)) lo = -Infinity;
     if (isNaN(hi)) hi = Infinity;
@@ -109,6 +111,7 @@
       var c = CASES[i];
       if (outcomes.indexOf(c.outcome) < 0 && ["TP", "FP", "FN", "TN"].indexOf(c.outcome) >= 0) continue;
       if (cohort && c.cohort !== cohort) continue;
+      if (site && c.site !== site) continue;
       if (c.score < lo || c.score > hi) continue;
       var ok = true;
       for (var a = 0; a < attrs.length && ok; a++) ok = String(c.attributes[attrs[a][0]]) === attrs[a][1];
