@@ -37,6 +37,7 @@ from auditkit.explain.evaluation.localization import localization_scores
 from auditkit.explain.evaluation.shortcut import corner_masses, corner_shares, outside_roi_shares
 from auditkit.explain.overlay import OverlayScale, to_rgb_uint8
 from auditkit.fileio import atomic_write_bytes, write_json
+from auditkit.progress import track
 
 CASES_SCHEMA_VERSION = "1"
 CASES_FILE = "explain/cases.json"
@@ -186,7 +187,7 @@ def write_cases(
     out_dir = Path(out_dir)
     per_method = {m: _metrics(d, masks, rois, corner_fraction) for m, d in displays.items()}
     cases = []
-    for i in range(len(sample)):
+    for i in track(range(len(sample)), total=len(sample), description="saliency: case records for the viewer"):
         stem = stems[i]
         image_rel = f"{CASES_DIR}/{stem}.png"
         atomic_write_bytes(out_dir / image_rel, _png(_grey_or_rgb(shown[i])))
