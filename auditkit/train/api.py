@@ -15,6 +15,7 @@ The caller's global RNG states and determinism flags are restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -28,8 +29,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from auditkit import distributed
 from auditkit.errors import CheckpointError, InvalidInputError, OutputExistsError
-from auditkit.fileio import sha256_file, write_json
+from auditkit.fileio import LOCK_NAME, sha256_file, write_json
 from auditkit.nets import checkpoint as ckpt
 from auditkit.nets.device import (
     autocast_dtype,
@@ -39,6 +41,7 @@ from auditkit.nets.device import (
     select_device,
 )
 from auditkit.nets.zoo import ARCHITECTURES
+from auditkit.train import ddp
 from auditkit.train.calibrate import CALIBRATION_METHODS, temperature_record
 from auditkit.train.data import TrainingData, load_training_data, normalization_statistics
 from auditkit.train.fit import Fit, Progress, run_epochs, validate
@@ -151,7 +154,7 @@ def _output_mode(out: Path, *, resume: bool, force: bool) -> str:
         if model_json.is_file() and ckpt.read_model_json(model_json).get("training", {}).get("completed"):
             return "done"
         load_resume_state(out)  # raises the explanatory CheckpointError
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and any(p.name != LOCK_NAME for p in out.iterdir()):  # the CLI's own lock is not a file in the way
         if not force:
             raise OutputExistsError(
                 f"output folder {str(out)!r} is not empty; pass --force to overwrite it, "
@@ -329,11 +332,15 @@ def train(
         )
     architecture_kind(arch)
     out_dir = Path(out)
-    mode = _output_mode(out_dir, resume=resume, force=force)
+    ctx = distributed.init(select_device(distributed.rank_device(device)))
+    if ctx.active:  # rank 0 decides before any rank writes (another rank would see its files)
+        mode = distributed.broadcast(_output_mode(out_dir, resume=resume, force=force) if ctx.is_main else None)
+    else:
+        mode = _output_mode(out_dir, resume=resume, force=force)
     if mode == "done":
         meta = json.loads((out_dir / ckpt.MODEL_JSON).read_text("utf-8"))
         return _result(out_dir, meta, ckpt.read_history(out_dir))
-    target = select_device(device)
+    target = select_device(distributed.rank_device(device))
     data = load_training_data(
         manifest, seed=seed, external_sites=external_sites, positive_class=positive_class,
         data_root=data_root, allow_outside_root=allow_outside_root, split_fractions=split_fractions,
@@ -386,22 +393,32 @@ def train(
             "class_weighting": class_weighting, "external_sites": list(data.external_sites),
             "manifest_sha256": data.manifest.sha256, "positive_class": data.classes.positive_class,
         }  # fmt: skip
-        fit = Fit(
-            model=model,
-            train_loader=make_loader(
+        ddp_plan = ddp.plan(ctx, batch_size) if ctx.active else None
+        if ddp_plan is not None:  # torchrun: this rank's share of every batch (auditkit.train.ddp)
+            train_batches = ddp.train_loader(train_set, ddp_plan, device=target, seed=seed, num_workers=num_workers)
+            val_batches = ddp.shard_loader(val_set, ddp_plan, device=target, num_workers=num_workers)
+            steps_per_epoch = max(len(train_batches), 1)
+            total_steps = max(epochs * steps_per_epoch, 1)
+            warmup = default_warmup_steps(total_steps, steps_per_epoch)
+        else:
+            train_batches = make_loader(
                 train_set, batch_size=batch_size, shuffle=True, device=target, num_workers=num_workers,
                 seed=seed, drop_last=drop_last,
-            ),
-            val_loader=make_loader(
+            )  # fmt: skip
+            val_batches = make_loader(
                 val_set, batch_size=batch_size, shuffle=False, device=target, num_workers=num_workers
-            ),
+            )
+        fit = Fit(
+            model=ddp.wrap_model(model, target) if ddp_plan is not None else model,
+            train_loader=train_batches,
+            val_loader=val_batches,
             optimizer=optimizer,
             scheduler=make_scheduler(optimizer, total_steps=total_steps, warmup_steps=warmup),
             scaler=make_grad_scaler(target, enabled=mixed_precision),
             class_weight=torch.as_tensor(class_weights, dtype=torch.float32, device=target),
             device=target, out_dir=out_dir, monitor=data.monitor, patience=patience, epochs=epochs,
             seed=seed, mixed_precision=mixed_precision, steps_per_epoch=steps_per_epoch,
-            settings=run_settings,
+            settings=run_settings, ddp=ddp_plan,
         )  # fmt: skip
         start_epoch = 1
         if mode == "resume":
@@ -429,7 +446,7 @@ def train(
             meta["metrics"] = {k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_auroc")}
             ckpt.save_checkpoint(out_dir, model, meta)
 
-        if mode == "fresh":
+        if mode == "fresh" and fit.is_main:
             if overwrite:  # only now: every input has been validated, so nothing is lost in vain
                 _clear_checkpoint(out_dir)
             ckpt.write_splits(out_dir, data.assignment())
@@ -441,18 +458,35 @@ def train(
                 ckpt.write_history(out_dir, fit.history)
         interrupted = run_epochs(fit, start_epoch=start_epoch, save_best=save_best, on_epoch_end=on_epoch_end)
         calibration_record = None
-        if not interrupted and calibration == "temperature" and (out_dir / ckpt.WEIGHTS_FILE).is_file():
+        if ddp_plan is not None:
+            distributed.barrier()  # rank 0 has written the best weights
+        if (
+            not interrupted and fit.is_main and calibration == "temperature"
+            and (out_dir / ckpt.WEIGHTS_FILE).is_file()
+        ):  # fmt: skip
+            if ddp_plan is not None:  # rank 0 fits the temperature on the whole validation split
+                fit = dataclasses.replace(
+                    fit, model=ddp.unwrap(fit.model), ddp=None,
+                    val_loader=make_loader(val_set, batch_size=batch_size, shuffle=False, device=target,
+                                           num_workers=num_workers),
+                )  # fmt: skip
             calibration_record = _fit_calibration(fit, out_dir)
 
     model_json = out_dir / ckpt.MODEL_JSON
-    if not model_json.is_file():
-        raise CheckpointError(f"training wrote no checkpoint to {str(out_dir)!r}")  # pragma: no cover
-    meta = json.loads(model_json.read_text("utf-8"))
-    meta["training"] = record(not interrupted)
-    if not interrupted:
-        meta["calibration"] = calibration_record
-        write_json(model_json, meta)
-        shutil.rmtree(out_dir / "resume", ignore_errors=True)
+    if fit.is_main:
+        if not model_json.is_file():
+            raise CheckpointError(f"training wrote no checkpoint to {str(out_dir)!r}")  # pragma: no cover
+        meta = json.loads(model_json.read_text("utf-8"))
+        meta["training"] = record(not interrupted)
+        if ddp_plan is not None:
+            meta["training"]["distributed"] = ddp.record(ddp_plan, target)
+        if not interrupted:
+            meta["calibration"] = calibration_record
+            write_json(model_json, meta)
+            shutil.rmtree(out_dir / "resume", ignore_errors=True)
+    if ddp_plan is not None:
+        distributed.barrier()  # every rank returns rank 0's finished record
+        meta = json.loads(model_json.read_text("utf-8"))
     return _result(out_dir, meta, list(fit.history))
 
 

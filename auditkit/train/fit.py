@@ -75,6 +75,13 @@ class Fit:
     settings: dict[str, Any]
     history: list[dict[str, Any]] = field(default_factory=list)
     progress: Progress = field(default_factory=Progress)
+    ddp: Any = None
+    """The rank's :class:`auditkit.train.ddp.DdpPlan` under torchrun, else None."""
+
+    @property
+    def is_main(self) -> bool:
+        """Return whether this process writes the run's files (always, unless a non-zero torchrun rank)."""
+        return self.ddp is None or self.ddp.ctx.is_main
 
 
 def _finite_or_none(value: float) -> float | None:
@@ -82,11 +89,19 @@ def _finite_or_none(value: float) -> float | None:
 
 
 def validate(fit: Fit) -> tuple[float, float | None]:
-    """Return the validation ``(loss, AUROC or None)`` of the current model."""
-    result = evaluate(
-        fit.model, fit.val_loader, device=fit.device, class_weight=fit.class_weight,
-        mixed_precision=fit.mixed_precision,
-    )  # fmt: skip
+    """Return the validation ``(loss, AUROC or None)`` of the current model (under torchrun: of every rank's shard)."""
+    if fit.ddp is not None:
+        from auditkit.train.ddp import gathered_evaluate
+
+        result = gathered_evaluate(
+            fit.model, fit.val_loader, device=fit.device, class_weight=fit.class_weight,
+            mixed_precision=fit.mixed_precision,
+        )  # fmt: skip
+    else:
+        result = evaluate(
+            fit.model, fit.val_loader, device=fit.device, class_weight=fit.class_weight,
+            mixed_precision=fit.mixed_precision,
+        )  # fmt: skip
     return result.loss, _finite_or_none(selection_auroc(result.y_true, result.prob))
 
 
@@ -109,7 +124,11 @@ def run_epochs(
             completed=(start_epoch - 1) * fit.steps_per_epoch,
         )  # fmt: skip
         for epoch in range(start_epoch, fit.epochs + 1):
-            fit.train_loader.generator.manual_seed(shuffle_seed(fit.seed, epoch))
+            sampler = getattr(fit.train_loader, "sampler", None)
+            if fit.ddp is not None and hasattr(sampler, "set_epoch"):
+                sampler.set_epoch(epoch)  # DistributedSampler: the order of (seed, epoch) on every rank
+            else:
+                fit.train_loader.generator.manual_seed(shuffle_seed(fit.seed, epoch))
             train_loss = train_one_epoch(
                 fit.model, fit.train_loader, optimizer=fit.optimizer, scheduler=fit.scheduler,
                 scaler=fit.scaler, class_weight=fit.class_weight, device=fit.device,
@@ -128,17 +147,24 @@ def run_epochs(
             if best:
                 fit.progress.best_epoch, fit.progress.best_score = epoch, row[fit.monitor]
                 fit.progress.stale_epochs = 0
-                save_best(row)
+                if fit.is_main:
+                    save_best(row)
             else:
                 fit.progress.stale_epochs += 1
             fit.progress.stopped_early = fit.progress.stale_epochs >= fit.patience and epoch < fit.epochs
-            ckpt.write_history(fit.out_dir, fit.history)
-            save_resume_state(
-                fit.out_dir, epoch=epoch, model=fit.model, optimizer=fit.optimizer,
-                scheduler=fit.scheduler, scaler=fit.scaler, history=fit.history,
-                progress=fit.progress.to_dict(), settings=fit.settings,
-            )  # fmt: skip
-            if not is_quiet():
+            if fit.is_main:  # under torchrun rank 0 alone writes; every rank took the same decision
+                ckpt.write_history(fit.out_dir, fit.history)
+                save_resume_state(
+                    fit.out_dir, epoch=epoch, model=getattr(fit.model, "module", fit.model),
+                    optimizer=fit.optimizer, scheduler=fit.scheduler, scaler=fit.scaler, history=fit.history,
+                    progress=fit.progress.to_dict(), settings=fit.settings,
+                )  # fmt: skip
+            if fit.ddp is not None:
+                from auditkit import distributed
+
+                distributed.barrier()
+                distributed.maybe_fault(fit.ddp.ctx)  # the resume test: a rank dies after a saved epoch
+            if not is_quiet() and fit.is_main:
                 auroc = "n/a" if val_auroc is None else f"{val_auroc:.3f}"
                 bar.console.print(
                     f"epoch {epoch}/{fit.epochs}  train_loss {train_loss:.4f}  val_loss {val_loss:.4f}  "
