@@ -57,3 +57,28 @@ def test_gallery_caption_names_one_outline_and_the_legend_has_units(full_doc, fu
     # inferno runs from near-black (#000004) to pale yellow (#fcffa4): matplotlib's published end points
     assert legend[0]["gradient"].startswith("linear-gradient(to right, #000004 0%")
     assert legend[0]["gradient"].endswith("#fcffa4 100%)")
+
+
+def test_failed_saliency_evidence_is_stated_and_marks_the_method(full_doc, full_results):
+    doc = copy.deepcopy(full_doc)
+    ig = doc["saliency"]["ig"]
+    ig["completeness"] = {"tolerance": 0.05, "max_rel_delta": 0.404, "median_rel_delta": 0.2, "n_failed": 9,
+                          "passed": False}
+    ig["faithfulness"]["deletion_auc"] = {"estimate": 0.766, "ci_low": 0.73, "ci_high": 0.80}
+    ig["faithfulness"]["deletion_auc_random"] = {"estimate": 0.735, "ci_low": 0.70, "ci_high": 0.77}
+    cam = doc["saliency"]["gradcam"]
+    cam["localization"]["hit_rate"] = {"estimate": 0.051, "ci_low": 0.0, "ci_high": 0.11}
+    cam["faithfulness"]["deletion_auc"] = {"estimate": 0.2, "ci_low": 0.1, "ci_high": 0.3}
+    cam["faithfulness"]["deletion_auc_random"] = {"estimate": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    cam["faithfulness"]["insertion_auc"] = {"estimate": 0.9, "ci_low": 0.8, "ci_high": 0.95}
+    cam["faithfulness"]["insertion_auc_random"] = {"estimate": 0.5, "ci_low": 0.4, "ci_high": 0.6}
+    cam["sanity"]["passed"] = True
+    context = build_context(doc, report_dir=full_results.parent)
+    findings = {f["code"]: f for f in context["findings"]}
+    assert "0.404" in findings["saliency_completeness"]["message"] and "untrustworthy" in \
+        findings["saliency_completeness"]["message"]
+    assert findings["saliency_deletion"]["where"] == "saliency.ig"
+    assert "5.1%" in findings["saliency_localisation"]["message"]
+    trust = {m["method"].split(" (")[0]: m["trust"]["text"] for m in context["explanations"]["methods"]}
+    assert trust["Integrated Gradients"] == "UNTRUSTWORTHY"
+    assert trust["Grad-CAM"] == "failed evidence: see below"  # a low hit rate is stated, not disqualifying

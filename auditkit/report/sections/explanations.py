@@ -14,19 +14,16 @@ from collections.abc import Mapping
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from typing import Any
 
+from auditkit.explain import methods as attribution_methods
 from auditkit.explain.overlay import CONTOUR_RGB
 from auditkit.progress import track
 from auditkit.report import formatting as fmt
 from auditkit.report.gallery import Strip, make_strip
 from auditkit.report.sections.common import TO_BE_COMPLETED, Source, not_assessed
 
-METHOD_NAMES = {
-    "gradcam": "Grad-CAM (Selvaraju et al. 2017)",
-    "gradcampp": "Grad-CAM++ (Chattopadhay et al. 2018)",
-    "ig": "Integrated Gradients (Sundararajan et al. 2017)",
-    "smoothgrad": "SmoothGrad (Smilkov et al. 2017)",
-}
-SHORT_NAMES = {"gradcam": "Grad-CAM", "gradcampp": "Grad-CAM++", "ig": "Integrated Gradients", "smoothgrad": "SmoothGrad"}
+#: names of the attribution methods: the registry's (auditkit.explain.methods).
+METHOD_NAMES = attribution_methods.full_labels()
+SHORT_NAMES = attribution_methods.labels()
 CATEGORY_TITLES = {
     "true_positive": "True positives",
     "false_negative": "False negatives (missed findings)",
@@ -43,12 +40,7 @@ DISCLAIMER = (
 )
 
 #: What a heatmap's values are, per method (the colour bar's units).
-UNITS = {
-    "gradcam": "ReLU of the gradient-weighted activations of the target layer (arbitrary units)",
-    "gradcampp": "ReLU of the Grad-CAM++ weighted activations (arbitrary units)",
-    "ig": "positive Integrated-Gradients attribution per pixel (logit units; the map sums to the logit difference)",
-    "smoothgrad": "absolute gradient of the logit per pixel, averaged over noisy copies (logit per unit intensity)",
-}
+UNITS = attribution_methods.units()
 #: colour stops sampled from the colormap for the legend's CSS gradient.
 LEGEND_STOPS = 11
 
@@ -202,8 +194,78 @@ def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[
     return groups
 
 
-def _method_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str]]:
+#: A hit rate whose upper CI bound is below this puts the map's peak outside the lesion in most images.
+LOW_HIT_RATE = 0.5
+
+
+def _estimate_of(block: Any, key: str) -> Mapping[str, Any] | None:
+    value = block.get(key) if isinstance(block, Mapping) else None
+    return value if isinstance(value, Mapping) and isinstance(value.get("estimate"), (int, float)) else None
+
+
+def saliency_problems(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return every failed piece of saliency trust evidence: method, code, message, and whether it is disqualifying.
+
+    Disqualifying (the method is marked untrustworthy): IG completeness
+    outside its tolerance (the attributions do not add up to what they
+    explain; Sundararajan et al. 2017) and a failed model-randomisation sanity
+    check (the maps do not depend on what the model learned; Adebayo et al.
+    2018). Reported but not disqualifying: deletion no faster than random
+    order, insertion no faster than random (Petsiuk et al. 2018), and a hit
+    rate whose upper CI bound is below :data:`LOW_HIT_RATE` (Saporta et al. 2022).
+    """
+    problems: list[dict[str, Any]] = []
+    for method, block in methods.items():
+        name = SHORT_NAMES.get(method, method)
+        check = block.get("completeness") if isinstance(block.get("completeness"), Mapping) else None
+        if check is not None and check.get("passed") is False:
+            problems.append({"method": method, "code": "saliency_completeness", "untrustworthy": True, "message": (
+                f"{name} is untrustworthy: its completeness check fails (largest relative gap "
+                f"{fmt.format_number(check.get('max_rel_delta'))} against a tolerance of "
+                f"{fmt.format_number(check.get('tolerance'))}; {fmt.format_count(check.get('n_failed'))} images "
+                "outside it), so its attributions do not add up to the score difference they explain.")})
+        sanity = block.get("sanity") if isinstance(block.get("sanity"), Mapping) else None
+        if sanity is not None and sanity.get("passed") is False:
+            problems.append({"method": method, "code": "saliency_sanity", "untrustworthy": True, "message": (
+                f"{name} is untrustworthy: its maps barely change when the model's weights are randomised "
+                "(model-randomisation sanity check failed), so they do not show what the model learned.")})
+        faith = block.get("faithfulness") if isinstance(block.get("faithfulness"), Mapping) else {}
+        for kind, better in (("deletion", "lower"), ("insertion", "higher")):
+            ours, rand = _estimate_of(faith, f"{kind}_auc"), _estimate_of(faith, f"{kind}_auc_random")
+            if ours is None or rand is None:
+                continue
+            worse = ours["estimate"] > rand["estimate"] if better == "lower" else ours["estimate"] < rand["estimate"]
+            if worse:
+                problems.append({"method": method, "code": f"saliency_{kind}", "untrustworthy": False, "message": (
+                    f"{name}: {kind} in the map's order is worse than in random order ({kind} AUC "
+                    f"{fmt.format_number(ours['estimate'])} against {fmt.format_number(rand['estimate'])} at random; "
+                    f"{better} is better), so the map does not rank the pixels the score depends on (Petsiuk et al. "
+                    "2018).")})
+        hit = _estimate_of(block.get("localization"), "hit_rate")
+        if hit is not None:
+            upper = hit.get("ci_high") if isinstance(hit.get("ci_high"), (int, float)) else hit["estimate"]
+            if upper < LOW_HIT_RATE:
+                problems.append({"method": method, "code": "saliency_localisation", "untrustworthy": False,
+                                 "message": (
+                    f"{name}: the map's peak falls inside the ground-truth lesion in "
+                    f"{fmt.format_percent(hit['estimate'])} of images (hit rate "
+                    f"{fmt.format_number(hit['estimate'])}, upper CI bound {fmt.format_number(upper)}, below "
+                    f"{LOW_HIT_RATE:g}): it does not point at the lesion.")})
+    return problems
+
+
+def _trust(method: str, problems: list[dict[str, Any]]) -> dict[str, str]:
+    mine = [p for p in problems if p["method"] == method]
+    if any(p["untrustworthy"] for p in mine):
+        return {"text": "UNTRUSTWORTHY", "css": "verdict-fail"}
+    if mine:
+        return {"text": "failed evidence: see below", "css": "verdict-warn"}
+    return {"text": "no failed check", "css": "verdict-pass"}
+
+
+def _method_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     rows = []
+    problems = saliency_problems(methods)
     for name, block in methods.items():
         shortcut = block.get("shortcut") if isinstance(block.get("shortcut"), Mapping) else {}
         rows.append({
@@ -213,6 +275,7 @@ def _method_rows(methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, str
             "postprocessing": " \u2192 ".join(str(s) for s in block.get("postprocessing") or []) or "none recorded",
             "n_images": fmt.format_count(block.get("n_images")),
             "region": fmt.plain(shortcut.get("region")) if shortcut.get("region") else "\u2014",
+            "trust": _trust(name, problems),
         })
     return rows
 
@@ -309,6 +372,7 @@ def build_explanations(source: Source, gallery_jobs: GalleryJobs | None = None) 
         "methods": _method_rows(methods),
         "method_headers": [SHORT_NAMES.get(m, m) for m in methods],
         "evidence": _evidence(source, methods) if methods else [],
+        "problems": [p["message"] for p in saliency_problems(methods)],
         "by_group": _by_group(source, methods),
         "gallery": groups,
         "gallery_panels": ", ".join(["image", *(SHORT_NAMES.get(m, m) for m in methods)]),

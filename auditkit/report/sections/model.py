@@ -8,6 +8,7 @@ from typing import Any
 from auditkit.report import figures
 from auditkit.report import formatting as fmt
 from auditkit.report.sections.common import Source, not_assessed
+from auditkit.report.sections.summary import model_version
 
 OPERATING_RULES = {
     "youden": "maximum Youden index (sensitivity + specificity \u2212 1)",
@@ -18,12 +19,12 @@ OPERATING_RULES = {
 }
 
 
-def _describe_model(model: Mapping[str, Any]) -> list[dict[str, str]]:
+def _describe_model(model: Mapping[str, Any], version: str) -> list[dict[str, str]]:
     size = model.get("input_size")
     normalization = model.get("normalization") or {}
     rows = [
         ("Name", model.get("name")),
-        ("Version", model.get("version")),
+        ("Version", version),
         ("Architecture", model.get("arch")),
         ("Parameters", fmt.format_count(model.get("n_parameters")) if model.get("n_parameters") is not None else None),
         ("Input size (height \u00d7 width)", f"{size[0]} \u00d7 {size[1]}" if isinstance(size, list) and len(size) == 2
@@ -105,7 +106,7 @@ def build_model(source: Source) -> dict[str, Any]:
         "not_assessed": not_assessed(
             "this audit read a predictions table without the model checkpoint, so architecture, training settings "
             "and loss curves are unknown to auditkit; the manufacturer must describe them"),
-        "description": _describe_model(model),
+        "description": _describe_model(model, model_version(source)),
         "training": _training_rows(training),
         "training_note": "" if training else not_assessed("no training record was found with the model"),
         "curves": curves,

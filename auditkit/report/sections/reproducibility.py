@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
+from pathlib import PurePath
 from typing import Any
 
 from auditkit.report import formatting as fmt
@@ -31,13 +31,14 @@ def build_reproducibility(
     inputs = []
     for name, info in source.mapping("inputs").items():
         if isinstance(info, Mapping):
-            inputs.append({"name": str(name), "path": fmt.plain(info.get("path")), "sha256": fmt.plain(info.get("sha256")),
+            inputs.append({"name": str(name), "path": file_name(info.get("path")), "sha256": fmt.plain(info.get("sha256")),
                            "rows": fmt.format_count(info.get("n_rows")) if info.get("n_rows") is not None else "\u2014"})
         else:
             inputs.append({"name": str(name), "path": "not used", "sha256": "\u2014", "rows": "\u2014"})
+    fingerprint = source.mapping("model.training.data_fingerprint")
     hashes = [
         ("Model weights", source.get("model.sha256")),
-        ("Training data fingerprint", source.get("model.training.data_fingerprint")),
+        ("Training manifest", fingerprint.get("manifest_sha256")),
         ("results.json", results_sha256),
         ("Release policy", source.get("gate.policy_sha256")),
     ]
@@ -47,6 +48,60 @@ def build_reproducibility(
         "settings": [{"label": label, "value": fmt.plain(value)} for label, value in settings],
         "inputs": inputs,
         "hashes": [{"label": label, "value": str(value) if value else "not recorded"} for label, value in hashes],
-        "config": json.dumps(config, indent=2, ensure_ascii=False, sort_keys=True) if config else "",
+        "training_data": training_data(source),
+        "config": config_rows(config) if isinstance(config, Mapping) else [],
         "attachments": [dict(a) for a in attachments],
     }
+
+
+def file_name(path: Any) -> str:
+    """Return the last component of a recorded path (the machine's folders are not the reader's business)."""
+    if path in (None, ""):
+        return "\u2014"
+    return PurePath(str(path).replace("\\", "/")).name or str(path)
+
+
+def training_data(source: Source) -> dict[str, Any]:
+    """Return the checkpoint's training-data fingerprint as a table: manifest, hash, images per split."""
+    fingerprint = source.mapping("model.training.data_fingerprint")
+    if not fingerprint:
+        return {"available": False, "rows": [], "splits": []}
+    rows = [
+        {"label": "Manifest file", "value": file_name(fingerprint.get("manifest_path"))},
+        {"label": "Manifest SHA-256", "value": fmt.plain(fingerprint.get("manifest_sha256"))},
+        {"label": "Images in the manifest", "value": fmt.format_count(fingerprint.get("n_images"))},
+        {"label": "Sites held out as external", "value": ", ".join(str(s) for s in fingerprint.get("external_sites") or [])
+         or "none"},
+    ]
+    splits = []
+    for split, counts in (fingerprint.get("splits") or {}).items():
+        if isinstance(counts, Mapping):
+            splits.append({"split": source.cohort_label(str(split)) if split != "external" else "External",
+                           "images": fmt.format_count(counts.get("n_images")),
+                           "patients": fmt.format_count(counts.get("n_patients")),
+                           "positives": fmt.format_count(counts.get("n_positive"))})
+    return {"available": True, "rows": rows, "splits": splits}
+
+
+def config_rows(config: Mapping[str, Any], prefix: str = "") -> list[dict[str, str]]:
+    """Return the effective configuration flattened to ``{key, value}`` rows (nested keys joined by dots).
+
+    A list of mappings (e.g. expected findings) becomes one row per item,
+    numbered; free text is shown as it was given.
+    """
+    rows: list[dict[str, str]] = []
+    for key in sorted(config):
+        value = config[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows.extend(config_rows(value, prefix=f"{name}.") if value else [{"key": name, "value": "(empty)"}])
+        elif isinstance(value, (list, tuple)) and value and all(isinstance(v, Mapping) for v in value):
+            for index, item in enumerate(value, start=1):
+                rows.extend(config_rows(item, prefix=f"{name}[{index}]."))
+        elif isinstance(value, (list, tuple)):
+            rows.append({"key": name, "value": ", ".join(fmt.plain(v) for v in value) if value else "(none)"})
+        elif value is None:
+            rows.append({"key": name, "value": "not set (default)"})
+        else:
+            rows.append({"key": name, "value": fmt.plain(value)})
+    return rows

@@ -9,6 +9,34 @@ from auditkit.report import formatting as fmt
 from auditkit.report.sections.common import Source, rule_text
 
 NOT_RECORDED = "not recorded"
+ZWSP = "\u200b"
+
+
+def breakable(path: str) -> str:
+    """Return a dotted metric path with a zero-width space after each dot: lines break between its parts only."""
+    return path.replace(".", "." + ZWSP)
+
+
+def model_version(source: Source) -> str:
+    """Return the model's version as every page shows it, naming where it came from.
+
+    The checkpoint's own version (model.json) wins; otherwise the device
+    version the manufacturer gave in the audit configuration; otherwise it
+    says that neither recorded one, never a bare "null".
+    """
+    recorded = source.get("model.version")
+    if recorded not in (None, ""):
+        return str(recorded)
+    device = source.get("intended_use.device_version")
+    if device not in (None, ""):
+        return f"{device} (device version from the audit configuration; the checkpoint records none)"
+    return "not recorded (neither the checkpoint nor the audit configuration gives a version)"
+
+
+def model_version_short(source: Source) -> str:
+    """Return the version for the running header: the value alone, or ``version not recorded``."""
+    recorded = source.get("model.version") or source.get("intended_use.device_version")
+    return str(recorded) if recorded not in (None, "") else "version not recorded"
 
 
 def build_cover(source: Source, *, results_sha256: str | None) -> dict[str, Any]:
@@ -16,10 +44,9 @@ def build_cover(source: Source, *, results_sha256: str | None) -> dict[str, Any]
     model = source.mapping("model")
     intended = source.mapping("intended_use")
     gate = source.mapping("gate")
-    version = model.get("version") or intended.get("device_version")
     identity = [
         ("Model", model.get("name") or NOT_RECORDED),
-        ("Version", version or NOT_RECORDED),
+        ("Version", model_version(source)),
         ("Architecture", model.get("arch") or "not available (audit from a predictions table)"),
         ("Weights SHA-256", model.get("sha256") or "not available (audit from a predictions table)"),
         ("Manufacturer", intended.get("manufacturer") or "to be completed by the manufacturer"),
@@ -35,7 +62,8 @@ def build_cover(source: Source, *, results_sha256: str | None) -> dict[str, Any]
     return {
         "title": f"Pre-release audit of {model.get('name') or 'an unnamed model'}",
         "model_name": str(model.get("name") or "unnamed model"),
-        "model_version": str(version or "version not recorded"),
+        "model_version": model_version_short(source),
+        "model_version_full": model_version(source),
         "identity": [{"label": label, "value": fmt.plain(value)} for label, value in identity],
         "verdict": build_verdict(source),
     }
@@ -73,7 +101,7 @@ def build_verdict(source: Source) -> dict[str, Any]:
         rules.append(
             {
                 "id": str(rule.get("id", "")),
-                "metric": str(rule.get("metric", "")),
+                "metric": breakable(str(rule.get("metric", ""))),
                 "condition": rule_text(rule),
                 "severity": str(rule.get("severity") or "error"),
                 "blocking": bool(rule.get("blocking")),
@@ -84,23 +112,12 @@ def build_verdict(source: Source) -> dict[str, Any]:
                 "message": str(rule.get("message") or ""),
             }
         )
-    tally: dict[str, int] = {}
-    for rule in rules:
-        tally[rule["verdict"]["text"]] = tally.get(rule["verdict"]["text"], 0) + 1
-    counts = ", ".join(f"{n} {word.lower()}" for word, n in tally.items())
-    insufficient_note = ""
+    counts, insufficient_note = _verdict_counts(rules)
     overrides = gate.get("overrides") if isinstance(gate.get("overrides"), Mapping) else {}
     if overrides:
         insufficient_note = ("Deviation from the pre-specified policy on the command line: "
-                             + ", ".join(f"{k} = {fmt.plain(v)}" for k, v in overrides.items()) + ". ")
-    if gate.get("block_on_insufficient") is not None:
-        insufficient_note += (
-            "Insufficient evidence (a confidence interval straddling a goal) blocks the release "
-            "unless a rule says otherwise; each rule's verdict below says whether it blocks."
-            if gate.get("block_on_insufficient")
-            else "Insufficient evidence does not block the release unless a rule says otherwise; "
-            "each rule's verdict below says whether it blocks."
-        )
+                             + ", ".join(f"{k} = {fmt.plain(v)}" for k, v in overrides.items()) + ". "
+                             + insufficient_note)
     return {
         "available": True,
         "overall": fmt.verdict("pass" if passed else "fail"),
@@ -112,6 +129,47 @@ def build_verdict(source: Source) -> dict[str, Any]:
         "counts": counts,
         "n_blocking": sum(1 for rule in rules if rule["blocking"]),
     }
+
+
+def _verdict_counts(rules: list[dict[str, Any]]) -> tuple[str, str]:
+    """Return the tally the console's headline gives (blocking checks first) and what insufficient evidence did.
+
+    The count of blocking checks is the one ``auditkit gate`` prints; a
+    failed rule of warning severity is counted as such, never as a blocking
+    fail. The sentence on insufficient evidence says what happened to each
+    such check, from the ``blocking`` flag the gate recorded.
+    """
+    blocking = [r for r in rules if r["blocking"]]
+    ids = list(dict.fromkeys(r["id"] for r in blocking))
+    parts = [f"{len(blocking)} blocking check{'s' if len(blocking) != 1 else ''} of {len(rules)}"
+             + (f" (rules: {', '.join(ids)})" if ids else "")]
+    others: dict[str, int] = {}
+    for rule in rules:
+        if rule["blocking"]:
+            continue
+        word = rule["verdict"]["text"].lower()
+        if word == "fail":
+            word = "failed, not blocking (warning severity)"
+        elif word == "insufficient evidence":
+            word = "insufficient evidence, not blocking"
+        others[word] = others.get(word, 0) + 1
+    parts += [f"{n} {word}" for word, n in others.items()]
+    insufficient = [r for r in rules if r["verdict"]["css"] == "verdict-insufficient"]
+    if not insufficient:
+        return "; ".join(parts), ""
+    blocked = [r for r in insufficient if r["blocking"]]
+    allowed = list(dict.fromkeys(r["id"] for r in insufficient if not r["blocking"]))
+    noun = "check" if len(insufficient) == 1 else "checks"
+    if not blocked:
+        note = (f"{len(insufficient)} {noun} had insufficient evidence (a confidence interval straddling the goal); "
+                f"none blocks the release, because {'its rule allows' if len(allowed) == 1 else 'their rules allow'} "
+                f"it ({', '.join(allowed)}).")
+    else:
+        note = (f"{len(insufficient)} {noun} had insufficient evidence (a confidence interval straddling the goal): "
+                f"{len(blocked)} block the release"
+                + (f"; the others do not, because their rules allow it ({', '.join(allowed)})" if allowed else "")
+                + ".")
+    return "; ".join(parts), note
 
 
 def _rule_estimate(source: Source, rule: Any) -> str:
@@ -129,7 +187,7 @@ def build_expected_findings(source: Source) -> list[dict[str, Any]]:
             continue
         checks = [
             {
-                "metric": str(check.get("metric", "")),
+                "metric": breakable(str(check.get("metric", ""))),
                 "estimate": source.est(check, str(check.get("metric", "")).rsplit(".", 1)[-1]),
                 "verdict": fmt.verdict(check.get("verdict")),
             }
@@ -151,8 +209,17 @@ def build_expected_findings(source: Source) -> list[dict[str, Any]]:
 
 
 def build_findings(source: Source) -> list[dict[str, str]]:
-    """Return the caveats the audit recorded (``warnings``), each with where it applies."""
-    findings = []
+    """Return the caveats the audit recorded (``warnings``) and every failed saliency check, with where each applies.
+
+    Saliency evidence that fails (completeness, sanity, deletion/insertion
+    against random, a low hit rate) is stated here, first, because a reader
+    who skips section 8 must not take the gallery's maps at face value.
+    """
+    from auditkit.report.sections.explanations import saliency_problems
+
+    methods = {k: v for k, v in source.mapping("saliency").items() if isinstance(v, Mapping)}
+    findings = [{"code": problem["code"], "message": problem["message"], "where": f"saliency.{problem['method']}"}
+                for problem in saliency_problems(methods)]
     for item in source.get("warnings", []):
         if isinstance(item, dict):
             findings.append({"code": str(item.get("code", "")), "message": str(item.get("message", "")),
