@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 
 from auditkit.errors import InvalidInputError, ManifestError
-from auditkit.fileio import atomic_write_bytes, write_csv
+from auditkit.fileio import atomic_write_bytes
 from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
 from auditkit.nets.device import autocast, memory_format, select_device
 from auditkit.nets.embed import capture_head_input, embedding_layer_name
+from auditkit.predictions_table import (
+    PARQUET_SUFFIXES,
+    build_frame,
+    table_metadata,
+    write_predictions,
+)
 from auditkit.progress import track
 from auditkit.train.calibrate import calibrate_logits
 from auditkit.train.loop import split_outputs
@@ -40,14 +45,6 @@ from auditkit.train.loop import split_outputs
 if TYPE_CHECKING:
     from auditkit.data.manifest import Manifest
 
-PARQUET_SUFFIXES = (".parquet", ".pq")
-METADATA_KEY = b"auditkit"
-_PASSTHROUGH = ("patient_id", "site", "split", "image", "frame", "mask", "roi", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
-
-
-def score_columns(classes: Sequence[str]) -> list[str]:
-    """Return the score column names: ``["score"]`` for two classes, else ``score_<class>`` per class."""
-    return ["score"] if len(classes) == 2 else [f"score_{name}" for name in classes]
 
 
 def resolve_splits(
@@ -95,49 +92,6 @@ def resolve_splits(
             )
         out.at[index] = "external" if given == "external" or site in external else "test"
     return out
-
-
-def build_table(frame: pd.DataFrame, prob: np.ndarray, split: pd.Series, classes: Sequence[str]) -> pd.DataFrame:
-    """Return the predictions table: ``id``, ``y_true``, score column(s), passthrough columns, attributes."""
-    table = pd.DataFrame({"id": frame["id"].astype(str).to_numpy(), "y_true": frame["y_true"].to_numpy(dtype=np.int64)})
-    names = score_columns(classes)
-    if len(names) == 1:
-        table["score"] = prob[:, 1]
-    else:
-        for k, column in enumerate(names):
-            table[column] = prob[:, k]
-    for column in _PASSTHROUGH:
-        if column == "split":
-            table["split"] = split.to_numpy()
-        elif column in frame.columns:
-            table[column] = frame[column].to_numpy()
-    skip = {"label", "y_true", "id", *_PASSTHROUGH}
-    for column in frame.columns:
-        if column not in skip and column not in table.columns:
-            table[column] = frame[column].to_numpy()
-    return table
-
-
-def write_table(table: pd.DataFrame, path: str | os.PathLike[str], *, metadata: dict[str, Any]) -> Path:
-    """Write the predictions table to Parquet (with ``auditkit`` schema metadata) or CSV, atomically."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    target = Path(path)
-    suffix = target.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
-        arrow = pa.Table.from_pandas(table, preserve_index=False)
-        merged = dict(arrow.schema.metadata or {})
-        merged[METADATA_KEY] = json.dumps(metadata, sort_keys=True).encode("utf-8")
-        arrow = arrow.replace_schema_metadata(merged)
-        buffer = io.BytesIO()
-        pq.write_table(arrow, buffer)
-        return atomic_write_bytes(target, buffer.getvalue())
-    if suffix == ".csv":
-        return write_csv(target, table)
-    raise InvalidInputError(
-        f"--out {str(target)!r} must end in .parquet or .csv (the predictions table format)"
-    )
 
 
 def write_embeddings(ids: Sequence[str], embeddings: np.ndarray, path: str | os.PathLike[str]) -> Path:
@@ -262,18 +216,10 @@ def predict(
         loaded, data.frame, device=target, batch_size=size, num_workers=num_workers,
         embeddings=embeddings_out is not None,
     )  # fmt: skip
-    table = build_table(data.frame, prob, split, loaded.classes.classes)
+    table = build_frame(data.frame, prob, split, loaded.classes.classes)
     if out is not None:
-        metadata = {
-            "classes": list(loaded.classes.classes),
-            "positive_class": loaded.classes.positive_class,
-            "model_name": loaded.name,
-            "model_sha256": loaded.sha256,
-            # the fence the manifest's image paths were checked against; the audit's saliency
-            # step reuses it for this table's (absolute) paths
-            "data_root": str(data.root),
-        }
-        write_table(table, out, metadata=metadata)
+        metadata = table_metadata(loaded, data.root)
+        write_predictions(table, out, metadata=metadata)
     if embeddings_out is not None and features is not None:
         write_embeddings(table["id"].tolist(), features, embeddings_out)
     return table

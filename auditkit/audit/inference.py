@@ -30,6 +30,8 @@ class ModelRun:
     embeddings_path: Path | None
     manifest_sha256: str | None
     manifest_rows: int | None
+    table: Any = None
+    """the validated :class:`~auditkit.predictions_table.PredictionsTable` the run built in memory."""
 
 
 def load_model(config: AuditConfig) -> Any:
@@ -46,10 +48,12 @@ def score_manifest(config: AuditConfig, out_dir: Path, loaded: Any) -> ModelRun:
     """Return the model run after predicting on ``config.manifest`` into ``out_dir``.
 
     Writes ``predictions.parquet`` and ``embeddings.parquet`` (for the
-    domain-classifier and MMD shift tests) atomically.
+    domain-classifier and MMD shift tests) atomically; the run keeps the
+    validated table in memory (``ModelRun.table``).
     """
     from auditkit.data.manifest import read_manifest
     from auditkit.predict import predict
+    from auditkit.predictions_table import from_frame, table_metadata
 
     manifest = read_manifest(
         config.manifest,
@@ -60,7 +64,7 @@ def score_manifest(config: AuditConfig, out_dir: Path, loaded: Any) -> ModelRun:
     status(f"predicting {len(manifest.frame)} images of {config.manifest} with {loaded.name}")
     predictions_path = out_dir / PREDICTIONS_NAME
     embeddings_path = out_dir / EMBEDDINGS_NAME if loaded.embedding_layer else None
-    predict(
+    frame = predict(
         loaded,
         manifest,
         out=predictions_path,
@@ -68,7 +72,14 @@ def score_manifest(config: AuditConfig, out_dir: Path, loaded: Any) -> ModelRun:
         embeddings_out=embeddings_path,
         external_sites=config.settings.external_sites,
     )
-    return ModelRun(loaded, predictions_path, embeddings_path, manifest.sha256, len(manifest.frame))
+    # validated once, in memory: the Parquet file is an output artefact, not re-read
+    s = config.settings
+    table = from_frame(
+        frame, table_metadata(loaded, manifest.root), path=predictions_path,
+        sha256=sha256_file(predictions_path), positive_class=s.positive_class,
+        external_sites=s.external_sites,
+    )  # fmt: skip
+    return ModelRun(loaded, predictions_path, embeddings_path, manifest.sha256, len(manifest.frame), table)
 
 
 def model_section(loaded: Any) -> dict[str, Any]:

@@ -89,9 +89,12 @@ def load_inputs(config: AuditConfig, model_run: ModelRun | None = None) -> Audit
         predictions = model_run.predictions_path
     if predictions is None:  # pragma: no cover - AuditConfig validates this
         raise ConfigError("the audit needs --predictions, or --model and --manifest")
-    table = read_predictions(
-        predictions, positive_class=s.positive_class, external_sites=s.external_sites
-    )
+    if config.predictions is None and model_run is not None and model_run.table is not None:
+        table = model_run.table  # built and validated in memory by the model run
+    else:
+        table = read_predictions(
+            predictions, positive_class=s.positive_class, external_sites=s.external_sites
+        )
     embeddings_path = config.embeddings
     if embeddings_path is None and model_run is not None and config.predictions is None:
         # the model run's embeddings align with its own table, not with a table the user gave
@@ -310,7 +313,9 @@ def run_audit(config: AuditConfig) -> AuditResults:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(failures_section(inputs.table, config.settings, sections))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
-    from auditkit.audit.clinical import add_clinical  # decision curves, conformal, slices, robustness
+    from auditkit.audit.clinical import (
+        add_clinical,  # decision curves, conformal, slices, robustness
+    )
 
     add_clinical(config, inputs, loaded, sections)
     if loaded is not None and model_run is None:
