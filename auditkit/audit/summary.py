@@ -71,10 +71,13 @@ def render_summary(doc: Mapping[str, Any]) -> str:
     lines += _table(["cohort", "role", "images", "patients", "positives", "prevalence"], rows)
     op = doc.get("operating_point")
     if op:
+        target = f" (target {op['target']:g})" if isinstance(op.get("target"), (int, float)) else ""
+        threshold = op.get("threshold")
+        shown = f"{threshold:.4f}" if isinstance(threshold, (int, float)) else "not recorded"
         lines += [
             "## Operating point",
             "",
-            f"rule {op.get('rule')} (target {op.get('target')}), threshold {op.get('threshold')}, "
+            f"rule {op.get('rule')}{target}, threshold {shown} on the positive-class score, "
             f"chosen on {op.get('chosen_on')} and frozen.",
             "",
         ]

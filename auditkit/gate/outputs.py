@@ -144,13 +144,56 @@ def verdict_table(outcome: GateOutcome) -> Table:
     return table
 
 
+#: Below this many columns the verdict table becomes a list of checks (a table's six columns
+#: cannot fit: at 80 columns every cell was cut and the reason wrapped to five lines).
+TABLE_MIN_WIDTH = 120
+
+
+def verdict_lines(outcome: GateOutcome, *, width: int) -> list[Text]:
+    """Return the verdict as a list for a narrow terminal: each check in two lines, its reason wrapped below.
+
+    Line 1 is the verdict and the rule id, line 2 the metric path, the
+    estimate with its interval and the goal; a check that did not pass adds
+    its reason, indented and wrapped to ``width`` columns. No line is longer
+    than ``width`` unless a single word (a metric path) is.
+    """
+    import textwrap
+
+    lines = [Text(f"auditkit gate: policy {outcome.policy_name} {outcome.policy_version}", style="bold"),
+             Text(f"estimates with {_ci_name(outcome)}s", style="dim")]
+    for check in outcome.checks:
+        style = _STYLES[check.verdict] if check.blocking or check.verdict == "pass" else "yellow"
+        if check.verdict == "not_applicable":
+            style = _STYLES["not_applicable"]
+        head = Text()
+        head.append(f"{verdict_label(check):<16}", style=style)
+        head.append(f" {check.id}")
+        lines.append(head)
+        detail = f"{check.metric} = {format_value(check)}; goal {format_goal(check)}"
+        lines += [Text(part) for part in textwrap.wrap(detail, width=width, initial_indent="    ",
+                                                      subsequent_indent="      ", break_on_hyphens=False)]
+        if check.verdict != "pass" and check.message:
+            lines += [Text(part, style="dim") for part in textwrap.wrap(
+                check.message, width=width, initial_indent="    why: ", subsequent_indent="         ",
+                break_on_hyphens=False)]
+    lines.append(Text(f"policy sha256 {outcome.policy_sha256}", style="dim"))
+    return lines
+
+
 def print_verdict_table(outcome: GateOutcome, *, console: Console | None = None) -> None:
-    """Print the verdict table and the headline (stdout by default: it is the command's result)."""
+    """Print the verdict table (a list below :data:`TABLE_MIN_WIDTH` columns) and the headline.
+
+    Printed to stdout by default: it is the command's result.
+    """
     if console is None:
         # CI logs are not terminals and would default to 80 columns; honour COLUMNS if set.
         wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
         console = Console(file=sys.stdout, width=wide, highlight=False, soft_wrap=False)
-    console.print(verdict_table(outcome))
+    if console.width < TABLE_MIN_WIDTH:
+        for line in verdict_lines(outcome, width=console.width):
+            console.print(line)
+    else:
+        console.print(verdict_table(outcome))
     style = "bold green" if outcome.passed else "bold red"
     console.print(Text(headline(outcome), style=style))
 

@@ -244,3 +244,18 @@ def test_console_table_is_plain_ascii_for_a_non_utf8_ci_log(mixed):
     stream.flush()
     text = raw.getvalue().decode("ascii")
     assert "auditkit gate FAILED" in text and "calibration.test.ece" in text
+
+
+def test_console_at_80_columns_lists_every_check_within_the_width(mixed):
+    outcome, _ = mixed
+    buffer = io.StringIO()
+    print_verdict_table(outcome, console=Console(file=buffer, width=80, color_system=None))
+    lines = buffer.getvalue().rstrip().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    text = "\n".join(lines)
+    for rule_id, metric, _, _ in EXPECTED:
+        assert rule_id in text and metric in text  # whole ids and paths, never cut with an ellipsis
+    assert "\u2026" not in text
+    assert text.count("FAIL (blocks)") == 1 and text.count("INSUFFICIENT (blocks)") == 1
+    failing = next(c for c in outcome.checks if c.verdict == "fail" and c.blocking)
+    assert f"why: {failing.message.split()[0]}" in text  # the reason is shown, wrapped under its check

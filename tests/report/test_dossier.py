@@ -82,3 +82,15 @@ def test_failed_saliency_evidence_is_stated_and_marks_the_method(full_doc, full_
     trust = {m["method"].split(" (")[0]: m["trust"]["text"] for m in context["explanations"]["methods"]}
     assert trust["Integrated Gradients"] == "UNTRUSTWORTHY"
     assert trust["Grad-CAM"] == "failed evidence: see below"  # a low hit rate is stated, not disqualifying
+
+
+def test_summary_md_prints_the_threshold_at_four_decimals_and_no_none(full_doc):
+    from auditkit.audit.summary import render_summary
+
+    doc = copy.deepcopy(full_doc)
+    doc["operating_point"].update({"rule": "youden", "target": None, "threshold": 0.46658194065093994})
+    text = render_summary(doc)
+    line = next(line for line in text.splitlines() if line.startswith("rule youden"))
+    assert line == "rule youden, threshold 0.4666 on the positive-class score, chosen on val and frozen."
+    doc["operating_point"].update({"rule": "sensitivity", "target": 0.9})
+    assert "rule sensitivity (target 0.9), threshold 0.4666" in render_summary(doc)
