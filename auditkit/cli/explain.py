@@ -17,6 +17,7 @@ import typer
 
 from auditkit.cli import app
 from auditkit.errors import ExitCode
+from auditkit.explain import methods as attribution_methods
 
 
 @app.command("explain")
@@ -24,7 +25,7 @@ def explain(
     model: Path = typer.Option(..., "--model", help="Checkpoint folder (models/NAME) written by 'auditkit train'."),
     manifest: Path = typer.Option(..., "--manifest", help="Manifest CSV/Parquet of the images to explain."),
     methods: str = typer.Option(
-        "gradcam", "--methods", help="Comma-separated: gradcam, gradcampp, ig, smoothgrad."
+        "gradcam", "--methods", help=f"Comma-separated: {', '.join(attribution_methods.names())}."
     ),
     out: Path = typer.Option(..., "--out", help="Folder for overlays, explanations.csv and the map cache."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Explain at most N images."),

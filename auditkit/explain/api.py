@@ -19,32 +19,22 @@ import torch
 from torch import nn
 
 from auditkit.errors import InvalidInputError
+from auditkit.explain import methods as attribution_methods
 from auditkit.explain.gradcam import GradCAM, GradCAMPlusPlus
 from auditkit.explain.integrated_gradients import IntegratedGradients
 from auditkit.explain.postprocess import apply_steps
 from auditkit.explain.smoothgrad import SmoothGrad
 from auditkit.explain.targets import TargetSpec
 
-METHODS: tuple[str, ...] = ("gradcam", "gradcampp", "ig", "smoothgrad")
+# The tables below are the registry's (auditkit.explain.methods), kept under their old names.
+METHODS: tuple[str, ...] = attribution_methods.names()
 """Method names, as used in results.json (``saliency.<method>``) and on the command line."""
 
-CAM_METHODS: frozenset[str] = frozenset({"gradcam", "gradcampp"})
+CAM_METHODS: frozenset[str] = frozenset(n for n in METHODS if attribution_methods.get(n).family == "cam")
 
-DEFAULT_POSTPROCESS: dict[str, tuple[str, ...]] = {
-    "gradcam": ("upsample",),
-    "gradcampp": ("upsample",),
-    "ig": ("sum_channels",),
-    "smoothgrad": ("sum_channels",),
-}
+DEFAULT_POSTPROCESS: dict[str, tuple[str, ...]] = {n: attribution_methods.get(n).postprocess for n in METHODS}
 
-_PARAMS: dict[str, frozenset[str]] = {
-    "gradcam": frozenset({"implementation", "autocast"}),
-    "gradcampp": frozenset({"autocast"}),
-    "ig": frozenset(
-        {"n_steps", "method", "baseline", "mean", "std", "internal_batch_size", "tolerance", "autocast"}
-    ),
-    "smoothgrad": frozenset({"n_samples", "noise_level", "internal_batch_size", "random_state"}),
-}
+_PARAMS: dict[str, frozenset[str]] = {n: attribution_methods.get(n).parameters for n in METHODS}
 
 
 @dataclass(frozen=True)

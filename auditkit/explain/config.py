@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from auditkit.errors import ConfigError, describe_validation_error
+from auditkit.explain import methods as attribution_methods
 from auditkit.run_context import (
     DEFAULT_CI_LEVEL,
     DEFAULT_CI_METHOD,
@@ -31,7 +32,7 @@ from auditkit.run_context import (
 #: the run-context fields the saliency settings inherit from the audit settings.
 _INHERITED = ("seed", "n_boot", "ci_level", "ci_method", "attributes")
 
-_METHODS = ("gradcam", "gradcampp", "ig", "smoothgrad")
+_METHODS = attribution_methods.names()
 
 
 class SaliencyConfig(BaseModel):

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 
 from auditkit.errors import InvalidInputError
+from auditkit.explain import methods as attribution_methods
 from auditkit.explain.api import (
     DEFAULT_POSTPROCESS,
     METHODS,
@@ -41,21 +42,13 @@ from auditkit.explain.targets import class_probabilities
 from auditkit.progress import track
 
 DISPLAY_STEPS: dict[str, tuple[str, ...]] = {
-    "gradcam": ("relu",),
-    "gradcampp": ("relu",),
-    "ig": ("relu",),
-    "smoothgrad": ("abs",),
+    m: attribution_methods.get(m).display_steps for m in attribution_methods.names()
 }
 """Steps after the raw map for display and evaluation: positive evidence for the class
 (Grad-CAM's own ReLU, Selvaraju et al. 2017; IG's positive attributions), and
 SmoothGrad's absolute value (Smilkov et al. 2017)."""
 
-METHOD_LABELS: dict[str, str] = {
-    "gradcam": "Grad-CAM",
-    "gradcampp": "Grad-CAM++",
-    "ig": "Integrated Gradients",
-    "smoothgrad": "SmoothGrad",
-}
+METHOD_LABELS: dict[str, str] = attribution_methods.labels()
 
 
 @dataclass(frozen=True)
@@ -251,7 +244,7 @@ class ExplainSummary:
 def parse_methods(text: str | Sequence[str]) -> tuple[str, ...]:
     """Return the method names of a comma-separated list, checked against :data:`METHODS`."""
     items = [m.strip().lower() for m in (text.split(",") if isinstance(text, str) else text) if m.strip()]
-    aliases = {"grad-cam": "gradcam", "gradcam++": "gradcampp", "grad-cam++": "gradcampp", "integrated_gradients": "ig"}
+    aliases = attribution_methods.aliases()
     items = [aliases.get(m, m) for m in items]
     bad = [m for m in items if m not in METHODS]
     if bad or not items:
