@@ -67,6 +67,8 @@ class Metric:
     zero_denominator: str | None = None
     """why the metric is undefined when it is not for lack of a class."""
     gateable: bool = True
+    """a release gate may rely on its interval (False: descriptive only, e.g. the binned plug-in ECE, whose
+    percentile interval covers the truth in 8-25% of simulations at n = 400; gate on ``ece_l1_debiased``)."""
     fairness_primary: bool = False
     """in the default family of pre-declared fairness gap tests."""
     ratio: bool = False
@@ -260,11 +262,11 @@ for _metric in (
            **_RATE),
     Metric("ece", "ECE (equal-width bins)", "calibration", "Σ_b (n_b/n)|ȳ_b − p̄_b| on n_bins equal-width "
            "bins on [0, 1] (Guo et al. 2017)", higher_is_better=False, prevalence_dependent=True, ratio=True,
-           binning="{n_bins} equal-width bins on [0, 1] (Guo et al. 2017)",
+           binning="{n_bins} equal-width bins on [0, 1] (Guo et al. 2017)", gateable=False,
            fairness_primary=True, external_primary=True, summary=True),
     Metric("ece_equal_mass", "ECE (equal-mass bins)", "calibration", "binned ECE on n_bins equal-mass bins "
            "(Nixon et al. 2019)", higher_is_better=False, prevalence_dependent=True,
-           binning="{n_bins} equal-mass bins (quantiles of this cohort's scores)"),
+           binning="{n_bins} equal-mass bins (quantiles of this cohort's scores)", gateable=False),
     Metric("ece_debiased", "ECE (debiased)", "calibration", "sqrt of the debiased squared L2 calibration error "
            "on n_bins equal-mass bins (Kumar et al. 2019)", higher_is_better=False, summary=True,
            binning="sqrt of the debiased squared L2 calibration error, {n_bins} equal-mass bins (Kumar et al. 2019)"),
@@ -272,7 +274,7 @@ for _metric in (
            "bins, each bin's |ȳ_b − p̄_b| debiased by the Gaussian approximation (Kumar et al. 2019 §5)",
            higher_is_better=False, interval="normal (bootstrap standard error)"),
     Metric("mce", "MCE", "calibration", "the largest |ȳ_b − p̄_b| over non-empty equal-width bins",
-           higher_is_better=False, prevalence_dependent=True),
+           higher_is_better=False, prevalence_dependent=True, gateable=False),
     Metric("brier", "Brier score", "calibration", "mean of (p − y)² (Brier 1950)", higher_is_better=False,
            prevalence_dependent=True, ratio=True, fairness_primary=True, external_primary=True, summary=True),
     Metric("brier_scaled", "Scaled Brier score", "calibration", "1 − Brier / (π(1 − π))",

@@ -284,3 +284,19 @@ def test_multiclass_macro_metrics_match_scikit_learn():
     assert dists["f1"].point == pytest.approx(f1_score(y, pred, average="macro"))
     assert dists["balanced_accuracy"].point == pytest.approx(balanced_accuracy_score(y, pred))
     assert dists["accuracy"].point == pytest.approx(accuracy_score(y, pred))
+
+
+def test_the_shipped_policies_gate_only_gateable_metrics():
+    """A rule of a shipped policy on a registered metric must point at one whose interval a gate may trust."""
+    from importlib import resources
+
+    import yaml
+
+    for name in ("default.yaml", "monitor.yaml"):
+        path = resources.files("auditkit.policies") / name
+        if not path.is_file():
+            continue
+        for rule in yaml.safe_load(path.read_text("utf-8")).get("rules", []):
+            metric = registry.get(str(rule.get("metric", "")).split(".")[-1])
+            if metric is not None:
+                assert metric.gateable, f"{name}: rule {rule.get('id')!r} gates on descriptive {metric.key!r}"
