@@ -88,7 +88,7 @@ def _debiased_l1(y, s):
         d, sd = yb - pb, np.sqrt(yb * (1 - yb) / n)
         # E|N(d, sd²)| of the folded normal, by numerical integration (SciPy), not the closed form
         folded = abs(d) if sd == 0 else integrate.quad(
-            lambda x: abs(x) * np.exp(-0.5 * ((x - d) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
+            lambda x, d=d, sd=sd: abs(x) * np.exp(-0.5 * ((x - d) / sd) ** 2) / (sd * np.sqrt(2 * np.pi)),
             d - 12 * sd, d + 12 * sd, points=[0.0] if d - 12 * sd < 0 < d + 12 * sd else None,
         )[0]  # fmt: skip
         total += n * (2 * abs(d) - folded)
