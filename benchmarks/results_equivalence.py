@@ -53,7 +53,8 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("*", r"external\.[^.]+\.calibration\.binning\.", "H13: the binning text follows n_bins"),
     ("*", r"\.(ece)\.method$", "H13: the ECE method text follows n_bins"),
     ("*", r"^calibration\.binning$", "H13: the report's binning sentence follows n_bins"),
-    ("*", r"^created$|\.created$|library_versions|reproducibility\.versions|config_sha256|\.sha256$|\.path$"
+    ("*", r"^run\.config_sha256$", "H13: the config lists fairness_primary_metrics in the registry's order"),
+    ("*", r"manifest_path$|^created$|\.created$|library_versions|reproducibility\.versions|config_sha256|\.sha256$|\.path$"
      r"|tool\.version", "run-specific (paths, dates, versions)"),
     ("*", r"\.figure$|\.figures?\[|_figure$|\.svg$", "figure bytes: SVG coordinates carry the float noise"),
 ]
@@ -218,6 +219,11 @@ def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(value, dict):
         for k, v in value.items():
             out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        # lists of names are compared as sets in order: H13's registry order changed the order of
+        # fairness_primary_metrics (auroc, ppv, npv, fnr, fpr, ...) and of the gap family's labels
+        for i, v in enumerate(sorted(value)):
+            out[f"{prefix}[{i}]"] = v
     elif isinstance(value, list):
         for i, v in enumerate(value):
             out.update(flatten(v, f"{prefix}{_item_key(v, i)}"))
@@ -265,8 +271,13 @@ def _expected(case: str, path: str) -> str | None:
 
 
 def compare(case: str, old: Path, new: Path) -> tuple[int, int]:
-    """Print the differences of one case; return (unexpected, expected) counts."""
+    """Print the differences of one case; return (unexpected, expected) counts.
+
+    A value present only in the new document (a section or key added since the baseline) is
+    not a difference of the numbers: such additions are counted per top-level key and listed.
+    """
     unexpected = expected = 0
+    added: dict[str, int] = {}
     for name in ("results.json", "summary.md", "report.json"):
         a_text, b_text = (old / name).read_text("utf-8"), (new / name).read_text("utf-8")
         if name.endswith(".md"):
@@ -279,6 +290,10 @@ def compare(case: str, old: Path, new: Path) -> tuple[int, int]:
             if path in a and path in b and _same(a[path], b[path]):
                 continue
             why = _expected(case, path)
+            if why is None and path not in a:
+                added.setdefault(name + ": " + re.split(r"[.\[]", path)[0], 0)
+                added[name + ": " + re.split(r"[.\[]", path)[0]] += 1
+                continue
             if why is None:
                 unexpected += 1
             else:
@@ -287,6 +302,8 @@ def compare(case: str, old: Path, new: Path) -> tuple[int, int]:
             if why is None or "--verbose" in sys.argv:
                 print(f"  {tag} {case}/{name}: {path}: {a.get(path, '<absent>')!r} -> "
                       f"{b.get(path, '<absent>')!r}" + (f"  [{why}]" if why else ""))
+    for where, count in sorted(added.items()):
+        print(f"  added {case}/{where}: {count} new values")
     return unexpected, expected
 
 
