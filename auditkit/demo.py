@@ -171,6 +171,8 @@ def run_demo(
             "n_boot": plan.n_boot,
             "seed": seed,
             "saliency": plan.saliency,
+            # the declared perturbations on (a seeded sample of) the internal test split: docs/clinical-validation.md
+            "clinical": {"robustness": {"enabled": True, "max_images": 300 if quick else 800}},
             "intended_use": _intended_use(clean),
             "expected_findings": [
                 {"name": p["flaw"], "description": p["description"], "rule": p["rule"], "metric": p["metric"]}
