@@ -1,4 +1,4 @@
-"""PDF/A-3b output: the report plus its evidence (results.json, policy, fingerprints) as attachments.
+"""Tagged PDF/A-3b output: the report plus its evidence (results.json, policy, fingerprints) as attachments.
 
 PDF/A-3 allows arbitrary embedded files as "associated files", so the single
 PDF carries the machine-readable record it was rendered from and can be
@@ -21,6 +21,11 @@ from auditkit.fileio import dumps_json, sha256_bytes
 from auditkit.report.assets import AssetRegistry
 
 PDF_VARIANT = "pdf/a-3b"
+#: Tagged (logical structure, alt text, reading order, /Lang, DisplayDocTitle): WeasyPrint's PDF/UA
+#: tagging. WeasyPrint takes one variant, and "pdf/ua-1" would drop PDF/A-3b (its identification,
+#: output intent and the associated-file attachments), so the report is PDF/A-3b *with* the
+#: PDF/UA tag tree; it does not claim PDF/UA conformance, which no validator here has checked.
+PDF_TAGS = True
 
 
 @dataclass(frozen=True)
@@ -115,7 +120,7 @@ def html_to_pdf(
     attachments: Sequence[EvidenceFile],
     created: dt.datetime,
 ) -> bytes:
-    """Return the PDF/A-3b bytes of ``html``, fetching only through the safe fetcher, with attachments.
+    """Return the tagged PDF/A-3b bytes of ``html``, fetching only through the safe fetcher, with attachments.
 
     Relative URLs resolve against ``report_dir``; ``auditkit-asset:`` URLs are
     served from ``assets``; everything else is refused by the fetcher.
@@ -133,7 +138,8 @@ def html_to_pdf(
         for item in attachments
     ]
     with _source_date_epoch(created):
-        return document.write_pdf(pdf_variant=PDF_VARIANT, attachments=pdf_attachments, optimize_images=False)
+        return document.write_pdf(pdf_variant=PDF_VARIANT, pdf_tags=PDF_TAGS, attachments=pdf_attachments,
+                                  optimize_images=False)
 
 
 @contextmanager

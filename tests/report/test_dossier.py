@@ -94,3 +94,37 @@ def test_summary_md_prints_the_threshold_at_four_decimals_and_no_none(full_doc):
     assert line == "rule youden, threshold 0.4666 on the positive-class score, chosen on val and frozen."
     doc["operating_point"].update({"rule": "sensitivity", "target": 0.9})
     assert "rule sensitivity (target 0.9), threshold 0.4666" in render_summary(doc)
+
+
+def _structure_types(node, out: dict) -> None:
+    node = node.get_object()
+    if isinstance(node, list):
+        for child in node:
+            _structure_types(child, out)
+        return
+    if not isinstance(node, dict):
+        return
+    kind = node.get("/S")
+    if kind is not None:
+        out.setdefault(str(kind), []).append(node)
+    if node.get("/K") is not None:
+        _structure_types(node["/K"], out)
+
+
+def test_pdf_is_tagged_and_stays_pdf_a_3b_with_its_attachments(full_pdf):
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    reader = PdfReader(io.BytesIO(full_pdf.read_bytes()))
+    root = reader.trailer["/Root"]
+    assert bool(root["/MarkInfo"]["/Marked"]) and str(root["/Lang"]) == "en"
+    assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    assert re.search(r'pdfaid:part="3"', xmp) and re.search(r'pdfaid:conformance="B"', xmp)
+    assert {"results.json", "fingerprints.json"} <= set(reader.attachments)
+    kinds: dict = {}
+    _structure_types(root["/StructTreeRoot"], kinds)
+    assert {"/H2", "/Table", "/TH", "/TD", "/Figure", "/Link"} <= set(kinds)
+    assert all(str(figure.get("/Alt") or "").strip() for figure in kinds["/Figure"])  # every image has alt text
