@@ -39,6 +39,7 @@ from auditkit.explain.cache import CachedMap, MapCache, cache_key, input_digest
 from auditkit.explain.guard import borrowed_model, model_device
 from auditkit.explain.postprocess import apply_steps
 from auditkit.explain.targets import class_probabilities
+from auditkit.nets.scores import calibrated_probabilities
 from auditkit.progress import track
 
 DISPLAY_STEPS: dict[str, tuple[str, ...]] = {
@@ -200,13 +201,22 @@ def explain_inputs(
     )
 
 
-def class_probabilities_of(model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 64) -> np.ndarray:
-    """Return the model's class probabilities for ``inputs`` (N, C, H, W), (N, K) float64."""
+def class_probabilities_of(
+    model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 64, meta: Mapping[str, Any] | None = None
+) -> np.ndarray:
+    """Return the model's class probabilities for ``inputs`` (N, C, H, W), (N, K) float64.
+
+    With a checkpoint's ``meta`` they are the released, calibrated scores
+    (:func:`auditkit.nets.scores.calibrated_probabilities`, as ``auditkit
+    predict`` computes them); without, the raw softmax.
+    """
     device = model_device(model)
     out = []
     with borrowed_model(model), torch.no_grad():
         for start in range(0, inputs.shape[0], batch_size):
-            out.append(class_probabilities(model(inputs[start : start + batch_size].to(device))).double().cpu())
+            outputs = model(inputs[start : start + batch_size].to(device))
+            probs = class_probabilities(outputs) if meta is None else calibrated_probabilities(outputs, dict(meta))
+            out.append(probs.double().cpu())
     return torch.cat(out).numpy() if out else np.empty((0, 0))
 
 
@@ -318,7 +328,7 @@ def explain_manifest(
 
     if select in ("errors", "top", "stratified"):
         images = load_images(frame, loaded.preprocess, description="reading images")
-        probs = class_probabilities_of(loaded.model, images.inputs, batch_size=size)
+        probs = class_probabilities_of(loaded.model, images.inputs, batch_size=size, meta=loaded.meta)
         frame = frame.assign(y_pred=probs.argmax(axis=1))
         column = int(wanted) if isinstance(wanted, int) else None
         frame["score"] = probs[np.arange(len(frame)), frame["y_pred"]] if column is None else probs[:, column]
@@ -331,10 +341,12 @@ def explain_manifest(
             masks=[images.masks[p] for p in positions],
             rois=[images.rois[p] for p in positions],
         )
+        probs = probs[positions]
     else:
         keep = select_rows(frame, how=select, limit=limit, random_state=random_state)
         frame = frame.loc[keep].reset_index(drop=True)
         images = load_images(frame, loaded.preprocess, description="reading images")
+        probs = class_probabilities_of(loaded.model, images.inputs, batch_size=size, meta=loaded.meta)
     if len(frame) == 0:
         raise InvalidInputError(
             f"{manifest_path}: no images to explain after --select {select}"
@@ -344,6 +356,9 @@ def explain_manifest(
 
     if wanted == "true":
         target_arg: Any = frame["y_true"].to_numpy(dtype=np.int64)
+    elif wanted == "predicted":
+        # the class the released (calibrated) model predicts, as predict reports it
+        target_arg = probs.argmax(axis=1).astype(np.int64)
     else:
         target_arg = wanted
     mean, std = normalization_of(loaded.preprocess)
@@ -394,13 +409,12 @@ def explain_manifest(
         for i, stem in enumerate(stems):
             path = out / "overlays" / f"{stem}__{method}.{ext}"
             write_overlay(path, shown[i], display[i], scale, mask=images.masks[i], fmt=overlay_format)
-            probs = torch.softmax(torch.from_numpy(result.scores[i]).double(), 0).numpy()
             row = {
                 "id": images.ids[i],
                 "method": method,
                 "target_index": int(result.targets[i]),
                 "target_class": _class_name(loaded.classes, int(result.targets[i])),
-                "probability": float(probs[int(result.targets[i])]) if probs.size else float("nan"),
+                "probability": float(probs[i, int(result.targets[i])]) if probs.size else float("nan"),
                 "y_true": int(frame.loc[i, "y_true"]) if "y_true" in frame.columns else None,
                 "image": f"images/{stem}.{ext}",
                 "overlay": f"overlays/{stem}__{method}.{ext}",

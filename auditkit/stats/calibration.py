@@ -7,6 +7,15 @@
   calibration", §5), Σ_b (n_b/n)[(ȳ_b − p̄_b)² − ȳ_b(1 − ȳ_b)/(n_b − 1)] on
   15 equal-mass bins, reported as its square root (0 when negative), as
   recommended by Roelofs et al. 2022 over the biased binned ECE;
+* the GATED calibration error ``ece_l1_debiased``: an L1 calibration error
+  E|P(Y=1 | p) − p| estimated on 15 equal-mass bins with each bin's
+  |ȳ_b − p̄_b| debiased by the Gaussian approximation of Kumar, Liang & Ma
+  2019 (§5, the ``normal_debiased`` ℓp estimator of their ``calibration``
+  package): 2|ȳ_b − p̄_b| − E|N(ȳ_b − p̄_b, ȳ_b(1 − ȳ_b)/n_b)|, floored at 0
+  overall. Its interval is the normal interval with the bootstrap standard
+  error (:func:`auditkit.stats.intervals.normal_estimate`): at n = 400 the
+  plug-in ECE's percentile interval covers a true 0.06 in under 25% of
+  simulations, this one in 94–97% (benchmarks/coverage.py);
 * Brier score (Brier 1950), its binned Murphy (1973) decomposition
   (reliability − resolution + uncertainty), and the scaled Brier score
   1 − Brier / (π(1 − π));
@@ -42,6 +51,7 @@ CALIBRATION_METRICS = (
     "ece",
     "ece_equal_mass",
     "ece_debiased",
+    "ece_l1_debiased",
     "mce",
     "brier",
     "brier_scaled",
@@ -84,6 +94,31 @@ def _debiased(count: np.ndarray, positives: np.ndarray, score_sum: np.ndarray) -
     return np.sqrt(np.maximum(squared, 0.0))
 
 
+def _l1_debiased(count: np.ndarray, positives: np.ndarray, score_sum: np.ndarray) -> np.ndarray:
+    """Return the Gaussian-debiased binned L1 calibration error per resample, shape (R,), floored at 0.
+
+    Per bin, with d = ȳ − p̄ and σ² = ȳ(1 − ȳ)/n_b: the plug-in |d| minus its
+    estimated bias E|N(d, σ²)| − |d| (Kumar et al. 2019 §5), where
+    E|N(d, σ²)| = σ√(2/π)·exp(−d²/2σ²) + d·(1 − 2Φ(−d/σ)).
+    """
+    from scipy.special import ndtr
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_bar = positives / count
+        d = y_bar - score_sum / count
+        sd = np.sqrt(np.clip(y_bar * (1.0 - y_bar), 0.0, None) / count)
+        safe = np.where(sd > 0, sd, 1.0)
+        folded = np.where(
+            sd > 0,
+            sd * np.sqrt(2.0 / np.pi) * np.exp(-0.5 * (d / safe) ** 2)
+            + d * (1.0 - 2.0 * ndtr(-d / safe)),
+            np.abs(d),
+        )
+        term = np.where(count > 0, count * (2.0 * np.abs(d) - folded), 0.0)
+        value = term.sum(1) / count.sum(1)
+    return np.maximum(value, 0.0)
+
+
 def _brier_parts(batch: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Return per-resample (Brier, prevalence, expected events / total)."""
     neg, pos = batch.sums("base")
@@ -112,6 +147,7 @@ def calibration_statistic(batch: Batch, *, fits: bool = True) -> dict[str, np.nd
     out["ece"] = _ece(*uniform)
     out["ece_equal_mass"] = _ece(*mass)
     out["ece_debiased"] = _debiased(*mass)
+    out["ece_l1_debiased"] = _l1_debiased(*mass)
     out["mce"] = _mce(*uniform)
     brier, prevalence, expected = _brier_parts(batch)
     out["brier"] = brier
@@ -294,6 +330,14 @@ def debiased_calibration_error(
     """Return √max(0, debiased squared ℓ2 calibration error) on equal-mass bins (Kumar et al. 2019)."""
     batch = _single(y_true, y_prob, sample_weight, n_bins=n_bins)
     return float(_debiased(*_bin_parts(batch, "mass"))[0])
+
+
+def debiased_l1_calibration_error(
+    y_true: Any, y_prob: Any, *, n_bins: int = N_BINS, sample_weight: Any = None
+) -> float:
+    """Return the Gaussian-debiased L1 calibration error on equal-mass bins (Kumar et al. 2019 §5)."""
+    batch = _single(y_true, y_prob, sample_weight, n_bins=n_bins)
+    return float(_l1_debiased(*_bin_parts(batch, "mass"))[0])
 
 
 def brier_score(y_true: Any, y_prob: Any, *, sample_weight: Any = None) -> float:

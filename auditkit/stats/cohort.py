@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from auditkit.results import Estimate
 from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import Distribution
 from auditkit.stats.calibration import (
@@ -43,6 +44,13 @@ from auditkit.stats.discrimination import (
     threshold_rates,
 )
 from auditkit.stats.engine import Engine
+from auditkit.stats.intervals import (
+    NORMAL_INTERVAL_METRICS,
+    PROPORTION_METRICS,
+    exact_proportion_estimate,
+    is_degenerate,
+    normal_estimate,
+)
 from auditkit.stats.views import Batch, BinaryView, LinearView
 
 #: metrics that change when a group's classes are reweighted to another prevalence (the registry's).
@@ -246,6 +254,56 @@ class CohortAnalyzer:
         # balanced accuracy of a multi-class classifier is the mean recall (scikit-learn's definition)
         out["balanced_accuracy"] = out["sensitivity/macro"]
         return out
+
+    def estimate(
+        self, rows: np.ndarray, name: str, dist: Distribution, *, reason: str | None = None
+    ) -> Estimate:
+        """Return the Estimate of metric ``name`` of ``rows`` with the interval its kind needs.
+
+        The gated calibration error takes the normal interval with the
+        bootstrap SE (floored at 0); a binary proportion at 0 or 1, whose
+        resamples all repeat it, takes a Clopper–Pearson interval on its
+        denominator's patients (images when unclustered); any other statistic
+        whose resamples all repeat it has no interval, with the reason;
+        everything else the run's interval method.
+        """
+        settings = self.engine.settings
+        if name in NORMAL_INTERVAL_METRICS:
+            return normal_estimate(
+                dist,
+                level=settings.level,
+                min_defined=settings.min_defined,
+                floor=0.0,
+                reason=reason,
+                method="Gaussian-debiased L1 calibration error on equal-mass bins (Kumar et al. 2019); "
+                "CI: point ± z·bootstrap SE, floored at 0",
+            )
+        if is_degenerate(dist):
+            if name in PROPORTION_METRICS and self.arrays.is_binary and dist.point in (0.0, 1.0):
+                units, what = self._denominator_units(rows, name)
+                return exact_proportion_estimate(dist.point, units, level=settings.level, unit=what)
+            return Estimate(
+                dist.point,
+                reason="not estimable: every bootstrap resample gives the same value "
+                f"({dist.point:.3g}), so the bootstrap cannot measure its uncertainty",
+            )
+        return self.engine.estimate(dist, reason=reason)
+
+    def _denominator_units(self, rows: np.ndarray, name: str) -> tuple[int, str]:
+        """Return (number of independent units, their name) in the denominator of proportion ``name``."""
+        y = self.arrays.y[rows] == 1
+        if name in ("ppv", "npv"):
+            called = self.arrays.probs[rows, 1] >= (self.threshold if self.threshold is not None else 0.5)
+            mask = called if name == "ppv" else ~called
+        elif name in ("sensitivity", "fnr"):
+            mask = y
+        elif name in ("specificity", "fpr"):
+            mask = ~y
+        else:
+            mask = np.ones(len(rows), bool)
+        if self.arrays.clusters is None:
+            return int(mask.sum()), "images"
+        return int(len(np.unique(self.arrays.clusters[rows][mask]))), "patients"
 
     def delong(self, rows: np.ndarray) -> tuple[float, float]:
         """Return (AUROC, DeLong variance) of the positive class among ``rows`` (binary tasks)."""

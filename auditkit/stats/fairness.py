@@ -7,8 +7,10 @@ on one cohort:
   calibration metric with its CI — all at the GLOBAL frozen threshold;
   groups below ``min_group_size`` get undefined values with the reason, and
   a warning flags groups with fewer than ``min_events`` events;
-* ``gap``: the largest between-group difference (highest − lowest point
-  estimate) with the CI of that difference from the shared bootstrap, and a
+* ``gap``: the largest between-group difference (highest − lowest, ≥ 0)
+  with the projection of simultaneous max-|t| bootstrap intervals of all
+  pairwise differences (:func:`auditkit.stats.intervals.range_estimate`: it
+  contains its estimate and never goes below 0), and a
   test of homogeneity of all groups, so picking the extreme pair does not
   inflate it: a Wald chi-square of the K − 1 contrasts with their bootstrap
   covariance or, for AUROC on unclustered data, DeLong's
@@ -16,7 +18,9 @@ on one cohort:
   max(TPR range, FPR range) (Hardt et al. 2016; fairlearn's
   ``equalized_odds_difference``); the FNR gap is underdiagnosis
   (Seyyed-Kalantari et al. 2021);
-* ``ratio`` (lowest / highest), ``vs_rest`` (each group minus the rest of
+* ``ratio`` (lowest / highest, in (0, 1], its interval from the same
+  projection on the log scale), ``power`` (the minimum detectable gap of the
+  extreme pair at the observed sizes, 80% power), ``vs_rest`` (each group minus the rest of
   the cohort), ``worst_group`` (Max-Min fairness, Zong et al. 2023);
 * ``prevalence_adjusted``: every group's classes reweighted to the cohort's
   prevalence (test-set resampling of Glocker et al. 2023, done by weights)
@@ -49,6 +53,7 @@ from auditkit.stats.cohort import (
 )
 from auditkit.stats.delong import delong_homogeneity_test
 from auditkit.stats.discrimination import DISCRIMINATION_METRICS
+from auditkit.stats.intervals import bootstrap_se, power_record, range_estimate
 from auditkit.stats.multiplicity import adjust_p_values
 from auditkit.stats.proportions import proportion
 
@@ -71,6 +76,8 @@ RATIO_METRICS = (
 )
 WORST_GROUP = ("auroc", "sensitivity", "specificity")
 DEFAULT_PRIMARY = ("auroc", "fnr", "fpr", "ppv", "npv", "ece", "brier", "oe")
+#: gaps that get a sample-size statement (those the default policy gates) besides the primary metrics.
+POWER_METRICS = ("fnr", "fpr", "auroc")
 #: a gap of one metric is the same test as the gap of its complement.
 TWIN_METRICS = {"sensitivity": "fnr", "specificity": "fpr"}
 
@@ -150,11 +157,15 @@ class _Group:
 
 
 def _estimates(
-    analyzer: CohortAnalyzer, dists: dict[str, Distribution], n_pos: int, n_neg: int
+    analyzer: CohortAnalyzer,
+    dists: dict[str, Distribution],
+    n_pos: int,
+    n_neg: int,
+    rows: np.ndarray,
 ) -> dict[str, Estimate]:
     return {
-        name: analyzer.engine.estimate(
-            dist, reason=undefined_reason(name, n_positive=n_pos, n_negative=n_neg)
+        name: analyzer.estimate(
+            rows, name, dist, reason=undefined_reason(name, n_positive=n_pos, n_negative=n_neg)
         )
         for name, dist in dists.items()
         if "/" not in name
@@ -227,7 +238,7 @@ def analyse_attribute(
             block.update({m: Estimate.undefined(reason) for m in _metric_names()})
         else:
             g.dists = analyzer.metrics(g.rows)
-            block.update(_estimates(analyzer, g.dists, g.n_positive, g.n_negative))
+            block.update(_estimates(analyzer, g.dists, g.n_positive, g.n_negative, g.rows))
         if g.n_positive < settings.min_events and g.name != MISSING:
             msg = (
                 f"only {g.n_positive} events (positive cases) in {name}={g.name}; its estimates are "
@@ -250,6 +261,7 @@ def analyse_attribute(
         "ratio": {},
         "vs_rest": {},
         "worst_group": {},
+        "power": {},
         "prevalence_adjusted": None,
         "multiplicity": None,
         "warnings": warnings,
@@ -262,29 +274,36 @@ def analyse_attribute(
         return section
 
     gap = section["gap"]
+    power_metrics = set(settings.primary_metrics) | set(POWER_METRICS)
     for metric in _gap_metric_names():
         defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
         if len(defined) < 2:
             gap[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
             continue
-        high = max(defined, key=lambda g: (g.dists[metric].point, g.name))
-        low = min(defined, key=lambda g: (g.dists[metric].point, g.name))
-        if high is low:
-            low = next(g for g in defined if g is not high)
-        diff = high.dists[metric] - low.dists[metric]
         p_value = bootstrap_homogeneity_test([g.dists[metric] for g in defined])
-        method = None
+        method = "test: Wald chi-square of the K − 1 contrasts (bootstrap covariance)"
         if metric == "auroc" and analyzer.arrays.is_binary and not clustered:
             tested = [analyzer.delong(g.rows) for g in defined]
             test = delong_homogeneity_test([t[0] for t in tested], [t[1] for t in tested])
             p_value = test.p_value
-            method = f"CI: shared bootstrap; test: {test.method} (df={test.df})"
-        gap[metric] = engine.estimate(
-            diff, p_value=p_value, method=method, groups=(high.name, low.name)
+            method = f"test: {test.method} (df={test.df})"
+        dists = [[g.dists[metric] for g in defined]]
+        names = [[g.name for g in defined]]
+        level, min_defined = engine.settings.level, engine.settings.min_defined
+        gap[metric] = range_estimate(
+            dists,
+            names,
+            level=level,
+            min_defined=min_defined,
+            p_value=p_value,
+            method="highest minus lowest group; " + method,
         )
-        if metric in RATIO_METRICS and high.dists[metric].point > 0:
-            ratio = low.dists[metric].map(np.divide, high.dists[metric])
-            section["ratio"][metric] = engine.estimate(ratio, groups=(low.name, high.name))
+        if metric in RATIO_METRICS and max(g.dists[metric].point for g in defined) > 0:
+            section["ratio"][metric] = range_estimate(
+                dists, names, level=level, min_defined=min_defined, log=True
+            )
+        if metric in power_metrics:
+            section["power"][metric] = _gap_power(defined, metric, gap[metric], level)
     _equalized_odds(eligible, gap, engine)
     for metric in WORST_GROUP:
         defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
@@ -329,6 +348,23 @@ def analyse_attribute(
     return section
 
 
+def _gap_power(defined: list[_Group], metric: str, gap: Estimate, level: float) -> dict[str, Any]:
+    """Return the power statement of a gap: the minimum detectable difference of its two extreme groups."""
+    by_name = {g.name: g for g in defined}
+    pair = gap.groups if gap.groups and all(n in by_name for n in gap.groups) else None
+    if pair is None:
+        ranked = sorted(defined, key=lambda g: (g.dists[metric].point, g.name))
+        pair = (ranked[-1].name, ranked[0].name)
+    a, b = by_name[pair[0]], by_name[pair[1]]
+    se = bootstrap_se(a.dists[metric] - b.dists[metric])
+    return power_record(
+        se,
+        level=level,
+        sizes={g: {"n": len(by_name[g].rows), "n_positive": by_name[g].n_positive} for g in pair},
+        what=f"{metric} gap between {pair[0]} and {pair[1]}",
+    )
+
+
 def _metric_names() -> tuple[str, ...]:
     """Return the metrics reported per group (the same plain names for binary and multi-class)."""
     return (*DISCRIMINATION_METRICS, *CALIBRATION_METRICS)
@@ -338,7 +374,7 @@ _gap_metric_names = _metric_names
 
 
 def _equalized_odds(eligible: list[_Group], gap: dict[str, Any], engine: Any) -> None:
-    """Add gap.equalized_odds = max(range of sensitivity, range of FPR) over groups, per resample."""
+    """Add gap.equalized_odds = max(range of sensitivity, range of FPR) over groups, one projection interval."""
     parts = []
     for metric in ("sensitivity", "fpr"):
         defined = [
@@ -351,24 +387,13 @@ def _equalized_odds(eligible: list[_Group], gap: dict[str, Any], engine: Any) ->
                 "sensitivity or FPR is defined in fewer than two groups"
             )
             return
-        dists = [g.dists[metric] for g in defined]
-        rng = dists[0].map(
-            lambda *xs: (
-                np.max(np.stack(np.broadcast_arrays(*xs)), axis=0)
-                - np.min(np.stack(np.broadcast_arrays(*xs)), axis=0)
-            ),
-            *dists[1:],
-        )
-        high = max(defined, key=lambda g: (g.dists[metric].point, g.name))
-        low = min(defined, key=lambda g: (g.dists[metric].point, g.name))
-        parts.append((rng, (high.name, low.name), metric))
-    (tpr_rng, tpr_groups, _), (fpr_rng, fpr_groups, _) = parts
-    combined = tpr_rng.map(np.maximum, fpr_rng)
-    groups = tpr_groups if tpr_rng.point >= fpr_rng.point else fpr_groups
-    gap["equalized_odds"] = engine.estimate(
-        combined,
-        groups=groups,
-        method="max(sensitivity range, FPR range) over groups, recomputed in each resample",
+        parts.append(([g.dists[metric] for g in defined], [g.name for g in defined]))
+    gap["equalized_odds"] = range_estimate(
+        [d for d, _ in parts],
+        [n for _, n in parts],
+        level=engine.settings.level,
+        min_defined=engine.settings.min_defined,
+        method="max(sensitivity range, FPR range) over groups",
     )
 
 

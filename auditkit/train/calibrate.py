@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from auditkit.nets.scores import calibrate_logits  # noqa: F401  (re-exported: its one definition)
 from auditkit.stats.recalibration import fit_temperature_multiclass
 
 CALIBRATION_METHODS = ("temperature", "none")
@@ -74,20 +75,3 @@ def temperature_record(
         "val_nll_after": _nll(y, p, temperature),
         "reference": "Guo et al. 2017, On Calibration of Modern Neural Networks (ICML)",
     }
-
-
-def calibrate_logits(logits: Any, meta: dict[str, Any]) -> Any:
-    """Return ``(logits + logit_offset) / temperature`` for a checkpoint's calibration (identity if none).
-
-    ``logits`` is a torch tensor or NumPy array of shape (N, K).
-    """
-    record = meta.get("calibration") or {}
-    if record.get("method") != "temperature":
-        return logits
-    offset = record.get("logit_offset")
-    if offset is not None:
-        if hasattr(logits, "new_tensor"):
-            logits = logits + logits.new_tensor(offset)
-        else:
-            logits = logits + np.asarray(offset)
-    return logits / float(record["temperature"])

@@ -88,6 +88,7 @@ def complete_results() -> dict[str, Any]:
         "calibration": {
             "test": {
                 "ece": est(0.04, 0.02, 0.07),
+                "ece_l1_debiased": est(0.03, 0.01, 0.06),
                 "slope": est(0.97, 0.85, 1.10),
                 "intercept": est(0.01, -0.1, 0.12),
                 "n_bins": 15,
@@ -113,7 +114,7 @@ def complete_results() -> dict[str, Any]:
             "site_C": {
                 "role": "external",
                 "discrimination": {"auroc": est(0.89, 0.84, 0.93)},
-                "calibration": {"ece": est(0.05, 0.03, 0.08)},
+                "calibration": {"ece": est(0.05, 0.03, 0.08), "ece_l1_debiased": est(0.04, 0.02, 0.07)},
                 "delta": {"auroc": est(-0.02, -0.04, 0.01, p_value=0.3)},
                 "shift": {},
                 "warnings": [],

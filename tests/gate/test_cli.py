@@ -110,7 +110,7 @@ def test_report_folder_and_default_policy(files, capsys):
     results_path, _ = files()
     assert run(["-q", "gate", str(results_path.parent), "--policy", "default"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().startswith("auditkit gate PASSED: 18 checks")
+    assert out.strip().startswith("auditkit gate PASSED: 20 checks")
     assert len(out.strip().splitlines()) == 1  # --quiet: the headline only
 
 

@@ -410,7 +410,7 @@ def test_default_policy_passes_a_clean_complete_results_document(results):
     assert {c.id for c in outcome.checks} == {r.id for r in policy.rules}
     assert all(c.verdict != "not_applicable" for c in outcome.checks)
     n_expected = sum(len(expand_pattern(results, r.metric)) for r in policy.rules)
-    assert len(outcome.checks) == n_expected == 18
+    assert len(outcome.checks) == n_expected == 20
 
 
 def test_default_policy_catches_each_planted_flaw_with_its_rule(results, make_est):

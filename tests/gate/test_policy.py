@@ -56,7 +56,12 @@ def test_default_policy_covers_every_required_analysis_and_documents_each_rule()
     policy = load_policy("default")
     patterns = {rule.metric for rule in policy.rules}
     assert "discrimination.test.auroc" in patterns
-    assert "calibration.test.ece" in patterns
+    # the gated calibration error is the debiased one (the binned plug-in ECE's interval does not cover)
+    assert "calibration.test.ece_l1_debiased" in patterns and "calibration.test.ece" not in patterns
+    intercept = sorted(
+        (r.op, r.threshold) for r in policy.rules if r.metric == "calibration.test.intercept"
+    )
+    assert intercept == [("max", 0.5), ("min", -0.5)]
     assert {
         "fairness.*.gap.fnr",
         "fairness.*.gap.auroc",
