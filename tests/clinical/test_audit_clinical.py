@@ -44,11 +44,12 @@ def audited(tmp_path_factory):
     code = run(["-q", "audit", "--predictions", str(root / "preds.csv"), "--embeddings", str(root / "emb.parquet"),
                 "--config", str(root / "audit.yaml"), "--out", str(root / "out"), "--no-report", "--no-explain"])
     assert code in (0, 1)
-    return json.loads((root / "out" / "results.json").read_text())["clinical"], table, latent
+    path = root / "out" / "results.json"
+    return json.loads(path.read_text())["clinical"], table, latent, path
 
 
 def test_decision_curve_and_conformal_numbers(audited):
-    clinical, table, _ = audited
+    clinical, table, _, _ = audited
     test = table[table.split == "test"]
     dca = clinical["decision_curve"]["test"]
     t = np.array(dca["curve"]["thresholds"])
@@ -70,7 +71,7 @@ def test_decision_curve_and_conformal_numbers(audited):
 
 
 def test_hidden_slice_found_in_audit(audited):
-    clinical, table, latent = audited
+    clinical, table, latent, _ = audited
     block = clinical["slices"]["test"]
     assert block["n_flagged"] >= 1
     test_ids = table[table.split == "test"].id.to_numpy()
@@ -78,3 +79,18 @@ def test_hidden_slice_found_in_audit(audited):
     assert worst["flagged"] and worst["auroc_gap"]["p_adjusted"] < 0.05
     reps = set(worst["representative_ids"])
     assert reps and reps <= set(test_ids[latent])  # its typical members are the latent slice's
+
+
+def test_gate_rules_on_clinical_paths(audited, tmp_path):
+    """A subgroup-coverage rule (target − tolerance) and a slice rule, checked by auditkit gate."""
+    path = str(audited[3])
+
+    def verdict(rule: str) -> int:
+        (tmp_path / "p.yaml").write_text(f"name: t\nversion: '1'\nrules:\n{rule}")
+        return run(["-q", "gate", path, "--policy", str(tmp_path / "p.yaml")])
+
+    coverage = "  - {{id: cov, metric: clinical.conformal.mondrian.test.min_group_coverage, min: {}, use: ci_high}}\n"
+    assert verdict(coverage.format(0.85)) == 0  # 90% target - 5% tolerance: met
+    assert verdict(coverage.format(0.99)) == 1  # credibly below 99%
+    # the planted slice is credibly worse than the rest by more than 0.1 AUROC
+    assert verdict("  - {id: s, metric: clinical.slices.test.worst_auroc_gap, min: -0.10, use: ci_high}\n") == 1
