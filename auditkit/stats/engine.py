@@ -51,6 +51,8 @@ def single_threaded_blas() -> Iterator[None]:
 
 #: weight-matrix elements per chunk (rows x resamples): about 16 MB as float64.
 _CHUNK_ELEMENTS = 2_000_000
+#: resamples gathered per pass over the counts' rows (a cache line of uint8 counts).
+_GATHER_COLUMNS = 64
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,16 @@ class Engine:
 
     def _boot_weights(self, units: Sequence[np.ndarray]) -> Iterator[list[np.ndarray]]:
         counts = self.resamples.counts
+        n_boot = self.resamples.n_boot
         step = self._chunk(sum(len(u) for u in units))
-        for r0 in range(0, self.resamples.n_boot, step):
-            block = counts[:, r0 : r0 + step]
-            yield [block[u] for u in units]
+        # Rows are gathered for a span of resamples at once and then sliced into chunks:
+        # gathering a few resamples per row reads a whole cache line of the unit-major
+        # counts for a few bytes (at 1M rows, 40% of a statistics run). Chunks are unchanged.
+        span = max(step, (_GATHER_COLUMNS // step) * step)
+        for g0 in range(0, n_boot, span):
+            gathered = [counts[u, g0 : g0 + span] for u in units]
+            for r0 in range(g0, min(g0 + span, n_boot), step):
+                yield [g[:, r0 - g0 : r0 - g0 + step] for g in gathered]
 
     def _jack_weights(
         self, units: Sequence[np.ndarray]
