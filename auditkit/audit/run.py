@@ -259,16 +259,31 @@ def explain_section(
 
 
 def failures_section(table: PredictionsTable, settings: Any, sections: dict[str, Any]) -> dict[str, Any]:
-    """Return ``{"failures": ...}``: the worst errors per cohort at the operating point (binary tasks only)."""
+    """Return ``{"failures": ...}``: the worst errors per cohort at the operating point (binary tasks only).
+
+    Also adds ``data.subgroups`` (images, patients and positives per split and
+    attribute value, training included) and ``data.site_comparison`` (the
+    internal sites of the test cohort against each other) to ``sections``.
+    """
     threshold = (sections.get("operating_point") or {}).get("threshold")
     if sections.get("run_info", {}).get("task") != "binary" or threshold is None:
         return {}
     from auditkit.audit.failures import worst_cases
     from auditkit.audit.statistics import assign_cohorts
 
+    from auditkit.audit.demographics import compare_sites, describe_subgroups
+
     y_pos = table.frame["y_true"].to_numpy() == 1  # binary: class index 1 is the positive class
-    return {"failures": worst_cases(table.frame, assign_cohorts(table), y_pos, table.probs[:, 1],
-                                    threshold=float(threshold), attributes=list(settings.attributes or []))}
+    cohorts = assign_cohorts(table)
+    attributes = list(settings.attributes or [])
+    data = sections.get("data")
+    if isinstance(data, dict):  # sizes in images and patients per split, training included; internal sites
+        data["subgroups"] = describe_subgroups(table.frame, y_pos, attributes)
+        data["site_comparison"] = compare_sites(table.frame, (cohorts == "test").to_numpy(), y_pos,
+                                                table.probs[:, 1], threshold=float(threshold),
+                                                level=settings.ci_level)
+    return {"failures": worst_cases(table.frame, cohorts, y_pos, table.probs[:, 1],
+                                    threshold=float(threshold), attributes=attributes)}
 
 
 def check_model_matches(table: PredictionsTable, loaded: Any) -> dict[str, Any] | None:
@@ -313,9 +328,7 @@ def run_audit(config: AuditConfig) -> AuditResults:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(failures_section(inputs.table, config.settings, sections))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
-    from auditkit.audit.clinical import (
-        add_clinical,  # decision curves, conformal, slices, robustness
-    )
+    from auditkit.audit.clinical import add_clinical  # decision curves, conformal, slices, robustness
 
     add_clinical(config, inputs, loaded, sections)
     if loaded is not None and model_run is None:
