@@ -323,7 +323,12 @@ def run_audit(config: AuditConfig) -> AuditResults:
     # a table the user gave (not the one the model run just wrote) must come from --model
     provenance = check_model_matches(inputs.table, loaded) if config.predictions is not None else None
     status(f"auditing {len(inputs.table)} predictions from {inputs.table.path}")
-    sections = compute_statistics(inputs.table, config.settings, embeddings=inputs.embeddings)
+    sections = compute_statistics(
+        inputs.table,
+        config.settings,
+        embeddings=inputs.embeddings,
+        delivered_calibration=loaded.meta.get("calibration") if loaded is not None else None,
+    )
     if provenance is not None:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(failures_section(inputs.table, config.settings, sections))

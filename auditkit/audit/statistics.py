@@ -575,6 +575,8 @@ def _recalibration(ctx: _Context) -> dict[str, Any] | None:
     if ctx.binary:
         y_val = arr.y[val]
         temp = fit_temperature_binary(y_val, arr.probs[val, 1])
+        if temp.warning:
+            ctx.warn("temperature", temp.warning, "recalibration.temperature")
         platt = fit_platt(y_val, arr.probs[val, 1])
         section["temperature"] = {
             "parameters": temp.to_dict(),
@@ -586,6 +588,8 @@ def _recalibration(ctx: _Context) -> dict[str, Any] | None:
         }
     else:
         temp = fit_temperature_multiclass(arr.y[val], arr.probs[val])
+        if temp.warning:
+            ctx.warn("temperature", temp.warning, "recalibration.temperature")
         section["temperature"] = {
             "parameters": temp.to_dict(),
             **evaluate(lambda: {"probs": temp.transform_multiclass(arr.probs)}),
@@ -593,6 +597,73 @@ def _recalibration(ctx: _Context) -> dict[str, Any] | None:
         section["platt"] = None
         section["platt_reason"] = "Platt scaling is defined for binary tasks"
     return section
+
+
+def raw_probabilities(probs: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray | None:
+    """Return the network's probabilities before the checkpoint's calibration, (n, K), or None without one.
+
+    The delivered scores are softmax((z + o) / T), so log p = (z + o)/T + c per
+    case and softmax(T·log p − o) = softmax(z): the raw softmax is recovered
+    exactly from the table (up to the 1e-12 clipping of log 0).
+    """
+    if not calibration or calibration.get("method") != "temperature":
+        return None
+    t = float(calibration.get("temperature", 1.0))
+    offset = np.asarray(calibration.get("logit_offset") or np.zeros(probs.shape[1]), dtype=np.float64)
+    if offset.shape != (probs.shape[1],) or not np.isfinite(t) or t <= 0:
+        return None
+    z = t * np.log(np.clip(probs, 1e-12, 1.0)) - offset
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+CHAIN_METRICS = ("ece_l1_debiased", "intercept", "slope", "oe", "brier", "ece")
+
+
+def _calibration_chain(ctx: _Context, delivered: dict[str, Any] | None, recal: dict[str, Any] | None) -> dict[str, Any]:
+    """Return results.json ``calibration_chain``: raw -> as delivered -> audit-time recalibration."""
+    arr = ctx.analyzer.arrays
+    targets = [c for c in ("test", *ctx.sites) if c in ctx.cohorts]
+    raw = raw_probabilities(arr.probs, delivered)
+    raw_block: dict[str, Any] = {
+        "description": "the network's softmax before the checkpoint's calibration, reconstructed exactly "
+        "from the delivered scores as softmax(T * log p - logit_offset)",
+    }
+    if raw is None:
+        raw_block["reason"] = (
+            "the checkpoint records no calibration (or no checkpoint was given): the delivered scores are "
+            "the raw scores"
+            if not delivered
+            else "the checkpoint's calibration record cannot be inverted"
+        )
+    else:
+        kwargs: dict[str, Any] = {"scores": raw[:, 1]} if ctx.binary else {"probs": raw}
+        for cohort in targets:
+            rows = ctx.cohorts[cohort]
+            dists = ctx.analyzer.metrics(rows, names=CHAIN_METRICS, **kwargs)
+            raw_block[cohort] = dict(_estimates(ctx, dists, rows, CHAIN_METRICS))
+    as_delivered: dict[str, Any] = {
+        "calibration": delivered,
+        "description": "the scores of the predictions table (what the released model outputs); "
+        "their metrics are calibration.<cohort> and external.<site>.calibration",
+    }
+    warnings = [w for w in ((delivered or {}).get("warning"),) if w]
+    recal_block: dict[str, Any] = {
+        "description": "maps fitted by the audit on the validation split (not part of the released model); "
+        "their metrics are recalibration.<map>.<cohort>",
+        "temperature": None if recal is None else recal["temperature"]["parameters"],
+        "platt": None if recal is None or recal.get("platt") is None else recal["platt"]["parameters"],
+    }
+    if recal is not None and recal["temperature"]["parameters"].get("warning"):
+        warnings.append(recal["temperature"]["parameters"]["warning"])
+    return {
+        "steps": ["raw", "as_delivered", "audit_recalibration"],
+        "raw": raw_block,
+        "as_delivered": as_delivered,
+        "audit_recalibration": recal_block,
+        "warnings": warnings,
+    }
 
 
 # --------------------------------------------------------------------------- fairness
@@ -662,7 +733,11 @@ def _check_attributes(table: PredictionsTable, settings: AuditSettings) -> None:
 
 
 def compute_statistics(
-    table: PredictionsTable, settings: AuditSettings, *, embeddings: np.ndarray | None = None
+    table: PredictionsTable,
+    settings: AuditSettings,
+    *,
+    embeddings: np.ndarray | None = None,
+    delivered_calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return results.json's statistical sections for a validated predictions table.
 
@@ -670,14 +745,23 @@ def compute_statistics(
     domain-classifier and MMD shift tests. Keys: ``run_info`` (for the
     ``run`` section), ``data``, ``cohorts``, ``operating_point``,
     ``discrimination``, ``curves``, ``calibration``, ``recalibration``,
-    ``fairness``, ``external``, ``warnings``.
+    ``fairness``, ``external``, ``calibration_chain``, ``warnings``.
+    ``delivered_calibration`` is the checkpoint's model.json ``calibration``
+    record (the scores' offset and temperature): with it the chain's ``raw``
+    step reconstructs and audits the network's uncalibrated scores.
     """
     with single_threaded_blas():
-        return _compute_statistics(table, settings, embeddings=embeddings)
+        return _compute_statistics(
+            table, settings, embeddings=embeddings, delivered_calibration=delivered_calibration
+        )
 
 
 def _compute_statistics(
-    table: PredictionsTable, settings: AuditSettings, *, embeddings: np.ndarray | None
+    table: PredictionsTable,
+    settings: AuditSettings,
+    *,
+    embeddings: np.ndarray | None,
+    delivered_calibration: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     _check_attributes(table, settings)
     cohort = assign_cohorts(table)
@@ -814,6 +898,15 @@ def _compute_statistics(
                 )
     steps.append(
         ("recalibration", lambda: sections.__setitem__("recalibration", _recalibration(ctx)))
+    )
+    steps.append(
+        (
+            "calibration chain",
+            lambda: sections.__setitem__(
+                "calibration_chain",
+                _calibration_chain(ctx, delivered_calibration, sections["recalibration"]),
+            ),
+        )
     )
     for _label, step in track(steps, description="statistics"):
         step()

@@ -4,7 +4,12 @@ Temperature scaling (Guo et al. 2017): divide the logits by one T > 0 fitted
 by minimising the negative log-likelihood on validation data; binary
 probabilities become σ(logit(p)/T), multi-class ones softmax(log p / T)
 (log-probabilities are logits up to a per-case constant, which softmax
-ignores). It is monotone, so rankings and AUROC do not change.
+ignores). It is monotone, so rankings and AUROC do not change. When the model
+classifies every validation case correctly (each true class has the highest
+score), the likelihood keeps improving as T → 0 and no temperature is
+identifiable: the fit then refuses (T = 1, the scores unchanged) and says so
+in ``warning``, instead of returning the search bound T = 0.01, which would
+turn every score into 0 or 1.
 Platt scaling (Platt 1999): σ(a·logit(p) + b) with a, b fitted by logistic
 regression (maximum likelihood, no penalty) on validation data — the same
 fit as the calibration slope and intercept. Binary only.
@@ -32,6 +37,8 @@ class TemperatureScaling:
     """A fitted temperature T (> 0); T > 1 softens over-confident predictions."""
 
     temperature: float
+    warning: str | None = None
+    """Why the fit was refused or is unreliable (perfect separation, a search bound); None when fine."""
 
     def transform_binary(self, p: np.ndarray) -> np.ndarray:
         """Return σ(logit(p) / T), same shape as ``p``."""
@@ -43,8 +50,31 @@ class TemperatureScaling:
         return np.exp(log_softmax(log_p / self.temperature, axis=1))
 
     def to_dict(self) -> dict[str, Any]:
-        """Return the JSON form ``{temperature}``."""
-        return {"temperature": self.temperature}
+        """Return the JSON form ``{temperature}`` (plus ``warning`` when set)."""
+        out: dict[str, Any] = {"temperature": self.temperature}
+        if self.warning:
+            out["warning"] = self.warning
+        return out
+
+
+SEPARATED = (
+    "the validation split is perfectly classified by the model (every case's true class has the "
+    "highest score), so the likelihood keeps improving as T -> 0 and no temperature is identifiable; "
+    "temperature scaling was refused (T = 1, scores unchanged) rather than clamped to T = 0.01, which "
+    "would push every score to 0 or 1"
+)
+
+
+def _checked(t: float, separated: bool) -> TemperatureScaling:
+    """Return the fitted temperature, refused on separation and flagged at a search bound."""
+    if separated:
+        return TemperatureScaling(1.0, SEPARATED)
+    lo, hi = np.exp(_LOG_T_BOUNDS[0]), np.exp(_LOG_T_BOUNDS[1])
+    if t <= lo * 1.01 or t >= hi / 1.01:
+        return TemperatureScaling(
+            t, f"the fitted temperature {t:.3g} is at the search bound [{lo:g}, {hi:g}]: the fit is unreliable"
+        )
+    return TemperatureScaling(t)
 
 
 def _binary_nll(y: np.ndarray, z: np.ndarray, t: float) -> float:
@@ -63,7 +93,8 @@ def fit_temperature_binary(y_true: Any, y_prob: Any) -> TemperatureScaling:
         method="bounded",
         options={"xatol": 1e-10},
     )
-    return TemperatureScaling(float(np.exp(res.x)))
+    separated = bool(len(y)) and bool(np.all(np.where(y == 1, z > 0, z < 0)))
+    return _checked(float(np.exp(res.x)), separated)
 
 
 def fit_temperature_multiclass(y_true: np.ndarray, probs: np.ndarray) -> TemperatureScaling:
@@ -75,7 +106,12 @@ def fit_temperature_multiclass(y_true: np.ndarray, probs: np.ndarray) -> Tempera
         return float(-np.mean(log_softmax(log_p / np.exp(lt), axis=1)[np.arange(len(y)), y]))
 
     res = minimize_scalar(nll, bounds=_LOG_T_BOUNDS, method="bounded", options={"xatol": 1e-10})
-    return TemperatureScaling(float(np.exp(res.x)))
+    separated = False
+    if len(y):
+        true = log_p[np.arange(len(y)), y]
+        others = np.where(np.arange(log_p.shape[1])[None, :] == y[:, None], -np.inf, log_p)
+        separated = bool(np.all(true > others.max(axis=1)))
+    return _checked(float(np.exp(res.x)), separated)
 
 
 @dataclass(frozen=True)

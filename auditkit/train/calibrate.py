@@ -62,9 +62,11 @@ def temperature_record(
     offset = -np.log(weights)
     offset = offset - offset.mean()  # softmax is shift-invariant; centre for readability
     p = adjust_probabilities(p, offset)
-    temperature = float(fit_temperature_multiclass(y, p).temperature)
+    fit = fit_temperature_multiclass(y, p)
+    temperature = float(fit.temperature)
     if not math.isfinite(temperature) or temperature <= 0:  # pragma: no cover - bounded fit
         return None
+    extra = {"warning": fit.warning} if fit.warning else {}
     return {
         "method": "temperature",
         "logit_offset": [float(v) for v in offset],
@@ -74,4 +76,5 @@ def temperature_record(
         "val_nll_before": _nll(y, p, 1.0),
         "val_nll_after": _nll(y, p, temperature),
         "reference": "Guo et al. 2017, On Calibration of Modern Neural Networks (ICML)",
+        **extra,
     }
