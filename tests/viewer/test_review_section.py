@@ -86,7 +86,7 @@ def test_the_rendered_html_shows_the_section_with_markup_escaped(tmp_path):
     write_results(folder)  # a schema-valid results.json (the report tests' factory)
     write_planted_report(folder, results=False)
     review = _review(tmp_path / "review.json")
-    (html_path,) = render_report(folder / "results.json", out_html=tmp_path / "report.html", review=review)
+    html_path = render_report(folder / "results.json", out_html=tmp_path / "report.html", review=review)[0]
     html = html_path.read_text(encoding="utf-8")
     assert "Clinician review of the saliency maps" in html
     assert "Dr &lt;b&gt;Test&lt;/b&gt;" in html and "Dr <b>Test</b>" not in html
@@ -107,6 +107,7 @@ def test_a_bad_review_file_is_one_line_exit_2(tmp_path, capsys, content, message
     folder = tmp_path / "r"
     write_planted_report(folder, n=4)  # the review is read first, so results.json is never opened
     (tmp_path / "review.json").write_text(content)
+    capsys.readouterr()  # the fixture's progress bar
     code = run(["report", str(folder / "results.json"), "--out", str(tmp_path / "x.html"),
                 "--review", str(tmp_path / "review.json")])  # fmt: skip
     err = capsys.readouterr().err

@@ -121,6 +121,7 @@ def test_view_command_says_it_is_bound_to_localhost(tmp_path, monkeypatch, capsy
         return server
 
     monkeypatch.setattr(server_module, "make_server", fake)
+    capsys.readouterr()
     assert run(["view", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     assert "bound to 127.0.0.1:" in out and "this machine only" in out
@@ -130,6 +131,7 @@ def test_view_command_says_it_is_bound_to_localhost(tmp_path, monkeypatch, capsy
 def test_view_of_a_folder_without_results_is_one_line_and_exit_2(tmp_path, capsys):
     from auditkit.cli import run
 
+    capsys.readouterr()
     assert run(["view", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no results.json" in err
@@ -139,6 +141,7 @@ def test_view_export_writes_one_file_and_refuses_to_overwrite(tmp_path, capsys):
     from auditkit.cli import run
 
     write_planted_report(tmp_path / "r", n=4)
+    capsys.readouterr()
     out = tmp_path / "viewer.html"
     assert run(["view", str(tmp_path / "r"), "--export", str(out)]) == 0
     html = out.read_text(encoding="utf-8")
@@ -149,3 +152,14 @@ def test_view_export_writes_one_file_and_refuses_to_overwrite(tmp_path, capsys):
     assert run(["view", str(tmp_path / "r"), "--export", str(out), "--assets", "viewer_files", "--force"]) == 0
     assert "data:image" not in out.read_text(encoding="utf-8")
     assert (tmp_path / "viewer_files" / cases[0]["image"]).is_file()
+
+
+def test_an_audit_without_case_records_is_one_line_and_exit_2(tmp_path, capsys):
+    from auditkit.cli import run
+
+    write_planted_report(tmp_path / "r", n=4)
+    (tmp_path / "r" / "explain" / "cases.json").unlink()
+    capsys.readouterr()  # the fixture's progress bar
+    assert run(["view", str(tmp_path / "r"), "--export", str(tmp_path / "v.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no case records" in err
