@@ -22,6 +22,7 @@ import torch
 
 from auditkit.clinical.perturbations import Perturbation
 from auditkit.data.transforms import Preprocess
+from auditkit.nets.device import autocast
 from auditkit.progress import track
 
 Forward = Callable[[torch.Tensor], torch.Tensor]
@@ -130,10 +131,11 @@ def run_perturbations(
                     gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + b * 1009 + j)
                     copies.append(by_name[c.perturbation].apply(x, c.severity, gen))
                 big = torch.cat(copies)
-                probs = torch.cat(
-                    [forward(preprocess.finish(big[i : i + forward_batch])).double().cpu()
-                     for i in range(0, big.shape[0], forward_batch)]
-                ).numpy()  # fmt: skip
+                with autocast(device):  # mixed precision on a GPU, as auditkit predict runs it
+                    probs = torch.cat(
+                        [forward(preprocess.finish(big[i : i + forward_batch])).double().cpu()
+                         for i in range(0, big.shape[0], forward_batch)]
+                    ).numpy()  # fmt: skip
                 m = x.shape[0]
                 base_parts.append(probs[:m])
                 for j, c in enumerate(conds, start=1):
