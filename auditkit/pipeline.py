@@ -214,9 +214,40 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
     out_dir = Path(config.out)
     if out_dir.exists() and not out_dir.is_dir():
         raise OutputExistsError(f"--out {str(out_dir)!r} is a file; give a folder for the audit outputs")
+    from auditkit import distributed
+
     with guard_inputs(), output_lock(out_dir):
         protect_audit_inputs(config)
+        if distributed.env_rank() > 0:
+            return _helper_rank(config, out_dir)
         return _run_locked(config, out_dir)
+
+
+def _helper_rank(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
+    """Return once this torchrun rank (not rank 0) has scored its shard of the manifest.
+
+    The model run is the audit's distributed step (:mod:`auditkit.predict_shards`);
+    rank 0 then computes the statistics, the saliency evaluation, the gate and
+    the report alone.
+    """
+    from auditkit.audit.inference import EMBEDDINGS_NAME, PREDICTIONS_NAME, load_model
+    from auditkit.data.manifest import read_manifest
+    from auditkit.predict import predict
+
+    if config.model is not None and config.manifest is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        loaded = load_model(config)
+        manifest = read_manifest(
+            config.manifest, data_root=config.data_root, allow_outside_root=config.allow_outside_root,
+            class_spec=loaded.classes,
+        )  # fmt: skip
+        predict(  # the same call as rank 0's auditkit.audit.inference.score_manifest
+            loaded, manifest, out=out_dir / PREDICTIONS_NAME, batch_size=config.batch_size,
+            embeddings_out=out_dir / EMBEDDINGS_NAME if loaded.embedding_layer else None,
+            external_sites=config.settings.external_sites,
+        )  # fmt: skip
+    results = out_dir / RESULTS_NAME
+    return PipelineOutcome(results=AuditResults({}, results), gate=None, files={"results": results})
 
 
 RUN_MARKER = ".auditkit-run.json"

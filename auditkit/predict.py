@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from auditkit import distributed
 from auditkit.errors import InvalidInputError, ManifestError
 from auditkit.fileio import atomic_write_bytes
 from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
@@ -177,6 +179,9 @@ def predict(
     Parquet output carries ``{classes, positive_class, model_name,
     model_sha256}`` under the schema metadata key ``auditkit``. ``trust_code``
     allows a ``module:factory`` checkpoint, whose loading imports Python code.
+    Under ``torchrun`` each rank scores its shard (:mod:`auditkit.predict_shards`),
+    every rank returns the whole table, rank 0 alone writes it (metadata
+    ``world_size``).
     """
     from auditkit.data.manifest import Manifest, read_manifest
 
@@ -187,7 +192,8 @@ def predict(
         raise InvalidInputError(f"--embeddings {os.fspath(embeddings_out)!r} must end in .parquet or .npy")
     if batch_size is not None and int(batch_size) < 1:
         raise InvalidInputError(f"--batch-size must be 1 or more, got {batch_size}")
-    target = select_device(device)
+    target = select_device(distributed.rank_device(device))
+    ctx = distributed.init(target)
     loaded = model_dir if isinstance(model_dir, LoadedModel) else load_checkpoint(model_dir, device=target, trust_code=trust_code)
     if isinstance(model_dir, LoadedModel):
         target = loaded.device
@@ -212,14 +218,35 @@ def predict(
     external = [*training.get("external_sites", []), *external_sites]
     split = resolve_splits(data.frame, loaded.splits, external_sites=external, where=str(data.path))
     size = batch_size or (256 if target.type == "cuda" else 128)
-    prob, features = _infer(
-        loaded, data.frame, device=target, batch_size=size, num_workers=num_workers,
-        embeddings=embeddings_out is not None,
-    )  # fmt: skip
+    if ctx.active:  # torchrun: this rank scores its shard only (auditkit.predict_shards)
+        from auditkit.predict_shards import infer_sharded
+
+        prob, features = infer_sharded(
+            lambda rows: _infer(
+                loaded, rows, device=target, batch_size=size, num_workers=num_workers,
+                embeddings=embeddings_out is not None,
+            ),
+            data.frame, ctx=ctx, out=out, batch_size=size, embeddings=embeddings_out is not None,
+            key_fields={"model": loaded.sha256, "meta": json.dumps(loaded.meta, sort_keys=True, default=str),
+                        "manifest": data.sha256, "batch_size": size},
+        )  # fmt: skip
+    else:
+        prob, features = _infer(
+            loaded, data.frame, device=target, batch_size=size, num_workers=num_workers,
+            embeddings=embeddings_out is not None,
+        )  # fmt: skip
     table = build_frame(data.frame, prob, split, loaded.classes.classes)
+    if not ctx.is_main:  # rank 0 writes the merged outputs
+        return table
     if out is not None:
         metadata = table_metadata(loaded, data.root)
+        if ctx.active:
+            metadata["world_size"] = ctx.world_size
         write_predictions(table, out, metadata=metadata)
     if embeddings_out is not None and features is not None:
         write_embeddings(table["id"].tolist(), features, embeddings_out)
+    if ctx.active and out is not None:
+        from auditkit.predict_shards import remove_shards
+
+        remove_shards(out)
     return table
