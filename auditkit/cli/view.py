@@ -37,8 +37,8 @@ def view_command(
         raise InvalidInputError(f"cannot listen on {host}:{port} ({error.strerror}); choose another --port") from None
     bound_host, bound_port = server.server_address[:2]
     where = "this machine only" if bound_host in ("127.0.0.1", "::1", "localhost") else "other machines too"
-    typer.echo(f"auditkit viewer: bound to {bound_host}:{bound_port} (reachable from {where}); read-only")
-    typer.echo(f"open http://{bound_host}:{bound_port}/   (Ctrl+C stops)")
+    typer.echo(f"auditkit viewer: bound to {bound_host}:{bound_port}, reachable from {where}")
+    typer.echo(f"read-only; open http://{bound_host}:{bound_port}/ (Ctrl+C stops)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:
