@@ -115,7 +115,7 @@ def run_explainer(
     """Return the attribution of ``inputs`` (N, C, H, W) by a configured explainer, maps (N, H, W)."""
     method = explainer.name
     steps = DEFAULT_POSTPROCESS[method] if postprocess is None else tuple(postprocess)
-    size = (int(inputs.shape[-2]), int(inputs.shape[-1]))
+    size = tuple(int(s) for s in inputs.shape[2:])  # (H, W), or (D, H, W) for volumes
     extras: dict[str, Any] = {}
     out = explainer.explain(inputs, target, y_true=y_true)
     if method in CAM_METHODS:

@@ -66,14 +66,21 @@ def make_baselines(
         std_t = _per_channel(std, channels, "std", inputs)
         return ((0 - mean_t) / std_t).expand_as(inputs).clone()
     if kind == "blurred":
+        if inputs.ndim != 4:
+            raise InvalidInputError(
+                "baseline 'blurred' is defined for 2-D images; use 'black', 'zeros' or 'mean' for volumes"
+            )
         sigma = blur_sigma if blur_sigma is not None else max(inputs.shape[-2:]) / 16
         return gaussian_blur(inputs, float(sigma))
     if kind == "mean":
-        return inputs.mean(dim=(2, 3), keepdim=True).expand_as(inputs).clone()
+        spatial = tuple(range(2, inputs.ndim))
+        return inputs.mean(dim=spatial, keepdim=True).expand_as(inputs).clone()
     raise InvalidInputError(f"baseline must be one of {', '.join(BASELINES)}, got {kind!r}")
 
 
-def _per_channel(values: Sequence[float], channels: int, name: str, like: torch.Tensor) -> torch.Tensor:
+def _per_channel(
+    values: Sequence[float], channels: int, name: str, like: torch.Tensor
+) -> torch.Tensor:
     values = [float(v) for v in values]
     if len(values) == 1:
         values = values * channels
@@ -82,4 +89,6 @@ def _per_channel(values: Sequence[float], channels: int, name: str, like: torch.
             f"normalisation {name} has {len(values)} values for an input with {channels} channels; "
             "give one value or one per channel"
         )
-    return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, channels, 1, 1)
+    # (1, C, 1, 1) for images, (1, C, 1, 1, 1) for volumes
+    shape = (1, channels, *([1] * (like.ndim - 2)))
+    return torch.tensor(values, dtype=like.dtype, device=like.device).view(shape)

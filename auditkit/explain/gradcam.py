@@ -6,6 +6,12 @@ over channels: ``cam = sum_k w_k A_k``, raw and signed, at the layer's
 resolution (N, h, w). ReLU and upsampling are named post-processing steps
 (:mod:`auditkit.explain.postprocess`), not part of the map.
 
+Volumes work the same way: a (N, C, D, H, W) input and a 3-D target layer
+(N, K, d, h, w) give maps (N, d, h, w), whose ``upsample`` step is trilinear
+to the input's full (D, H, W), depth included. (pytorch-grad-cam resizes
+each slice in 2-D and keeps the layer's depth: a 30-slice input gives an
+8-slice CAM there, its issue #497.)
+
 Two implementations give the same Grad-CAM map:
 
 - ``implementation="captum"``: captum's ``LayerGradCam`` (the reference path);
@@ -108,15 +114,15 @@ class GradCAM:
 
     def _channel_weights(self, activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
         """Return channel weights (N, K): the mean gradient over the spatial positions."""
-        return gradients.mean(dim=(2, 3))
+        return gradients.mean(dim=tuple(range(2, gradients.ndim)))
 
     def _explain_fast(self, inputs: torch.Tensor, target: TargetSpec, y_true: Any) -> CamOutput:
         captured: list[torch.Tensor] = []
 
         def keep_activation(module: nn.Module, args: Any, output: Any) -> torch.Tensor:
-            if not isinstance(output, torch.Tensor) or output.ndim != 4:
+            if not isinstance(output, torch.Tensor) or output.ndim not in (4, 5):
                 raise InvalidInputError(
-                    "the Grad-CAM target layer must output a (N, K, h, w) tensor, got "
+                    "the Grad-CAM target layer must output a (N, K, h, w) or (N, K, d, h, w) tensor, got "
                     f"{type(output).__name__} {tuple(getattr(output, 'shape', ()))}; "
                     "choose a convolutional layer"
                 )
@@ -146,7 +152,8 @@ class GradCAM:
             (gradients,) = torch.autograd.grad(selected, activations)
             activations = activations.detach().float()
             weights = self._channel_weights(activations, gradients.float())
-            maps = (weights[:, :, None, None] * activations).sum(dim=1)
+            spread = weights.view(*weights.shape, *([1] * (activations.ndim - 2)))
+            maps = (spread * activations).sum(dim=1)
         return CamOutput(maps=maps, scores=scores.detach(), targets=targets)
 
     def _explain_captum(self, inputs: torch.Tensor, target: TargetSpec, y_true: Any) -> CamOutput:
@@ -183,7 +190,8 @@ class GradCAMPlusPlus(GradCAM):
         """Return channel weights (N, K) by Chattopadhay et al. 2018, eq. 19."""
         grads_2 = gradients.pow(2)
         grads_3 = grads_2 * gradients
-        sum_activations = activations.sum(dim=(2, 3), keepdim=True)
+        spatial = tuple(range(2, activations.ndim))
+        sum_activations = activations.sum(dim=spatial, keepdim=True)
         alpha = grads_2 / (2 * grads_2 + sum_activations * grads_3 + 1e-6)
         alpha = torch.where(gradients != 0, alpha, torch.zeros_like(alpha))
-        return (gradients.clamp_min(0) * alpha).sum(dim=(2, 3))
+        return (gradients.clamp_min(0) * alpha).sum(dim=spatial)

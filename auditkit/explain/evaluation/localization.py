@@ -42,9 +42,10 @@ class LocalizationScores:
 def _check(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     maps = np.asarray(maps, dtype=np.float64)
     masks = np.asarray(masks).astype(bool)
-    if maps.ndim != 3 or maps.shape != masks.shape:
+    if maps.ndim not in (3, 4) or maps.shape != masks.shape:
         raise InvalidInputError(
-            f"maps and masks must both be (N, H, W) of the same shape, got {maps.shape} and {masks.shape}"
+            "maps and masks must both be (N, H, W) (or (N, D, H, W) for volumes) of the same shape, "
+            f"got {maps.shape} and {masks.shape}"
         )
     return maps, masks
 
@@ -72,8 +73,9 @@ def energy_pointing(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def minmax(maps: np.ndarray) -> np.ndarray:
     """Return each map (N, H, W) scaled to [0, 1] (CheXlocalize's normalisation); constant maps become 0."""
     maps = np.asarray(maps, dtype=np.float64)
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
+    axes = tuple(range(1, maps.ndim))  # (N, H, W) images or (N, D, H, W) volumes
+    low = maps.min(axis=axes, keepdims=True)
+    span = maps.max(axis=axes, keepdims=True) - low
     return np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
 
 
@@ -102,22 +104,25 @@ def otsu_threshold(values: np.ndarray, *, nbins: int = 256) -> float:
 def binarize_otsu(maps: np.ndarray) -> np.ndarray:
     """Return min-max normalised maps thresholded per image by Otsu's method, (N, H, W) bool."""
     scaled = minmax(maps)
-    return np.stack([m > otsu_threshold(m) if m.max() > m.min() else np.zeros_like(m, bool) for m in scaled])
+    return np.stack(
+        [m > otsu_threshold(m) if m.max() > m.min() else np.zeros_like(m, bool) for m in scaled]
+    )
 
 
 def binarize(maps: np.ndarray, threshold: float) -> np.ndarray:
     """Return min-max normalised maps >= ``threshold``, (N, H, W) bool (constant maps: empty)."""
     scaled = minmax(maps)
     flat = np.asarray(maps).reshape(len(maps), -1)
-    varying = (flat.max(axis=1) > flat.min(axis=1))[:, None, None]
+    varying = (flat.max(axis=1) > flat.min(axis=1)).reshape(-1, *([1] * (np.ndim(maps) - 1)))
     return (scaled >= threshold) & varying
 
 
 def iou(predicted: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Return the intersection over union of boolean masks, (N,); NaN where both are empty."""
     predicted, masks = np.asarray(predicted, bool), np.asarray(masks, bool)
-    inter = (predicted & masks).sum(axis=(1, 2)).astype(float)
-    union = (predicted | masks).sum(axis=(1, 2)).astype(float)
+    axes = tuple(range(1, predicted.ndim))
+    inter = (predicted & masks).sum(axis=axes).astype(float)
+    union = (predicted | masks).sum(axis=axes).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)
 
@@ -125,8 +130,9 @@ def iou(predicted: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def dice(predicted: np.ndarray, masks: np.ndarray) -> np.ndarray:
     """Return the Dice coefficient 2|A&B| / (|A| + |B|) of boolean masks, (N,); NaN where both are empty."""
     predicted, masks = np.asarray(predicted, bool), np.asarray(masks, bool)
-    inter = (predicted & masks).sum(axis=(1, 2)).astype(float)
-    total = (predicted.sum(axis=(1, 2)) + masks.sum(axis=(1, 2))).astype(float)
+    axes = tuple(range(1, predicted.ndim))
+    inter = (predicted & masks).sum(axis=axes).astype(float)
+    total = (predicted.sum(axis=axes) + masks.sum(axis=axes)).astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, 2 * inter / np.where(total > 0, total, 1), np.nan)
 
