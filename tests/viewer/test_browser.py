@@ -182,3 +182,17 @@ def test_every_control_has_a_label_and_text_has_aa_contrast(page, url):
         }"""
     )
     assert ratios and min(ratios) >= 4.5
+
+
+def test_sorting_by_score_error_and_corner_share(page, url, planted_report):
+    _open(page, url)
+    frame = planted_report[1]["frame"]
+    page.select_option("#f-sort", "score_desc")
+    assert page.locator("#cases li .id").first.text_content() == frame.loc[frame["_score"].idxmax(), "id"]
+    page.select_option("#f-sort", "error_desc")
+    error = (frame["y_true"] - frame["_score"]).abs()
+    expected = list(frame.loc[error.sort_values(ascending=False, kind="stable").index, "id"][:3])
+    assert page.locator("#cases li .id").all_text_contents()[:3] == expected
+    page.select_option("#f-sort", "corner_desc")
+    top = page.locator("#cases li .id").all_text_contents()[:4]
+    assert sorted(top) == ["case00", "case03", "case06", "case09"]  # the planted corner markers
