@@ -24,7 +24,10 @@ from __future__ import annotations
 import datetime
 import os
 import signal
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # torch is imported where it is used: fileio asks launched() without it
@@ -190,8 +193,15 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def maybe_fault(ctx: Context) -> None:
-    """Kill this rank with SIGKILL when ``AUDITKIT_FAULT_KILL_RANK`` names it (the resume tests only)."""
+def maybe_fault(ctx: Context, *, wait_for: Sequence[Path] = ()) -> None:
+    """Kill this rank with SIGKILL when ``AUDITKIT_FAULT_KILL_RANK`` names it (the resume tests only).
+
+    It first waits (up to a minute) for the files ``wait_for`` — the other
+    ranks' finished work — so the test knows what survived the kill.
+    """
     wanted = os.environ.get(FAULT_ENV, "")
     if ctx.active and wanted.isdigit() and int(wanted) == ctx.rank:
+        deadline = time.monotonic() + 60.0
+        while not all(Path(p).exists() for p in wait_for) and time.monotonic() < deadline:
+            time.sleep(0.1)
         os.kill(os.getpid(), signal.SIGKILL)

@@ -100,7 +100,10 @@ def infer_sharded(
     else:
         status(f"{ctx.label()}: scoring shard rows {start + 1}-{stop} ({stop - start} of {n} images)")
         prob, features = score(frame.iloc[start:stop])
-        distributed.maybe_fault(ctx)
+        bounds = [distributed.shard_bounds(n, distributed.Context(ctx.world_size, r), align=batch_size)
+                  for r in range(ctx.world_size) if r != ctx.rank]  # fmt: skip
+        others = [_path(folder, a, b) for a, b in bounds if b > a] if folder is not None else []
+        distributed.maybe_fault(ctx, wait_for=others)
         if folder is not None:
             ids = frame["id"].astype(str).iloc[start:stop].tolist()
             write_shard(_path(folder, start, stop), key, ids, prob, features if embeddings else None)
