@@ -36,11 +36,13 @@ class ModelRun:
 
 def load_model(config: AuditConfig) -> Any:
     """Return the checkpoint named by ``config.model``, loaded on the chosen device."""
+    from auditkit.distributed import rank_device
     from auditkit.nets.checkpoint import load_checkpoint
     from auditkit.nets.device import select_device
 
+    # under torchrun each rank drives its own GPU (cuda -> cuda:LOCAL_RANK)
     return load_checkpoint(
-        config.model, device=select_device(config.device), trust_code=config.trust_model_code
+        config.model, device=select_device(rank_device(config.device)), trust_code=config.trust_model_code
     )
 
 
