@@ -68,6 +68,7 @@ TEST_METRICS = (
     "ece",
 )
 GAP_METRICS = ("fnr", "fpr", "auroc", "equalized_odds")
+RATIO_COVERED = ("sensitivity", "specificity")
 DELTA_METRICS = ("auroc", "sensitivity", "specificity", "ece_l1_debiased")
 #: the binned plug-in ECE is reported but not gated: its row shows why.
 DESCRIPTIVE = ("ece",)
@@ -194,6 +195,9 @@ def cohort_truth(site: Site, sc: Scenario, rng: np.random.Generator, n: int = 2_
             out[f"{key}|{grp}"] = value
     for m in ("fnr", "fpr", "auroc"):
         out[f"gap.{m}"] = abs(out[f"{m}|F"] - out[f"{m}|M"])
+    for m in RATIO_COVERED:
+        a, b = out[f"{m}|F"], out[f"{m}|M"]
+        out[f"ratio.{m}"] = min(a, b) / max(a, b)
     out["gap.equalized_odds"] = max(
         abs(out["sensitivity|F"] - out["sensitivity|M"]), abs(out["fpr|F"] - out["fpr|M"])
     )
@@ -207,6 +211,7 @@ def truths(sc: Scenario, seed: int = 12345) -> dict[str, float]:
     e = cohort_truth(sc.external, sc, rng)
     out = {f"test.{m}": t[m] for m in TEST_METRICS}
     out.update({f"fairness.sex.gap.{m}": t[f"gap.{m}"] for m in GAP_METRICS})
+    out.update({f"fairness.sex.ratio.{m}": t[f"ratio.{m}"] for m in RATIO_COVERED})
     out.update({f"external.delta.{m}": e[m] - t[m] for m in DELTA_METRICS})
     return out
 
@@ -254,6 +259,7 @@ def one_audit(
         vs_rest_family=ComparisonFamily("rest"),
     )
     shared: dict[str, Estimate] = {f"fairness.sex.gap.{m}": fair["gap"][m] for m in GAP_METRICS}
+    shared.update({f"fairness.sex.ratio.{m}": fair["ratio"][m] for m in RATIO_COVERED})
     if not clustered:
         d = delong_interval(y[rows_t], p[rows_t])
         shared["test.auroc (DeLong)"] = Estimate(d.estimate, d.ci_low, d.ci_high)

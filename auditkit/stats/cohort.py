@@ -289,6 +289,10 @@ class CohortAnalyzer:
             )
         return self.engine.estimate(dist, reason=reason)
 
+    def units_of(self, rows: np.ndarray, name: str) -> int:
+        """Return the number of independent units (patients, or images) in proportion ``name``'s denominator."""
+        return self._denominator_units(rows, name)[0]
+
     def _denominator_units(self, rows: np.ndarray, name: str) -> tuple[int, str]:
         """Return (number of independent units, their name) in the denominator of proportion ``name``."""
         y = self.arrays.y[rows] == 1
