@@ -26,6 +26,13 @@ def read_embeddings(path: str | os.PathLike[str], ids: Sequence[str]) -> np.ndar
         raise PredictionsError(f"{path}: no such embeddings file; check --embeddings")
     suffix = path.suffix.lower()
     if suffix == ".npy":
+        from auditkit.data.readers import npy_header
+        from auditkit.errors import ImageReadError
+
+        try:
+            npy_header(path)  # the declared size must fit the file before anything is allocated
+        except ImageReadError as exc:
+            raise PredictionsError(str(exc).replace("image file", "embeddings file")) from None
         try:
             record = np.load(path, allow_pickle=False)
         except (ValueError, OSError, EOFError) as exc:  # EOFError: an empty file

@@ -25,7 +25,7 @@ def report_command(
     ),
 ) -> None:
     """Render the regulator's dossier from results.json alone: nothing is recomputed."""
-    from auditkit.fileio import output_lock, protect_input
+    from auditkit.fileio import output_lock, protect_input, refuse_input_overwrite
     from auditkit.report import render_report
 
     protect_input(results if results.is_file() else results / "results.json", "the results (RESULTS)")
@@ -37,6 +37,9 @@ def report_command(
         out_pdf, out_html = None, out_pdf
     elif html:
         out_html = out_pdf.with_suffix(".html")
+    for path in (out_pdf, out_html):
+        if path is not None:
+            refuse_input_overwrite(path, flag="--out")  # before anything is rendered
     target = out_pdf if out_pdf is not None else out_html
     with output_lock(target.parent if target is not None else folder):
         written = render_report(results, out_pdf=out_pdf, out_html=out_html, force=force, policy=policy, review=review)

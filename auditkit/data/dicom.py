@@ -160,7 +160,15 @@ def _minmax(values: np.ndarray) -> np.ndarray:
 def _grayscale(arr: np.ndarray, ds, path: Path) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    values = apply_modality_lut(arr, ds)
+    try:
+        values = apply_modality_lut(arr, ds)
+    except (ValueError, TypeError, AttributeError, IndexError, KeyError) as exc:
+        # a Rescale Slope/Intercept or Modality LUT that is not numbers: the file is damaged
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0][:120]
+        raise ImageReadError(
+            f"image file '{path}': its Modality LUT or Rescale Slope/Intercept is malformed ({reason}); "
+            "export it again"
+        ) from None
     if _has_voi_lut(ds):
         if np.issubdtype(values.dtype, np.floating):
             # a VOI LUT indexes by integer input; rescaled CT values are integers held as floats

@@ -128,16 +128,16 @@ def _read_table(path: Path, display: str) -> pd.DataFrame:
                 f"manifest '{display}' is empty (no header row); write a header with at least "
                 "the columns 'image' and 'label', then one row per image"
             ) from None
+        except UnicodeDecodeError as exc:  # a ValueError too: caught first
+            raise ManifestError(
+                f"manifest '{display}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                "save it as UTF-8"
+            ) from None
         except (pd.errors.ParserError, ValueError) as exc:
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ManifestError(
                 f"manifest '{display}' cannot be parsed as CSV ({reason}); check quoting and "
                 "that every row has as many fields as the header"
-            ) from None
-        except UnicodeDecodeError as exc:
-            raise ManifestError(
-                f"manifest '{display}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "save it as UTF-8"
             ) from None
     elif suffix in PARQUET_SUFFIXES:
         try:

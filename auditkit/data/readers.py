@@ -70,8 +70,13 @@ def _open_pil(path: Path):
         ) from None
 
 
-def _npy_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
-    """Return the shape and dtype an .npy header declares, once the file is known to hold that many bytes."""
+def npy_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype]:
+    """Return the shape and dtype an .npy header declares, once the file is known to hold that many bytes.
+
+    Reads only the header: a 100-byte file declaring a 300 GiB array is refused
+    (ImageReadError) before NumPy allocates anything.
+    """
+    path = Path(path)
     try:
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
@@ -117,7 +122,7 @@ def image_shape(path: str | Path) -> tuple[int, int]:
     if kind == "dicom":
         return dicom_shape(path)
     if kind == "npy":
-        shape, dtype = _npy_header(path)
+        shape, dtype = npy_header(path)
         if dtype.hasobject:
             raise ImageReadError(
                 f"image file '{path}' holds Python objects (dtype {dtype}); auditkit never "
@@ -186,7 +191,7 @@ def _finite(values: np.ndarray, path: Path) -> np.ndarray:
 
 
 def _read_npy(path: Path) -> np.ndarray:
-    shape, dtype = _npy_header(path)
+    shape, dtype = npy_header(path)
     if dtype.hasobject:
         raise ImageReadError(
             f"image file '{path}' holds Python objects (dtype {dtype}); auditkit never "
@@ -284,7 +289,7 @@ def read_mask(path: str | Path) -> np.ndarray:
         raise ImageReadError(f"mask file '{path}' does not exist; check the path")
     kind = image_format(path)
     if kind == "npy":
-        shape, dtype = _npy_header(path)
+        shape, dtype = npy_header(path)
         if dtype.hasobject:
             raise ImageReadError(f"mask file '{path}' holds Python objects; save a numeric array")
         _check_npy_shape(shape, path)

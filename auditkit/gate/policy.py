@@ -39,6 +39,10 @@ _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _SEGMENT_PATTERN = re.compile(r"^[^*\s]+$")
 
 
+MAX_METRIC_LENGTH = 400
+MAX_METRIC_SEGMENTS = 32
+
+
 class Rule(BaseModel):
     """One acceptance criterion: a metric path, one comparison, and what to do when unsure.
 
@@ -66,15 +70,20 @@ class Rule(BaseModel):
     @field_validator("id")
     @classmethod
     def _check_id(cls, value: str) -> str:
-        if not _ID_PATTERN.match(value):
+        if len(value) > MAX_METRIC_LENGTH or not _ID_PATTERN.match(value):
             raise ValueError(
-                "an id is letters, digits, '_', '-' or '.', starting with a letter or digit"
+                f"an id is at most {MAX_METRIC_LENGTH} letters, digits, '_', '-' or '.', starting with a letter or digit"
             )
         return value
 
     @field_validator("metric")
     @classmethod
     def _check_metric(cls, value: str) -> str:
+        if len(value) > MAX_METRIC_LENGTH or value.count(".") >= MAX_METRIC_SEGMENTS:
+            # no results.json path is this long; bounding it keeps matching linear and messages short
+            raise ValueError(
+                f"a metric path has at most {MAX_METRIC_SEGMENTS} segments and {MAX_METRIC_LENGTH} characters"
+            )
         parts = value.split(".")
         for part in parts:
             if part != WILDCARD and not _SEGMENT_PATTERN.match(part):
