@@ -38,7 +38,12 @@ def main() -> int:
     args = parser.parse_args()
 
     from auditkit.clinical.perturbations import resolve
-    from auditkit.clinical.robustness import conditions_of, image_batches, model_forward, run_perturbations
+    from auditkit.clinical.robustness import (
+        conditions_of,
+        image_batches,
+        model_forward,
+        run_perturbations,
+    )
     from auditkit.data.phantom import PhantomConfig, generate_phantom
     from auditkit.data.transforms import Preprocess
     from auditkit.nets.zoo import build_model

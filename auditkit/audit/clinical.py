@@ -192,7 +192,7 @@ def _decision_curves(
             for value in sorted(set(values)):
                 sub = rows[values == value]
                 sub_view = BinaryView.from_arrays(sub, y[sub], s[sub])
-                per[value] = {"n": int(len(sub)), "at": {f"{t:g}": net_benefit_at(engine, sub_view, t)
+                per[value] = {"n": len(sub), "at": {f"{t:g}": net_benefit_at(engine, sub_view, t)
                                                          for t in cfg.key_thresholds}}  # fmt: skip
             groups[attr] = per
         if groups:
@@ -249,13 +249,13 @@ def _conformal(
                 values = frame[attr].iloc[rows].astype(str).to_numpy()
                 groups[attr] = {
                     v: cp.coverage_summary(engine, rows[values == v], sets[values == v], y[rows][values == v],
-                                           min_n=cfg.min_group_size)  # fmt: skip
+                                           min_n=cfg.min_group_size)
                     for v in sorted(set(values))
                 }
             # class-conditional coverage is what the Mondrian variant guarantees: report it for both
             groups["class"] = {
                 str(c): cp.coverage_summary(engine, rows[y[rows] == c], sets[y[rows] == c], y[rows][y[rows] == c],
-                                            min_n=cfg.min_group_size)  # fmt: skip
+                                            min_n=cfg.min_group_size)
                 for c in range(probs.shape[1])
             }
             rec["groups"] = groups
@@ -335,7 +335,7 @@ def compute_clinical(
         "decision_curve": _decision_curves(engine, y, s, frame, cohorts, cfg.decision_curve, attributes),
         "conformal": _conformal(engine, y, probs, frame, cohorts, cfg.conformal, attributes),
         "slices": _slices(engine, y, s, frame, cohorts, emb, cfg.slices, attributes, threshold=threshold,
-                          multiplicity=settings.multiplicity, seed=settings.seed),  # fmt: skip
+                          multiplicity=settings.multiplicity, seed=settings.seed),
         "robustness": None,
         "repeatability": _repeatability(frame, cohorts, s, threshold),
         "settings": cfg.model_dump(mode="json"),
@@ -402,12 +402,12 @@ def robustness_section(
     recorded = table.probs[audited][rows, 1]
     return {
         "cohort": r.cohort,
-        "n_images": int(len(rows)),
+        "n_images": len(rows),
         "threshold": float(threshold),
         "conditions": [{"key": c.key, "perturbation": c.perturbation, "severity": c.severity, "value": c.value,
                         "label": next(p.label for p in perturbations if p.name == c.perturbation),
                         "parameter": next(p.parameter for p in perturbations if p.name == c.perturbation)}
-                       for c in scores.conditions],  # fmt: skip
+                       for c in scores.conditions],
         "effects": effects,
         "worst": {m: worst_condition(effects, m) for m in ("auroc_drop", "sensitivity_drop", "flip_rate")},
         "precision": precision,

@@ -38,7 +38,7 @@ def _noise(x: torch.Tensor, sigma: float, gen: torch.Generator) -> torch.Tensor:
 
 
 def _gaussian_kernel(sigma: float, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    radius = max(1, int(math.ceil(3 * sigma)))
+    radius = max(1, math.ceil(3 * sigma))
     t = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
     k = torch.exp(-0.5 * (t / sigma) ** 2)
     return k / k.sum()

@@ -48,7 +48,7 @@ def atc_threshold(confidence: np.ndarray, correct: np.ndarray) -> float:
     if c.size == 0 or c.shape != ok.shape:
         raise InvalidInputError(f"ATC needs matching non-empty confidence and correctness, got {c.shape}, {ok.shape}")
     ordered = np.sort(c)
-    k = int(round((1.0 - ok.mean()) * c.size))  # this many reference confidences lie below t
+    k = round((1.0 - ok.mean()) * c.size)  # this many reference confidences lie below t
     return float(ordered[k]) if k < c.size else float(np.nextafter(ordered[-1], np.inf))
 
 
@@ -85,7 +85,7 @@ def fit_reference(y_true: np.ndarray, p: np.ndarray, *, threshold: float) -> Ref
         sensitivity=float(call[y == 1].mean()),
         false_positive_rate=float(call[y == 0].mean()),
         accuracy=float(correct.mean()),
-        n=int(len(y)),
+        n=len(y),
     )
 
 

@@ -97,7 +97,7 @@ def precision_summary(base: np.ndarray, mild: Mapping[str, np.ndarray]) -> dict[
     ok = mean >= 0.01
     cv = 100.0 * sd[ok] / mean[ok]
     return {
-        "n_images": int(len(stack)),
+        "n_images": len(stack),
         "n_conditions": int(stack.shape[1]),
         "conditions": ["none", *mild.keys()],
         "sd_median": float(np.median(sd)) if len(sd) else None,
@@ -128,7 +128,7 @@ def repeatability(
     # pooled within-subject variance: sum of (k_i - 1) s_i^2 over sum of (k_i - 1)
     s_w = float(np.sqrt(((k - 1) * var).sum() / (k - 1).sum()))
     out: dict[str, Any] = {
-        "n_groups": int(len(k)),
+        "n_groups": len(k),
         "n_images": int(k.sum()),
         "within_subject_sd": s_w,
         "repeatability_coefficient": 2.77 * s_w,

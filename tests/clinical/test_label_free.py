@@ -63,7 +63,7 @@ def test_prevalence_shift_is_detected(make_engine):
     truth_sens = np.mean(_posterior(x1, 0.3)[y1 == 1] >= 0.3)
     assert abs(est["cbpe_sensitivity"].estimate - truth_sens) > 0.05
     # a clean batch: no change
-    y2, x2 = _draw(3000, rng, 0.3)
+    _y2, x2 = _draw(3000, rng, 0.3)
     clean = label_free_estimates(make_engine(3000, n_boot=200, seed=3), np.arange(3000), _posterior(x2, 0.3), ref)
     # (its interval ignores the reference's own sampling error, hence the monitor's tolerance)
     assert abs(clean["prevalence_change"].estimate) < 0.05 and clean["prevalence_change"].ci_low > -0.1

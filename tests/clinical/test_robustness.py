@@ -10,7 +10,12 @@ from torch import nn
 from auditkit.clinical.perturbations import PERTURBATIONS, resolve
 from auditkit.clinical.robustness import run_perturbations
 from auditkit.data.transforms import Preprocess
-from auditkit.stats.robustness import condition_effects, precision_summary, repeatability, worst_condition
+from auditkit.stats.robustness import (
+    condition_effects,
+    precision_summary,
+    repeatability,
+    worst_condition,
+)
 
 SIZE = 32
 
