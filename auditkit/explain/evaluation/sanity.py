@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from auditkit.errors import InvalidInputError
+from auditkit.results import Estimate
 from auditkit.explain.evaluation.bootstrap import bootstrap_mean
 from auditkit.explain.evaluation.similarity import map_ssim, pairwise
 from auditkit.progress import track
@@ -103,11 +104,40 @@ class SanityResult:
         return {
             "passed": self.passed,
             "criterion": self.criterion,
+            "margin": self.margin(ci_level=ci_level).to_dict(),
             "baseline_ssim": baseline.to_dict(),
             "cascading_mean_ssim": _mean_of_steps(self.cascading),
             "cascading": [step(s) for s in self.cascading],
             "independent": [step(s) for s in self.independent],
         }
+
+
+    def margin(self, *, ci_level: float = 0.95) -> Estimate:
+        """Return the test's statistic: baseline SSIM minus the cascading mean SSIM (> 0 passes), with a CI.
+
+        The two means are over independent units (random image pairs, and
+        images averaged over the cascading steps), so the interval is the
+        normal one on √(s²_b/n_b + s²_c/n_c) (Welch). This is the number a
+        passed or failed sanity row shows.
+        """
+        from scipy.special import ndtri
+
+        b = self.baseline_ssim[np.isfinite(self.baseline_ssim)]
+        per_image = (
+            np.nanmean(np.stack([s.ssim for s in self.cascading]), axis=0)
+            if self.cascading
+            else np.zeros(0)
+        )
+        c = per_image[np.isfinite(per_image)]
+        if b.size == 0 or c.size == 0:
+            return Estimate.undefined("no baseline pairs or no randomised maps: the test could not run")
+        point = float(b.mean() - c.mean())
+        method = "baseline mean SSIM minus cascading mean SSIM; CI: Welch normal interval"
+        if b.size < 2 or c.size < 2:
+            return Estimate(point, method=method, reason="fewer than two images: no confidence interval")
+        se = float(np.sqrt(b.var(ddof=1) / b.size + c.var(ddof=1) / c.size))
+        half = float(ndtri(0.5 + ci_level / 2.0)) * se
+        return Estimate(point, point - half, point + half, method=method)
 
 
 def _mean_of_steps(steps: Sequence[StepSimilarity]) -> float | None:
