@@ -11,8 +11,8 @@ audit config (:class:`ClinicalSettings`).
 
 Gateable paths (one Estimate each):
 
-* ``clinical.decision_curve.<cohort>.at.<t>.advantage`` — net benefit minus the
-  better of treat-all and treat-none at threshold probability t;
+* ``clinical.decision_curve.<cohort>.at.t<percent>.advantage`` — net benefit minus the
+  better of treat-all and treat-none at threshold probability t (``t10`` is 0.10);
 * ``clinical.conformal.<method>.<cohort>.min_group_coverage`` — the lowest
   per-subgroup coverage (its group named), and ``...overall.coverage``;
 * ``clinical.slices.test.worst_auroc_gap`` — the worst slice's AUROC minus the rest's;
@@ -171,6 +171,11 @@ def _attributes(table: PredictionsTable, settings: Any) -> list[str]:
 # --------------------------------------------------------------------------- decision curves
 
 
+def threshold_key(t: float) -> str:
+    """Return the results key of threshold probability ``t``: ``t10`` for 0.10, ``t12_5`` for 0.125 (no dots: gate paths)."""
+    return "t" + f"{round(t * 100, 6):g}".replace(".", "_")
+
+
 def _decision_curves(
     engine: Engine, y: np.ndarray, s: np.ndarray, frame: pd.DataFrame, cohorts: dict[str, np.ndarray],
     cfg: DecisionCurveSettings, attributes: list[str],
@@ -183,7 +188,7 @@ def _decision_curves(
         view = BinaryView.from_arrays(rows, y[rows], s[rows])
         block: dict[str, Any] = {
             "curve": decision_curve(engine, view, grid).to_dict(),
-            "at": {f"{t:g}": net_benefit_at(engine, view, t) for t in cfg.key_thresholds},
+            "at": {threshold_key(t): {"threshold": t, **net_benefit_at(engine, view, t)} for t in cfg.key_thresholds},
         }
         groups: dict[str, Any] = {}
         for attr in attributes:
@@ -192,7 +197,7 @@ def _decision_curves(
             for value in sorted(set(values)):
                 sub = rows[values == value]
                 sub_view = BinaryView.from_arrays(sub, y[sub], s[sub])
-                per[value] = {"n": len(sub), "at": {f"{t:g}": net_benefit_at(engine, sub_view, t)
+                per[value] = {"n": len(sub), "at": {threshold_key(t): {"threshold": t, **net_benefit_at(engine, sub_view, t)}
                                                          for t in cfg.key_thresholds}}  # fmt: skip
             groups[attr] = per
         if groups:

@@ -55,7 +55,8 @@ def test_decision_curve_and_conformal_numbers(audited):
     t = np.array(dca["curve"]["thresholds"])
     np.testing.assert_allclose(dca["curve"]["model"], net_benefit(test.y_true.to_numpy(), test.score.to_numpy(), t),
                                atol=1e-12)
-    at = dca["at"]["0.2"]["advantage"]
+    assert dca["at"]["t20"]["threshold"] == 0.2
+    at = dca["at"]["t20"]["advantage"]
     assert at["ci_low"] <= at["estimate"] <= at["ci_high"]
     # conformal coverage per subgroup, by numpy on the same sets
     val = table[table.split == "val"]
@@ -92,5 +93,6 @@ def test_gate_rules_on_clinical_paths(audited, tmp_path):
     coverage = "  - {{id: cov, metric: clinical.conformal.mondrian.test.min_group_coverage, min: {}, use: ci_high}}\n"
     assert verdict(coverage.format(0.85)) == 0  # 90% target - 5% tolerance: met
     assert verdict(coverage.format(0.99)) == 1  # credibly below 99%
+    assert verdict("  - {id: d, metric: clinical.decision_curve.test.at.t20.advantage, min: 0, use: ci_low}\n") == 0
     # the planted slice is credibly worse than the rest by more than 0.1 AUROC
     assert verdict("  - {id: s, metric: clinical.slices.test.worst_auroc_gap, min: -0.10, use: ci_high}\n") == 1

@@ -79,7 +79,7 @@ def build_decision_curves(source: Source) -> dict[str, Any]:
     for name, block in cohorts:
         for t, at in (block.get("at") or {}).items():
             rows.append({
-                "cohort": source.cohort_label(name), "threshold": t,
+                "cohort": source.cohort_label(name), "threshold": fmt.plain(at.get("threshold", t)),
                 "model": source.cell(at.get("net_benefit"), "net_benefit"),
                 "all": source.cell(at.get("net_benefit_all"), "net_benefit"),
                 "advantage": source.cell(at.get("advantage"), "net_benefit"),
@@ -90,7 +90,8 @@ def build_decision_curves(source: Source) -> dict[str, Any]:
     for attr, values in (test.get("groups") or {}).items():
         for value, rec in values.items():
             for t, at in (rec.get("at") or {}).items():
-                groups.append({"group": f"{attr} = {value}", "n": fmt.format_count(rec.get("n")), "threshold": t,
+                groups.append({"group": f"{attr} = {value}", "n": fmt.format_count(rec.get("n")),
+                               "threshold": fmt.plain(at.get("threshold", t)),
                                "advantage": source.cell(at.get("advantage"), "net_benefit")})  # fmt: skip
     settings = dca.get("settings") or {}
     svg = _dca_svg([(source.cohort_label(k), v["curve"]) for k, v in cohorts if isinstance(v.get("curve"), Mapping)])
