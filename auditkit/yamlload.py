@@ -110,8 +110,9 @@ def load_yaml(
         text = data
     if "\x00" in text:
         raise error(f"{source}: contains a NUL byte, which YAML text cannot; save {what} as UTF-8 YAML")
-    loader = _BoundedLoader(text)
+    loader = None
     try:
+        loader = _BoundedLoader(text)  # the reader refuses control characters already here
         return loader.get_single_data()
     except _Refused as exc:
         if exc.syntax:
@@ -129,4 +130,5 @@ def load_yaml(
     except RecursionError:  # pragma: no cover - MAX_DEPTH stops nesting long before the stack
         raise error(f"{source}: nests too deeply; simplify {what}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
