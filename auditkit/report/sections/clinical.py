@@ -214,7 +214,7 @@ def build_robustness(source: Source) -> dict[str, Any]:
     for cond in rob.get("conditions", []):
         e = effects.get(cond["key"]) or {}
         rows.append({"perturbation": cond.get("label", cond["perturbation"]), "severity": cond["severity"],
-                     "value": f"{cond.get('parameter', '')} {fmt.format_number(cond.get('value'))}",
+                     "value": f"{cond.get('parameter', '')} {fmt.plain(cond.get('value'))}",
                      "auroc": source.cell(e.get("auroc"), "auroc"), "drop": source.cell(e.get("auroc_drop"), "auroc"),
                      "sens_drop": source.cell(e.get("sensitivity_drop"), "sensitivity"),
                      "flip": source.cell(e.get("flip_rate"), "flip_rate")})  # fmt: skip
