@@ -56,7 +56,7 @@ def audit_command(
     seed: int | None = typer.Option(
         None, "--seed", min=0, help=f"Random seed (default {run_context.DEFAULT_SEED})."
     ),
-    ci_method: str | None = typer.Option(None, "--ci-method", help="percentile | bca."),
+    ci_method: str | None = typer.Option(None, "--ci-method", help="auto (BCa when patients have several images, else percentile) | percentile | bca."),
     embeddings: Path | None = typer.Option(
         None, "--embeddings", help="Embeddings keyed by id (shift tests)."
     ),

@@ -95,6 +95,13 @@ def _too_few_units(point: float, kept: np.ndarray | None, n: int, min_n: int) ->
     return Estimate(point, reason=f"only {n_units} {unit}: no confidence interval")
 
 
+def _resolve(ci_method: str, clustered: bool) -> str:
+    """Return the method used: ``auto`` is BCa on patient-clustered resamples, else percentile (as the audit)."""
+    if ci_method != "auto":
+        return ci_method
+    return "bca" if clustered else "percentile"
+
+
 def bootstrap_mean(
     values: np.ndarray,
     *,
@@ -128,6 +135,7 @@ def bootstrap_mean(
     weights, n_units, unit = _weights(kept, n, n_boot=n_boot, random_state=random_state)
     means = (finite @ weights) / weights.sum(axis=0)
     jack = None
+    ci_method = _resolve(ci_method, kept is not None and n_units < n)
     if ci_method == "bca":
         jw = _jackknife_weights(unit, n_units)
         jack = (finite @ jw) / jw.sum(axis=0)
@@ -173,6 +181,7 @@ def bootstrap_ratio(
     weights, n_units, unit = _weights(kept, n, n_boot=n_boot, random_state=random_state)
     ratios = (num @ weights) / (den @ weights)
     jack = None
+    ci_method = _resolve(ci_method, kept is not None and n_units < n)
     if ci_method == "bca":
         jw = _jackknife_weights(unit, n_units)
         with np.errstate(divide="ignore", invalid="ignore"):
