@@ -43,43 +43,19 @@ import numpy as np
 import pandas as pd
 
 from auditkit.results import Estimate
+from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import Distribution, bootstrap_homogeneity_test, bootstrap_z_test
-from auditkit.stats.calibration import CALIBRATION_METRICS
 from auditkit.stats.cohort import (
-    PREVALENCE_DEPENDENT,
-    PREVALENCE_FREE,
     CohortAnalyzer,
     undefined_reason,
 )
 from auditkit.stats.delong import delong_homogeneity_test
-from auditkit.stats.discrimination import DISCRIMINATION_METRICS
 from auditkit.stats.intervals import PROPORTION_METRICS, bootstrap_se, power_record, range_estimate
 from auditkit.stats.multiplicity import adjust_p_values
 from auditkit.stats.proportions import proportion
 
 MISSING = "(missing)"
-RATIO_METRICS = (
-    "auroc",
-    "auprc",
-    "sensitivity",
-    "specificity",
-    "fnr",
-    "fpr",
-    "ppv",
-    "npv",
-    "f1",
-    "balanced_accuracy",
-    "accuracy",
-    "ece",
-    "brier",
-    "oe",
-)
-WORST_GROUP = ("auroc", "sensitivity", "specificity")
-DEFAULT_PRIMARY = ("auroc", "fnr", "fpr", "ppv", "npv", "ece", "brier", "oe")
-#: gaps that get a sample-size statement (those the default policy gates) besides the primary metrics.
 POWER_METRICS = ("fnr", "fpr", "auroc")
-#: a gap of one metric is the same test as the gap of its complement.
-TWIN_METRICS = {"sensitivity": "fnr", "specificity": "fpr"}
 
 
 @dataclass(frozen=True)
@@ -88,7 +64,9 @@ class FairnessSettings:
 
     min_group_size: int = 30
     min_events: int = 10
-    primary_metrics: tuple[str, ...] = DEFAULT_PRIMARY
+    primary_metrics: tuple[str, ...] = field(
+        default_factory=lambda: metric_registry.keys(fairness_primary=True)
+    )
     max_levels: int = 20
     """Warn when an attribute has more distinct values than this (bin it first)."""
 
@@ -140,7 +118,7 @@ class ComparisonFamily:
         adjusted = adjust_p_values(p, method=method)
         for (container, key, _), value in zip(self._members, adjusted, strict=True):
             container[key] = dataclasses.replace(container[key], p_adjusted=float(value))
-            for twin, primary in TWIN_METRICS.items():
+            for twin, primary in metric_registry.twins().items():
                 if primary == key and isinstance(container.get(twin), Estimate):
                     container[twin] = dataclasses.replace(container[twin], p_adjusted=float(value))
 
@@ -269,7 +247,9 @@ def analyse_attribute(
     if len(eligible) < 2:
         reason = f"fewer than two groups of {name!r} reach the minimum group size of {settings.min_group_size}"
         section["gap"] = {m: Estimate.undefined(reason) for m in _gap_metric_names()}
-        section["worst_group"] = {m: Estimate.undefined(reason) for m in WORST_GROUP}
+        section["worst_group"] = {
+            m: Estimate.undefined(reason) for m in metric_registry.keys(worst_group=True)
+        }
         warnings.append(reason + "; no gaps")
         return section
 
@@ -300,14 +280,14 @@ def analyse_attribute(
             method="highest minus lowest group; " + method,
             df=df,
         )
-        if metric in RATIO_METRICS and max(g.dists[metric].point for g in defined) > 0:
+        if metric_registry.get(metric).ratio and max(g.dists[metric].point for g in defined) > 0:
             section["ratio"][metric] = range_estimate(
                 dists, names, level=level, min_defined=min_defined, log=True, df=df
             )
         if metric in power_metrics:
             section["power"][metric] = _gap_power(defined, metric, gap[metric], level)
     _equalized_odds(eligible, gap, engine, analyzer)
-    for metric in WORST_GROUP:
+    for metric in metric_registry.keys(worst_group=True):
         defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
         if not defined:
             section["worst_group"][metric] = Estimate.undefined(
@@ -388,7 +368,7 @@ def _gap_power(defined: list[_Group], metric: str, gap: Estimate, level: float) 
 
 def _metric_names() -> tuple[str, ...]:
     """Return the metrics reported per group (the same plain names for binary and multi-class)."""
-    return (*DISCRIMINATION_METRICS, *CALIBRATION_METRICS)
+    return metric_registry.cohort_keys()
 
 
 _gap_metric_names = _metric_names
@@ -429,7 +409,7 @@ def _prevalence_adjusted(
     target = float(y.mean())
     adjusted = {g.name: analyzer.metrics(g.rows, prevalence=target) for g in eligible}
     gaps: dict[str, Any] = {}
-    for metric in PREVALENCE_DEPENDENT:
+    for metric in metric_registry.prevalence_dependent_keys():
         defined = [g for g in eligible if np.isfinite(adjusted[g.name][metric].point)]
         if len(defined) < 2:
             gaps[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
@@ -456,7 +436,7 @@ def _prevalence_adjusted(
             }
             for g in eligible
         },
-        "unchanged": list(PREVALENCE_FREE),
+        "unchanged": list(metric_registry.prevalence_free_keys()),
         "why_unchanged": "sensitivity, specificity, FNR, FPR, likelihood ratios and AUROC condition on the "
         "true class, so reweighting the classes cannot change them: their gaps are not explained by "
         "prevalence differences",
