@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.report import checklist
+from auditkit.report.model_card import build_model_card, card_context
 from auditkit.report.sections.clinical import CLINICAL_TITLES, build_clinical, clinical_availability
 from auditkit.report.sections.common import SECTION_TITLES, SECTIONS, Source
 from auditkit.report.sections.data import build_data, build_intended_use
@@ -61,6 +62,8 @@ def availability(results: Mapping[str, Any]) -> dict[str, bool]:
         "disjointness": bool(source.mapping("data.disjointness")),
         "sites": bool(source.mapping("data.sites")),
         "attributes": bool(source.mapping("data.attributes")),
+        "power": any(isinstance(b, Mapping) and isinstance(b.get("power"), Mapping) and bool(b["power"])
+                     for b in [*fairness, *external]),
         "flow": bool(source.get("data.flow")),
         "training": bool(source.mapping("model.training") or source.get("model.history")),
         "recalibration": any(isinstance(v, Mapping) and "parameters" in v for v in source.mapping("recalibration").values()),
@@ -141,6 +144,7 @@ def _sections(
         "cover": cover,
         "key_results": build_key_results(source),
         "findings": build_findings(source),
+        "model_card": card_context(source, build_model_card(source)),
         "expected_findings": build_expected_findings(source),
         "intended_use": build_intended_use(source),
         "data": build_data(source),

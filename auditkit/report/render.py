@@ -17,13 +17,17 @@ from typing import Any
 import jinja2
 
 from auditkit.errors import OutputExistsError
-from auditkit.fileio import atomic_write_bytes, atomic_write_text, sha256_bytes
+from auditkit.fileio import atomic_write_bytes, atomic_write_text, dumps_json, sha256_bytes
 from auditkit.progress import status
 from auditkit.report.context import build_context
-from auditkit.report.pdf import audit_datetime, evidence_files, html_to_pdf
+from auditkit.report.model_card import build_model_card
+from auditkit.report.pdf import EvidenceFile, audit_datetime, evidence_files, html_to_pdf
+from auditkit.report.sections.common import Source
 from auditkit.results import read_results_file
 
 BASE_TEMPLATE = "base.html"
+#: written next to the report (and attached to the PDF): the model card as JSON.
+MODEL_CARD_NAME = "model_card.json"
 
 
 def _load_template(name: str) -> tuple[str, str, Any]:
@@ -90,7 +94,7 @@ def render_report(
     policy: str | os.PathLike[str] | None = None,
     review: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
-    """Render the report of ``results_path``; return the paths written (PDF first, then HTML).
+    """Render the report of ``results_path``; return the paths written (PDF first, then HTML, then model_card.json).
 
     With neither output given, writes ``report.pdf`` next to results.json.
     Existing outputs are refused (OutputExistsError) unless ``force``; both
@@ -113,7 +117,15 @@ def render_report(
                 )
     report_dir = path.parent
     results_sha = sha256_bytes(raw)
+    card_path = Path(out_pdf if out_pdf is not None else out_html).parent / MODEL_CARD_NAME
+    card = dumps_json(build_model_card(Source(results, report_dir))).encode("utf-8")
+    # the card is a pure function of results.json: the same bytes may be rewritten, a different card may not
+    if not force and card_path.exists() and card_path.read_bytes() != card:
+        raise OutputExistsError(f"{card_path}: a different model card already exists; pass --force to overwrite it")
     attachments = evidence_files(results, results_bytes=raw, policy_path=policy) if out_pdf is not None else []
+    if out_pdf is not None:
+        attachments.append(EvidenceFile(MODEL_CARD_NAME, card, "The model card (FDA draft guidance 2025, "
+                                        "Appendix E layout) as JSON", "Supplement"))
     status(f"report: building figures and tables from {path}")
     context = build_context(results, report_dir=report_dir, results_sha256=results_sha,
                             attachments=[a.summary() for a in attachments], review=verdicts)
@@ -126,4 +138,5 @@ def render_report(
         written.append(atomic_write_bytes(out_pdf, pdf))
     if out_html is not None:
         written.append(atomic_write_text(out_html, context["assets"].inline(html)))
+    written.append(atomic_write_bytes(card_path, card))
     return written

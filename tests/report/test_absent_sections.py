@@ -22,7 +22,7 @@ def test_predictions_only_audit_without_model_external_explanations_or_gate(fact
     assert not context["external"]["available"] and "--external-site" in context["external"]["not_assessed"]
     assert not context["explanations"]["available"]
     assert not context["fairness"]["available"] and "--attributes" in context["fairness"]["not_assessed"]
-    assert context["intended_use"]["fields"][0]["text"] == "To be completed by the manufacturer."
+    assert context["intended_use"]["fields"][0]["text"] == "To be provided by the manufacturer."
     assert context["calibration"]["tables"][0]["title"] == "As delivered"
     assert len(context["calibration"]["tables"]) == 1
     assert html.count('class="not-assessed"') >= 6

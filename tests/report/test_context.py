@@ -97,7 +97,7 @@ def test_checklist_maps_items_to_sections_or_to_the_manufacturer(full_context):
     rows = {r["number"]: r for g in full_context["checklist"]["groups"] for r in g["rows"]}
     assert len(rows) == 56
     assert rows[20]["where"]["anchor"] == "sec-discrimination" and rows[20]["kind"] == "AUTO"
-    assert rows[12]["status"] == "To be completed by the manufacturer."  # reference standard: HUMAN
+    assert rows[12]["status"] == "To be provided by the manufacturer."  # reference standard: HUMAN
     assert rows[3]["status"].startswith("Provided by the manufacturer")
     assert rows[24]["status"].startswith("Not assessed in this audit")  # decision curves: not computed
     assert rows[31]["where"]["anchor"] == "sec-fairness"  # the intersection is present
@@ -105,7 +105,7 @@ def test_checklist_maps_items_to_sections_or_to_the_manufacturer(full_context):
     entry = next(e for e in claim["entries"] if e["item"] == "CLAIM 2024 20")
     assert [p["anchor"] for p in entry["places"]] == ["sec-data"]
     assert next(e for e in claim["entries"] if e["item"] == "CLAIM 2024 14")["status"] == (
-        "To be completed by the manufacturer.")
+        "To be provided by the manufacturer.")
 
 
 def test_html_has_every_section_and_page_references(full_html):

@@ -128,3 +128,53 @@ def test_pdf_is_tagged_and_stays_pdf_a_3b_with_its_attachments(full_pdf):
     _structure_types(root["/StructTreeRoot"], kinds)
     assert {"/H2", "/Table", "/TH", "/TD", "/Figure", "/Link"} <= set(kinds)
     assert all(str(figure.get("/Alt") or "").strip() for figure in kinds["/Figure"])  # every image has alt text
+
+
+def test_every_checklist_cross_reference_lands_on_the_content_it_names(full_pdf):
+    """From the PDF's text: each "Title (p. N)" link has Title printed on page N as a heading, not only as a link."""
+    import io
+    import re
+
+    from pypdf import PdfReader
+
+    from auditkit.report.checklist import SUBSECTIONS
+    from auditkit.report.sections.common import SECTION_TITLES
+
+    pages = [" ".join(page.extract_text().split()) for page in PdfReader(io.BytesIO(full_pdf.read_bytes())).pages]
+    titles = set(SUBSECTIONS.values()) | set(SECTION_TITLES.values())
+    checked, wrong = 0, []
+    for text in pages:
+        for title in titles:
+            for match in re.finditer(re.escape(title) + r" \(p\. (\d+)\)", text):
+                checked += 1
+                page = int(match.group(1))
+                target = re.sub(re.escape(title) + r" \(p\. \d+\)", "", pages[page - 1])  # links are not content
+                if title not in target:
+                    wrong.append((title, page))
+    assert checked >= 60 and wrong == []
+    flat = " ".join(pages)
+    assert "Model card (FDA draft guidance 2025, Appendix E) (p." in flat  # the model card item has a real target
+    assert "EU AI Act Annex IV (technical documentation)" in flat and "FDA draft guidance 2025 (AI-enabled" in flat
+    assert "STARD-AI 2025" in flat and "To be provided by the manufacturer." in flat
+
+
+def test_model_card_json_follows_appendix_e_with_numbers_from_results(full_results, full_doc, tmp_path):
+    import json
+    import shutil
+
+    from auditkit.report import render_report
+
+    folder = tmp_path / "card"
+    shutil.copytree(full_results.parent, folder)
+    written = render_report(folder / "results.json", out_html=folder / "report.html")
+    card = json.loads((folder / "model_card.json").read_text())
+    assert folder / "model_card.json" in written
+    assert list(card)[:5] == ["format", "device_information", "regulatory_status", "description", "data"]
+    assert card["performance"]["overall"]["internal_test"]["auroc"] == full_doc["discrimination"]["test"]["auroc"]
+    groups = full_doc["fairness"]["sex"]["groups"]
+    card_f = card["performance"]["subgroups"]["sex"]["groups"]["F"]
+    assert card_f["sensitivity"] == groups["F"]["sensitivity"] and card_f["n_images"] == groups["F"]["n"]
+    requested = {r["variable"]: r["status"] for r in card["data"]["requested_subgroups"]}
+    assert requested["race"].startswith("absent") and requested["acquisition equipment"].startswith("absent")
+    assert requested["sex"].startswith("analysed")
+    assert card["risk_management"]["software_quality"] == "To be provided by the manufacturer."

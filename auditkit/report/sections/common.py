@@ -19,6 +19,7 @@ from auditkit.results import get_path
 #: Report sections in order: anchor id, number shown, title.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("sec-summary", "", "Summary and verdict"),
+    ("sec-model-card", "", "Model card (FDA draft guidance 2025, Appendix E)"),
     ("sec-intended-use", "1", "Intended use and limitations"),
     ("sec-data", "2", "Data"),
     ("sec-model", "3", "Model description"),
@@ -35,7 +36,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
 )
 SECTION_TITLES = {anchor: title for anchor, _, title in SECTIONS}
 
-TO_BE_COMPLETED = "To be completed by the manufacturer."
+TO_BE_COMPLETED = "To be provided by the manufacturer."
 
 
 def not_assessed(reason: str) -> str:

@@ -49,7 +49,7 @@ def build_cover(source: Source, *, results_sha256: str | None) -> dict[str, Any]
         ("Version", model_version(source)),
         ("Architecture", model.get("arch") or "not available (audit from a predictions table)"),
         ("Weights SHA-256", model.get("sha256") or "not available (audit from a predictions table)"),
-        ("Manufacturer", intended.get("manufacturer") or "to be completed by the manufacturer"),
+        ("Manufacturer", intended.get("manufacturer") or "to be provided by the manufacturer"),
         ("Audit date", source.get("created", NOT_RECORDED)),
         ("Task", _task_text(source)),
         ("Produced by", f"auditkit {source.get('tool.version', '?')} (results schema {source.get('schema_version', '?')})"),
