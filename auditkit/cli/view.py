@@ -18,7 +18,7 @@ def view_command(
         None, "--export", help="Write the viewer as one self-contained HTML file instead of serving it."
     ),
     assets: str | None = typer.Option(
-        None, "--assets", help="With --export: copy the images into this folder beside the HTML instead of inlining them."
+        None, "--assets", help="With --export: put the images in this folder beside the HTML (one images.js) instead of inlining them."
     ),
     force: bool = typer.Option(False, "--force", help="With --export: replace an existing file."),
 ) -> None:

@@ -144,10 +144,11 @@ def test_markup_in_a_site_name_shows_as_text(page, url):
     assert page.locator("img").count() == 0
 
 
-def test_the_exported_file_works_offline_with_its_images_inlined(page, planted_report, tmp_path):
+@pytest.mark.parametrize("assets", [None, "viewer_files"])
+def test_the_exported_file_works_offline_with_its_images_inlined_or_beside_it(page, planted_report, tmp_path, assets):
     from auditkit.viewer.page import export_html
 
-    out = export_html(planted_report[0], tmp_path / "viewer.html")
+    out = export_html(planted_report[0], tmp_path / "viewer.html", assets=assets)
     html = out.read_text(encoding="utf-8")
     assert "http://" not in html and "https://" not in html
     requests = []

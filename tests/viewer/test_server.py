@@ -151,7 +151,9 @@ def test_view_export_writes_one_file_and_refuses_to_overwrite(tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
     assert run(["view", str(tmp_path / "r"), "--export", str(out), "--assets", "viewer_files", "--force"]) == 0
     assert "data:image" not in out.read_text(encoding="utf-8")
-    assert (tmp_path / "viewer_files" / cases[0]["image"]).is_file()
+    script = (tmp_path / "viewer_files" / "images.js").read_text(encoding="utf-8")
+    assert script.count("data:image/png;base64,") == sum(1 + len(c["maps"]) + (c["mask"] is not None) for c in cases)
+    assert run(["view", str(tmp_path / "r"), "--export", str(out), "--assets", "../up", "--force"]) == 2
 
 
 def test_an_audit_without_case_records_is_one_line_and_exit_2(tmp_path, capsys):

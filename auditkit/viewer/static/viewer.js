@@ -4,6 +4,7 @@
   "use strict";
   var boot = JSON.parse(document.getElementById("auditkit-data").textContent);
   var P = boot.payload;
+  if (window.auditkitImages) Object.assign(boot.images, window.auditkitImages);  // the --assets script
   var CASES = P.cases;
   var METHODS = Object.keys(P.methods || {});
   var FLAGS = ["shortcut_suspected", "peak_outside_lesion", "low_localisation"];
@@ -201,7 +202,8 @@
         canvas.height = img.naturalHeight;
         var ctx = canvas.getContext("2d", { willReadFrequently: true });
         ctx.drawImage(img, 0, 0);
-        resolve(ctx.getImageData(0, 0, canvas.width, canvas.height));
+        try { resolve(ctx.getImageData(0, 0, canvas.width, canvas.height)); }
+        catch (e) { reject(new Error("cannot read the pixels of " + rel + " (" + e.message + ")")); }
       };
       img.onerror = function () { reject(new Error("cannot load " + rel)); };
       img.src = url(rel);
