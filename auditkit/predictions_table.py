@@ -276,6 +276,27 @@ def from_frame(
     (or was written to), for messages and the results' fingerprints.
     """
     frame = frame.reset_index(drop=True)
+    score_cols = _score_columns_of(path, frame)
+    frame["id"] = _checked_ids(path, frame["id"])
+    spec = _class_spec(path, frame, meta, score_cols, positive_class)
+    frame["label"] = frame["y_true"]
+    frame["y_true"] = encode_labels(frame["y_true"], spec, where=f"{path} column 'y_true'")
+    probs = _probabilities(path, frame, score_cols, spec)
+    _normalise_passthrough(path, frame)
+    _apply_external_sites(path, frame, external_sites)
+    model = None
+    if meta:
+        model = {"name": meta.get("model_name"), "sha256": meta.get("model_sha256")}
+        if meta.get("data_root"):
+            model["data_root"] = meta["data_root"]
+    return PredictionsTable(
+        frame=frame, classes=spec, path=path, sha256=sha256, model=model, probs=probs,
+        score_columns=tuple(score_cols),
+    )  # fmt: skip
+
+
+def _score_columns_of(path: Path, frame: pd.DataFrame) -> list[str]:
+    """Return the score columns after checking the required columns and rows are there."""
     for column in ("id", "y_true"):
         if column not in frame.columns:
             raise PredictionsError(
@@ -295,8 +316,11 @@ def from_frame(
         raise PredictionsError(
             f"{path}: no score column; add 'score' (probability of the positive class) or one score_<class> per class"
         )
+    return score_cols
 
-    ids = frame["id"]
+
+def _checked_ids(path: Path, ids: pd.Series) -> pd.Series:
+    """Return the ids as text after checking that none is empty and none repeats."""
     if ids.isna().any():
         row = int(np.flatnonzero(ids.isna().to_numpy())[0])
         raise PredictionsError(
@@ -310,33 +334,34 @@ def from_frame(
             f"{path}: column 'id' has duplicate value {ids.iloc[rows[0]]!r} (rows {rows[0] + 1} and {rows[1] + 1}); "
             "ids must be unique, one row per image"
         )
-    frame["id"] = ids
+    return ids
 
-    spec = _class_spec(path, frame, meta, score_cols, positive_class)
-    frame["label"] = frame["y_true"]
-    frame["y_true"] = encode_labels(frame["y_true"], spec, where=f"{path} column 'y_true'")
 
+def _probabilities(path: Path, frame: pd.DataFrame, score_cols: list[str], spec: ClassSpec) -> np.ndarray:
+    """Return the (n, K) class probabilities of the score columns (multi-class rows renormalised)."""
     values = _check_scores(path, frame, score_cols)
     if score_cols == ["score"]:
-        probs = np.column_stack([1.0 - values[:, 0], values[:, 0]])
-    else:
-        names = [c[len("score_") :] for c in score_cols]
-        missing = [c for c in spec.classes if c not in names]
-        if missing:
-            raise PredictionsError(
-                f"{path}: no score column for class {missing[0]!r}; give score_<class> for every class {list(spec.classes)}"
-            )
-        probs = values[:, [names.index(c) for c in spec.classes]]
-        sums = probs.sum(axis=1)
-        off = np.abs(sums - 1.0) > SUM_TOLERANCE
-        if off.any():
-            row = int(np.flatnonzero(off)[0])
-            raise PredictionsError(
-                f"{path}: row {row + 1}: the score_<class> columns sum to {sums[row]:.6g}, not 1; give class "
-                "probabilities (softmax outputs)"
-            )
-        probs = probs / sums[:, None]
+        return np.column_stack([1.0 - values[:, 0], values[:, 0]])
+    names = [c[len("score_") :] for c in score_cols]
+    missing = [c for c in spec.classes if c not in names]
+    if missing:
+        raise PredictionsError(
+            f"{path}: no score column for class {missing[0]!r}; give score_<class> for every class {list(spec.classes)}"
+        )
+    probs = values[:, [names.index(c) for c in spec.classes]]
+    sums = probs.sum(axis=1)
+    off = np.abs(sums - 1.0) > SUM_TOLERANCE
+    if off.any():
+        row = int(np.flatnonzero(off)[0])
+        raise PredictionsError(
+            f"{path}: row {row + 1}: the score_<class> columns sum to {sums[row]:.6g}, not 1; give class "
+            "probabilities (softmax outputs)"
+        )
+    return probs / sums[:, None]
 
+
+def _normalise_passthrough(path: Path, frame: pd.DataFrame) -> None:
+    """Check and normalise ``patient_id`` (text, none empty), ``site`` (text) and ``split`` (lower-case), in place."""
     if "patient_id" in frame.columns:
         missing_pid = frame["patient_id"].isna()
         if missing_pid.any():
@@ -357,22 +382,6 @@ def from_frame(
                 f"{list(SPLITS)}"
             )
         frame["split"] = split
-    _apply_external_sites(path, frame, external_sites)
-
-    model = None
-    if meta:
-        model = {"name": meta.get("model_name"), "sha256": meta.get("model_sha256")}
-        if meta.get("data_root"):
-            model["data_root"] = meta["data_root"]
-    return PredictionsTable(
-        frame=frame,
-        classes=spec,
-        path=path,
-        sha256=sha256,
-        model=model,
-        probs=probs,
-        score_columns=tuple(score_cols),
-    )
 
 
 def _apply_external_sites(path: Path, frame: pd.DataFrame, external_sites: Sequence[str]) -> None:
