@@ -126,6 +126,10 @@ def render_report(
     if out_pdf is not None:
         attachments.append(EvidenceFile(MODEL_CARD_NAME, card, "The model card (FDA draft guidance 2025, "
                                         "Appendix E layout) as JSON", "Supplement"))
+    if out_pdf is not None and review is not None:
+        # the reader's verdicts are evidence too: attached as given, next to the section that reports them
+        attachments.append(EvidenceFile("review.json", Path(review).read_bytes(),
+                                        "The clinician's verdicts on the saliency maps (auditkit view)", "Supplement"))
     status(f"report: building figures and tables from {path}")
     context = build_context(results, report_dir=report_dir, results_sha256=results_sha,
                             attachments=[a.summary() for a in attachments], review=verdicts)
