@@ -21,6 +21,7 @@ Gateable paths (one Estimate each):
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -422,18 +423,77 @@ def robustness_section(
     }
 
 
+#: folder (inside the audit folder) of the slices' example images, and their size in pixels.
+SLICE_EXAMPLES_DIR = "clinical/slices"
+SLICE_EXAMPLE_PX = 128
+
+
+def write_slice_examples(
+    clinical: dict[str, Any], table: PredictionsTable, out_dir: Path, *, data_root: Path | None,
+    allow_outside_root: bool = False,
+) -> None:  # fmt: skip
+    """Write each slice's representative images as PNGs into the audit folder; record their relative paths.
+
+    The report may read only inside the audit folder, so the examples are
+    copied there (grey, at most 128 px) as ``clinical/slices/<slice>_<k>.png``
+    under ``representative_images``; nothing happens without an ``image`` column.
+    """
+    block = (clinical.get("slices") or {}).get("test")
+    if not block or "image" not in table.frame.columns:
+        return
+    from PIL import Image
+
+    from auditkit.data.paths import data_root_or, resolve_paths
+    from auditkit.data.readers import read_image
+    from auditkit.data.transforms import to_luma
+    from auditkit.fileio import atomic_write_bytes
+
+    by_id = dict(zip(table.frame["id"].astype(str), table.frame["image"], strict=True))
+    root = data_root_or(data_root, table.path.parent)
+    folder = out_dir / SLICE_EXAMPLES_DIR
+    for rec in block["records"]:
+        written = []
+        ids = rec.get("representative_ids") or []
+        paths = resolve_paths([by_id.get(i) for i in ids], root=root, allow_outside_root=allow_outside_root,
+                              where=lambda k, ids=ids: f"{table.path} image of id {ids[k]!r}")  # fmt: skip
+        for k, path in enumerate(paths):
+            if path is None:
+                continue
+            img = np.asarray(read_image(path), dtype=np.float32)
+            img = to_luma(img[..., :3]) if img.ndim == 3 else img
+            pil = Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
+            pil.thumbnail((SLICE_EXAMPLE_PX, SLICE_EXAMPLE_PX))
+            buffer = io.BytesIO()
+            pil.save(buffer, format="PNG")
+            name = f"{SLICE_EXAMPLES_DIR}/slice{rec['slice']}_{k}.png"
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write_bytes(out_dir / name, buffer.getvalue())
+            written.append(name)
+        rec["representative_images"] = written
+
+
 def add_clinical(config: Any, inputs: Any, loaded: Any, sections: dict[str, Any]) -> None:
     """Add the ``clinical`` section to ``sections`` (robustness too when the audit has the model and images)."""
     sections.update(compute_clinical(inputs.table, config.settings, sections, embeddings=inputs.embeddings))
-    if loaded is None or "clinical" not in sections:
+    if "clinical" not in sections:
         return
     from auditkit.data.paths import resolve_root
+    from auditkit.errors import AuditkitError
 
     # the images' fence, as for the explanations: the manifest's root, --data-root, or the recorded root
     data_root = resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
     recorded = (inputs.table.model or {}).get("data_root")
     if data_root is None and recorded:
         data_root = Path(recorded)
+    try:
+        write_slice_examples(sections["clinical"], inputs.table, Path(config.out), data_root=data_root,
+                             allow_outside_root=config.allow_outside_root)  # fmt: skip
+    except (OSError, AuditkitError) as exc:  # examples illustrate; an unreadable one must not stop the audit
+        sections.setdefault("warnings", []).append(
+            {"code": "slice_examples", "message": f"slice example images not written: {exc}", "where": "clinical.slices"}
+        )
+    if loaded is None:
+        return
     sections["clinical"]["robustness"] = robustness_section(
         loaded, inputs.table, config.settings, sections, data_root=data_root,
         allow_outside_root=config.allow_outside_root,

@@ -35,6 +35,10 @@ def audited(tmp_path_factory):
     val, val_e, _ = _table(500, rng, "v")
     test, test_e, latent = _table(1200, rng, "t")
     table = pd.concat([val.assign(split="val"), test.assign(split="test")], ignore_index=True)
+    from PIL import Image
+
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint8).reshape(64, 64)).save(root / "img.png")
+    table["image"] = "img.png"  # every row one image: enough for the slices' example images
     table.to_csv(root / "preds.csv", index=False)
     pd.concat([val_e, test_e]).to_parquet(root / "emb.parquet")
     (root / "audit.yaml").write_text(
@@ -80,6 +84,9 @@ def test_hidden_slice_found_in_audit(audited):
     assert worst["flagged"] and worst["auroc_gap"]["p_adjusted"] < 0.05
     reps = set(worst["representative_ids"])
     assert reps and reps <= set(test_ids[latent])  # its typical members are the latent slice's
+    out = audited[3].parent
+    assert len(worst["representative_images"]) == len(worst["representative_ids"])
+    assert all((out / p).read_bytes().startswith(b"\x89PNG") for p in worst["representative_images"])
 
 
 def test_gate_rules_on_clinical_paths(audited, tmp_path):

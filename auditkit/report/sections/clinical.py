@@ -137,6 +137,16 @@ def build_conformal(source: Source) -> dict[str, Any]:
             "tables": tables}  # fmt: skip
 
 
+def _strip(source: Source, images: list[str]) -> str | None:
+    """Return the asset URL of a slice's example images side by side (read inside the audit folder only)."""
+    if not images:
+        return None
+    from auditkit.report.gallery import make_strip
+
+    strip = make_strip(source.report_dir, images, panel_px=96, image_format="png")
+    return source.assets.add(strip.data, strip.mime)
+
+
 def build_slices(source: Source) -> dict[str, Any]:
     """Return the hidden-stratification sub-section: every candidate slice, flagged ones first."""
     block = (_clinical(source).get("slices") or {}).get("test") if isinstance(_clinical(source).get("slices"), Mapping) else None
@@ -156,6 +166,7 @@ def build_slices(source: Source) -> dict[str, Any]:
             "error_gap": source.cell(rec.get("error_gap"), "error_rate"),
             "flagged": bool(rec.get("flagged")), "attributes": attrs or "",
             "examples": ", ".join(rec.get("representative_ids") or []),
+            "strip": _strip(source, rec.get("representative_images") or []),
         })  # fmt: skip
     return {"available": True, "rows": rows, "n_flagged": block.get("n_flagged", 0),
             "features": block.get("features", ""), "n_slices": block.get("n_slices"),
