@@ -53,7 +53,7 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("*", r"external\.[^.]+\.calibration\.binning\.", "H13: the binning text follows n_bins"),
     ("*", r"\.(ece)\.method$", "H13: the ECE method text follows n_bins"),
     ("*", r"^calibration\.binning$", "H13: the report's binning sentence follows n_bins"),
-    ("*", r"(^|\.)fairness\.[^.]+\.(gap|ratio)\.[^.]+\.(ci_low|ci_high|method|reason|groups)$",
+    ("*", r"(^|\.)fairness\.[^.]+\.(gap|ratio)\.[^.]+\.(ci_low|ci_high|method|reason|groups(\[\d+\])?)$",
      "H14a (da1a503): max-min gaps and ratios get simultaneous-projection intervals"),
     ("*", r"^run\.config_sha256$", "H13: the config lists fairness_primary_metrics in the registry's order"),
     ("*", r"manifest_path$|^created$|\.created$|library_versions|reproducibility\.versions|config_sha256|\.sha256$|\.path$"

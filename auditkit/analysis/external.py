@@ -52,6 +52,18 @@ def _external_section(
         ctx.warn("external", message, f"external.{site}")
         section["warnings"] = warnings
         return section
+    delta, power = _deltas(ctx, site, rows, test_rows, family)
+    section["delta"] = delta
+    section["power"] = power
+    section["shift"] = _shift(ctx, site, rows, test_rows)
+    section["warnings"] = warnings
+    return section
+
+
+def _deltas(
+    ctx: AnalysisContext, site: str, rows: np.ndarray, test_rows: np.ndarray, family: ComparisonFamily
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return (site − test difference of every metric, the power statements of the gated ones)."""
     delta: dict[str, Any] = {}
     power: dict[str, Any] = {}
     site_d, test_d = ctx.metrics[site], ctx.metrics["test"]
@@ -64,43 +76,7 @@ def _external_section(
                 f"{metric} is undefined at {site} or on the internal test cohort"
             )
             continue
-        if metric == "auroc" and ctx.binary and not ctx.clustered:
-            arr = ctx.analyzer.arrays
-            res = delong_unpaired_test(
-                (arr.y[rows] == 1).astype(int),
-                arr.probs[rows, 1],
-                (arr.y[test_rows] == 1).astype(int),
-                arr.probs[test_rows, 1],
-                level=ctx.run.ci_level,
-            )
-            delta[metric] = Estimate(
-                res.estimate,
-                res.ci_low,
-                res.ci_high,
-                p_value=res.p_value,
-                method=res.method,
-                groups=(site, "test"),
-            )
-        elif metric in NORMAL_INTERVAL_METRICS:
-            diff = a - b
-            delta[metric] = normal_estimate(
-                diff,
-                level=ctx.run.ci_level,
-                min_defined=ctx.engine.settings.min_defined,
-                p_value=bootstrap_z_test(diff),
-                method="difference of debiased estimates; CI: ± z·bootstrap SE",
-                groups=(site, "test"),
-            )
-        else:
-            diff = a - b
-            method = (
-                "patient-clustered bootstrap (DeLong assumes independent images)"
-                if metric == "auroc"
-                else None
-            )
-            delta[metric] = ctx.engine.estimate(
-                diff, p_value=bootstrap_z_test(diff), method=method, groups=(site, "test")
-            )
+        delta[metric] = _delta(ctx, metric, a, b, site, rows, test_rows)
         if metric in EXTERNAL_POWER:
             power[metric] = power_record(
                 bootstrap_se(a - b),
@@ -113,11 +89,38 @@ def _external_section(
             )
         if metric_registry.get(metric).external_primary:
             family.add(delta, metric, f"{site}: {metric} delta")
-    section["delta"] = delta
-    section["power"] = power
-    section["shift"] = _shift(ctx, site, rows, test_rows)
-    section["warnings"] = warnings
-    return section
+    return delta, power
+
+
+def _delta(
+    ctx: AnalysisContext, metric: str, a: Any, b: Any, site: str, rows: np.ndarray, test_rows: np.ndarray
+) -> Estimate:
+    """Return the site − test difference of one metric: DeLong (AUROC, unclustered), normal or bootstrap."""
+    if metric == "auroc" and ctx.binary and not ctx.clustered:
+        arr = ctx.analyzer.arrays
+        res = delong_unpaired_test(
+            (arr.y[rows] == 1).astype(int),
+            arr.probs[rows, 1],
+            (arr.y[test_rows] == 1).astype(int),
+            arr.probs[test_rows, 1],
+            level=ctx.run.ci_level,
+        )
+        return Estimate(
+            res.estimate, res.ci_low, res.ci_high, p_value=res.p_value, method=res.method,
+            groups=(site, "test"),
+        )  # fmt: skip
+    diff = a - b
+    if metric in NORMAL_INTERVAL_METRICS:
+        return normal_estimate(
+            diff,
+            level=ctx.run.ci_level,
+            min_defined=ctx.engine.settings.min_defined,
+            p_value=bootstrap_z_test(diff),
+            method="difference of debiased estimates; CI: ± z·bootstrap SE",
+            groups=(site, "test"),
+        )
+    method = "patient-clustered bootstrap (DeLong assumes independent images)" if metric == "auroc" else None
+    return ctx.engine.estimate(diff, p_value=bootstrap_z_test(diff), method=method, groups=(site, "test"))
 
 
 def _shift(
