@@ -29,9 +29,15 @@ def demo_command(
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the phantom, training and bootstrap."),
     device: str | None = typer.Option(None, "--device", help="cuda, mps or cpu (default: best)."),
     force: bool = typer.Option(False, "--force", help="Replace an earlier demo in --out."),
+    volumes: bool = typer.Option(
+        False, "--volumes", help="The 3-D phantom (CT-like volumes): smallcnn3d, the audit, full-depth Grad-CAM."
+    ),
 ) -> int:
     """Plant flaws in a synthetic phantom, train smallcnn, audit it, and show each flaw caught (exits 0)."""
     from rich.console import Console
+
+    if volumes:
+        return _volume_demo(out if out != Path("reports/demo") else Path("reports/demo-volumes"), quick, seed, force)
 
     from auditkit.demo import run_demo
     from auditkit.gate import print_verdict_table
@@ -66,4 +72,40 @@ def demo_command(
         "The demo exits 0 whatever the verdict: it is a demonstration. In CI, gate with "
         "'auditkit audit ... --policy default' or 'auditkit gate', which exit 1 on failure."
     )
+    return int(ExitCode.OK)
+
+
+def _volume_demo(out: Path, quick: bool, seed: int, force: bool) -> int:
+    from rich.console import Console
+
+    from auditkit.demo_volumes import run_volume_demo
+    from auditkit.fileio import output_lock
+    from auditkit.gate import print_verdict_table
+
+    with output_lock(out):
+        outcome = run_volume_demo(out, quick=quick, seed=seed, force=force)
+    wide = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 160
+    console = Console(highlight=False, width=wide)
+    if outcome.gate is not None:
+        print_verdict_table(outcome.gate)
+    console.print("\n[bold]Planted flaws in the 3-D phantom and what caught them[/]")
+    for item in outcome.expected_findings:
+        word = "[bold green]CAUGHT[/]" if item["caught"] else "[bold red]MISSED[/]"
+        console.print(f"  {word}  {item['name']}: {item['description']}")
+        for check in item["checks"] or [{}]:
+            console.print(
+                f"          rule {item['rule']} on {check.get('metric', '(no check)')}: "
+                f"{_estimate(check)} -> {check.get('verdict', 'no check')}"
+            )
+    word = "[bold green]CAUGHT[/]" if outcome.shortcut_caught else "[bold red]MISSED[/]"
+    console.print(
+        f"  {word}  shortcut: a 4^3 marker cube in the corner of internal positives; full-depth Grad-CAM "
+        f"puts {outcome.shortcut_ratio_marked:.1f}x the box's volume share of saliency in it on marked "
+        f"volumes (unmarked: {outcome.shortcut_ratio_unmarked:.1f}x; NaN = no positive saliency)"
+    )
+    timing = ", ".join(f"{k} {v:.0f} s" for k, v in outcome.seconds.items())
+    console.print(f"Timings: {timing}.")
+    console.print(f"Report (PDF): {outcome.report_pdf}")
+    console.print(f"3-D saliency: {outcome.saliency_path}  slice panels: {outcome.audit_dir / 'volume_panels'}")
+    console.print(f"Results: {outcome.audit_dir / 'results.json'}  Model: {outcome.model_dir}")
     return int(ExitCode.OK)
