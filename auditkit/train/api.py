@@ -446,16 +446,18 @@ def train(
             meta["metrics"] = {k: row[k] for k in ("epoch", "train_loss", "val_loss", "val_auroc")}
             ckpt.save_checkpoint(out_dir, model, meta)
 
-        if mode == "fresh" and fit.is_main:
-            if overwrite:  # only now: every input has been validated, so nothing is lost in vain
-                _clear_checkpoint(out_dir)
-            ckpt.write_splits(out_dir, data.assignment())
+        if mode == "fresh":
+            if fit.is_main:  # under torchrun rank 0 alone writes
+                if overwrite:  # only now: every input has been validated, so nothing is lost in vain
+                    _clear_checkpoint(out_dir)
+                ckpt.write_splits(out_dir, data.assignment())
             if epochs == 0:
-                val_loss, val_auroc = validate(fit)
+                val_loss, val_auroc = validate(fit)  # every rank: a gathered evaluation under torchrun
                 row = {"epoch": 0, "train_loss": None, "val_loss": val_loss, "val_auroc": val_auroc, "lr": None}
                 fit.history.append(row)
-                save_best(row)
-                ckpt.write_history(out_dir, fit.history)
+                if fit.is_main:
+                    save_best(row)
+                    ckpt.write_history(out_dir, fit.history)
         interrupted = run_epochs(fit, start_epoch=start_epoch, save_best=save_best, on_epoch_end=on_epoch_end)
         calibration_record = None
         if ddp_plan is not None:
