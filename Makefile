@@ -7,7 +7,7 @@ STAMP       := $(VENV)/.auditkit-installed
 DEMO_OUT    ?= reports/demo
 PIP_FLAGS   := --disable-pip-version-check --no-input $(if $(CONSTRAINTS),-c $(CONSTRAINTS))
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench fuzz clean-venv
 
 $(STAMP): pyproject.toml setup.py $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+# Opt-in: atheris over the policy, config, results and manifest readers, FUZZ_SECONDS each.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install $(PIP_FLAGS) --quiet -e '.[fuzz]'
+	mkdir -p .fuzz
+	for t in policy config results manifest; do \
+		$(BIN)/python tests/fuzz/fuzz_readers.py $$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+			-artifact_prefix=.fuzz/$$t- > .fuzz/$$t.log 2>&1 || { tail -25 .fuzz/$$t.log; exit 1; }; \
+		echo "fuzz $$t: $$(grep -h '^Done' .fuzz/$$t.log)"; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -263,6 +263,9 @@ def read_config_file(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ConfigError(f"{path}: the top level must be a mapping of settings")
     if isinstance(data.get("audit"), dict):
         data = data["audit"]
+    odd = next((key for key in data if not isinstance(key, str)), None)
+    if odd is not None or any(not isinstance(key, str) for key in data):
+        raise ConfigError(f"{path}: setting names are words, got {short_repr(odd)}; fix or remove it")
     return data
 
 

@@ -666,6 +666,8 @@ def _yaml_hostile(marker: str) -> dict[str, str | bytes]:
         "oversized": "a: b\n" * 300_000,
         "binary-garbage": os.urandom(2000),
         "anchor-cycle": "a: &a [*a]\n",
+        "integer-key": "00: x\n",  # found by make fuzz: a key YAML reads as a number
+        "control-character": "a: \x01\n",  # found by the hypothesis property
     }
 
 
