@@ -34,9 +34,8 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--strength", type=float, default=0.8)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="Use the outputs already in --out (no re-run).")
     args = parser.parse_args()
-
-    from sklearn.metrics import roc_auc_score
 
     from auditkit.data.phantom import PhantomConfig, generate_phantom
 
@@ -45,7 +44,20 @@ def main() -> int:
     config = PhantomConfig(n_images=args.n, size=args.size, seed=0).with_flaws(
         ("hidden_slice",), {"hidden_slice": args.strength}
     )
-    phantom = generate_phantom(root / "phantom", config, force=True)
+    if args.reuse:
+        class _P:  # the one path the summary reads
+            truth_path = root / "phantom" / "phantom.json"
+
+        phantom = _P()
+    else:
+        phantom = generate_phantom(root / "phantom", config, force=True)
+    if not args.reuse:
+        _run_pipeline(root, phantom, args)
+    _summary(root, phantom, args, t0)
+    return 0
+
+
+def _run_pipeline(root: Path, phantom, args) -> None:  # type: ignore[no-untyped-def]
     _cli("train", "--manifest", str(phantom.manifest_path), "--arch", "smallcnn", "--out", str(root / "model"),
          "--epochs", str(args.epochs), "--device", "cpu", "--force")  # fmt: skip
     _cli("predict", "--model", str(root / "model"), "--manifest", str(phantom.manifest_path),
@@ -53,6 +65,14 @@ def main() -> int:
     (root / "audit.yaml").write_text("n_boot: 500\nattributes: [sex, age_group]\nmmd_permutations: 0\n")
     _cli("audit", "--predictions", str(root / "preds.parquet"), "--embeddings", str(root / "emb.parquet"),
          "--config", str(root / "audit.yaml"), "--out", str(root / "audit"), "--no-explain", "--no-report", "--force")  # fmt: skip
+
+
+def _summary(root: Path, phantom, args, t0: float) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.metrics import roc_auc_score
+
+    from auditkit.audit.predictions import read_embeddings
+    from auditkit.stats.slices import candidate_slices
+
     results = json.loads((root / "audit" / "results.json").read_text())
     truth = pd.DataFrame(json.loads(phantom.truth_path.read_text())["images"]).set_index("id")
     preds = pd.read_parquet(root / "preds.parquet").set_index("id")
@@ -66,10 +86,25 @@ def main() -> int:
     print(f"true AUROC: hidden slice {roc_auc_score(y[hidden], s[hidden]):.3f}, "
           f"rest {roc_auc_score(y[~hidden], s[~hidden]):.3f}")  # fmt: skip
     print(f"slices: {block['n_slices']}, flagged: {block['n_flagged']}")
+    # the audit's clustering is deterministic: redo it to see which images each slice holds
+    settings = results["clinical"]["settings"]["slices"]
+    emb = read_embeddings(root / "emb.parquet", list(test.index.astype(str)))
+    meta = (pd.get_dummies(test[["sex", "age_group"]].astype(str)).to_numpy(dtype=float)
+            if settings["use_attributes"] else None)
+    labels = candidate_slices(emb, n_slices=block["n_slices"], metadata=meta,
+                              metadata_weight=settings["attribute_weight"], n_components=settings["n_components"],
+                              random_state=results["run"]["seed"])  # fmt: skip
+    for rec in block["records"]:
+        inside = labels == rec["slice"]
+        if inside.sum() != rec["n"]:
+            print(f"  (slice {rec['slice']}: re-clustering differs from the audit's, {inside.sum()} vs {rec['n']})")
+        rec["precision"] = float(hidden[inside].mean()) if inside.any() else float("nan")
+        rec["recall"] = float(hidden[inside].sum() / max(hidden.sum(), 1))
     for rec in block["records"]:
         gap = rec["auroc_gap"]
         print(f"  slice {rec['slice']}: n={rec['n']}, AUROC gap {gap.get('estimate')}, p_adj {gap.get('p_adjusted')}, "
-              f"flagged {rec['flagged']}, representative ids in hidden slice "
+              f"flagged {rec['flagged']}, share hidden {rec['precision']:.2f}, holds {rec['recall']:.0%} of the hidden slice, "
+              f"representative ids in hidden slice "
               f"{sum(bool(truth.loc[i, 'hidden_slice']) for i in rec['representative_ids'])}/{len(rec['representative_ids'])}")  # fmt: skip
     return 0
 

@@ -81,9 +81,11 @@ class ConformalSettings(_Frozen):
 class SliceDiscoverySettings(_Frozen):
     """Candidate slices: k-means clusters of the embeddings (plus one-hot attributes)."""
 
-    n_slices: int = Field(8, ge=2, le=50)
+    n_slices: int | None = Field(None, ge=2, le=50)
+    """None: one slice per 60 test images, between 2 and 8 (a slice needs enough of both classes to test)."""
     n_components: int = Field(16, ge=1, le=256)
-    use_attributes: bool = True
+    use_attributes: bool = False
+    """join one-hot attributes to the embeddings (off: the fairness analysis already slices by them)."""
     attribute_weight: float = Field(0.3, ge=0, le=10)
     """scale of the one-hot attributes beside the unit-RMS embedding components: they tilt, not split, clusters."""
     min_size: int = Field(20, ge=5)
@@ -280,12 +282,15 @@ def _slices(
     threshold: float | None, multiplicity: str, seed: int,
 ) -> dict[str, Any] | None:  # fmt: skip
     rows = cohorts.get("test")
-    if embeddings is None or rows is None or len(rows) < 2 * cfg.n_slices:
+    if embeddings is None or rows is None:
+        return None
+    n_slices = cfg.n_slices or max(2, min(8, len(rows) // 60))
+    if len(rows) < 2 * n_slices:
         return None
     meta = None
     if cfg.use_attributes and attributes:
         meta = pd.get_dummies(frame.iloc[rows][attributes].astype(str)).to_numpy(dtype=np.float64)
-    labels = candidate_slices(embeddings[rows], n_slices=cfg.n_slices, metadata=meta,
+    labels = candidate_slices(embeddings[rows], n_slices=n_slices, metadata=meta,
                               metadata_weight=cfg.attribute_weight, n_components=cfg.n_components, random_state=seed)  # fmt: skip
     records = slice_report(engine, rows, y[rows], s[rows], labels,
                            settings=SliceSettings(threshold=threshold, min_size=cfg.min_size, multiplicity=multiplicity))  # fmt: skip
@@ -310,7 +315,7 @@ def _slices(
                          groups=(f"slice {slice_id}",))  # fmt: skip
     return {
         "test": {
-            "n_slices": cfg.n_slices,
+            "n_slices": n_slices,
             "features": "embeddings (standardised, PCA)" + (" + one-hot attributes" if meta is not None else ""),
             "records": out_records,
             "n_flagged": int(sum(r["flagged"] for r in out_records)),
