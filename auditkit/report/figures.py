@@ -160,9 +160,16 @@ def reliability_svg(panels: Sequence[Mapping[str, Any]]) -> str:
                             elinewidth=0.7, capsize=0)
             else:
                 ax.plot(x, y, "o-", color=PALETTE[col % len(PALETTE)], markersize=2.5)
+            smooth = panel.get("smooth") if isinstance(panel.get("smooth"), Mapping) else None
+            if smooth and smooth.get("predicted"):
+                sx, sy = _floats(smooth["predicted"]), _floats(smooth["observed"])
+                s_low, s_high = _floats(smooth.get("observed_low")), _floats(smooth.get("observed_high"))
+                if s_low and s_high and len(s_low) == len(sx) == len(s_high):
+                    ax.fill_between(sx, s_low, s_high, color="#555555", alpha=0.18, linewidth=0)
+                ax.plot(sx, sy, color="#333333", linewidth=1.0, label="smooth")
             ax.set_xlim(0, 1)
             ax.set_ylim(0, 1.02)
-            ax.set_title(safe_label(panel["title"]))
+            ax.set_title(safe_label(panel["title"], limit=60), fontsize=6.5)
             ax.set_ylabel("observed fraction positive" if col == 0 else "")
             ax.tick_params(labelbottom=False)
             lower, upper = _floats(panel.get("bin_lower")), _floats(panel.get("bin_upper"))

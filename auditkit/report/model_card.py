@@ -252,7 +252,9 @@ def card_context(source: Source, card: Mapping[str, Any]) -> dict[str, Any]:
                        if vs and vs.get("estimate") is not None else str(entry.get("reason") or "\u2014")),
         })
     power = []
-    for record in card["performance"]["sample_size"]:
+    gated = {str(rule.get("metric")) for rule in source.gate_rules()}
+    records = [r for r in card["performance"]["sample_size"] if r["comparison"] in gated]
+    for record in records or card["performance"]["sample_size"]:
         statement = record.get("statement")
         if not statement:
             detectable = record.get("minimum_detectable")

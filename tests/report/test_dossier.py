@@ -178,3 +178,31 @@ def test_model_card_json_follows_appendix_e_with_numbers_from_results(full_resul
     assert requested["race"].startswith("absent") and requested["acquisition equipment"].startswith("absent")
     assert requested["sex"].startswith("analysed")
     assert card["risk_management"]["software_quality"] == "To be provided by the manufacturer."
+
+
+def test_calibration_chain_shows_raw_delivered_and_refit_and_yes_no_checks_read_as_such(full_doc, full_results):
+    doc = copy.deepcopy(full_doc)
+    raw_intercept = {"estimate": -1.22, "ci_low": -1.54, "ci_high": -0.93}
+    doc["calibration_chain"] = {
+        "steps": ["raw", "as_delivered", "audit_recalibration"],
+        "raw": {"description": "softmax before the checkpoint's calibration", "test": {"intercept": raw_intercept}},
+        "as_delivered": {"calibration": {"method": "temperature", "temperature": 0.9336, "logit_offset": [0.34, -0.34],
+                                         "fitted_on": "val"}, "description": "the released scores"},
+        "audit_recalibration": {"temperature": {"temperature": 1.0}, "platt": None},
+        "warnings": ["temperature clamped at 0.01 on a separated validation split"],
+    }
+    doc["gate"]["rules"].append({"id": "sanity", "metric": "saliency.gradcam.sanity.passed", "op": "equals",
+                                 "threshold": True, "use": "estimate", "severity": "error", "verdict": "pass",
+                                 "blocking": False, "value": True, "estimate": True, "ci_low": None, "ci_high": None,
+                                 "message": "true as required"})
+    context = build_context(doc, report_dir=full_results.parent)
+    chain = context["calibration"]["chain"]
+    headers = chain["headers"]
+    raw_row, delivered_row, refit_row = chain["rows"]
+    column = headers.index("Calibration intercept")
+    assert raw_row["cells"][column]["text"] == "\u22121.22 (95% CI \u22121.54 to \u22120.93)"  # intercept: 2 decimals
+    assert "T = 0.934" in delivered_row["what"] and "T = 1.000" in refit_row["what"]
+    assert chain["warnings"] == ["temperature clamped at 0.01 on a separated validation split"]
+    sanity = next(r for r in context["cover"]["verdict"]["rules"] if r["id"] == "sanity")
+    assert sanity["condition"] == "estimate = true"
+    assert sanity["estimate"] == "yes (a yes/no check: no interval)"

@@ -109,7 +109,10 @@ def rule_text(rule: Mapping[str, Any]) -> str:
     )
     op = {"min": "\u2265", "max": "\u2264", "equals": "="}.get(str(rule.get("op")), str(rule.get("op") or "?"))
     threshold = rule.get("threshold")
-    shown = fmt.format_number(threshold) if isinstance(threshold, (int, float)) else fmt.plain(threshold)
+    if isinstance(threshold, bool):
+        shown = "true" if threshold else "false"  # a yes/no check (e.g. sanity passed), not a number
+    else:
+        shown = fmt.format_number(threshold) if isinstance(threshold, (int, float)) else fmt.plain(threshold)
     return f"{use} {op} {shown}"
 
 

@@ -196,23 +196,79 @@ def _binning_text(source: Source) -> str:
             "(Van Calster et al. 2016); ideal values are 0 and 1, and O/E 1.")
 
 
+def _temperature_text(params: Any) -> str:
+    value = params.get("temperature") if isinstance(params, Mapping) else None
+    return f"T = {fmt.format_number(value)}" if isinstance(value, (int, float)) else ""
+
+
 def _reliability_figure(source: Source) -> str | None:
     panels = []
     test = source.mapping("calibration.test")
-    candidates: list[tuple[str, Mapping[str, Any]]] = [("Internal test, as delivered", test)]
+    delivered = _temperature_text(source.mapping("model.calibration"))
+    candidates: list[tuple[str, Mapping[str, Any]]] = [
+        (f"Internal test, as delivered{f' ({delivered} from training)' if delivered else ''}", test)]
     temperature = source.mapping("recalibration.temperature.test")
     if temperature:
-        candidates.append(("Internal test, temperature-scaled", temperature))
+        refit = _temperature_text(source.mapping("recalibration.temperature.parameters"))
+        candidates.append((f"Internal test, audit refit{f' ({refit})' if refit else ''}", temperature))
     for site, block in source.mapping("external").items():
         if isinstance(block, Mapping) and isinstance(block.get("calibration"), Mapping):
-            candidates.append((f"External: {site}", block["calibration"]))
+            candidates.append((f"External: {site}, as delivered", block["calibration"]))
     for title, block in candidates:
         bins = ((block.get("reliability") or {}).get("equal_width")) if isinstance(block, Mapping) else None
         if isinstance(bins, Mapping) and bins.get("mean_predicted"):
-            panels.append({"title": title, **bins})
+            smooth = block.get("smooth") if isinstance(block.get("smooth"), Mapping) else None
+            panels.append({"title": title, **bins, "smooth": smooth})
     if not panels:
         return None
     return source.assets.svg(figures.reliability_svg(panels[:3]))
+
+
+#: the chain's metrics shown per step (the gated L1 error first).
+CHAIN_KEYS = ("ece_l1_debiased", "intercept", "slope", "oe", "brier")
+
+
+def _chain(source: Source) -> dict[str, Any]:
+    """Return the calibration chain: raw network output, as delivered (model.json), audit refit; and warnings."""
+    chain = source.mapping("calibration_chain")
+    if not chain:
+        return {"available": False, "rows": [], "headers": [], "warnings": []}
+    delivered = chain.get("as_delivered") if isinstance(chain.get("as_delivered"), Mapping) else {}
+    record = delivered.get("calibration") if isinstance(delivered.get("calibration"), Mapping) else {}
+    raw = chain.get("raw") if isinstance(chain.get("raw"), Mapping) else {}
+    refit = chain.get("audit_recalibration") if isinstance(chain.get("audit_recalibration"), Mapping) else {}
+    keys = [k for k in CHAIN_KEYS if k in source.mapping("calibration.test")]
+    offset = record.get("logit_offset")
+    delivered_text = ", ".join(x for x in (
+        f"{record.get('method')} fitted on the {source.cohort_label(str(record.get('fitted_on'))).lower()} split"
+        if record.get("method") else "", _temperature_text(record),
+        f"logit offset {fmt.plain(offset)}" if offset is not None else "") if x) or "no calibration recorded"
+    refit_text = _temperature_text(refit.get("temperature")) or "not fitted"
+    platt = refit.get("platt") if isinstance(refit.get("platt"), Mapping) else None
+    if platt:
+        refit_text += "; Platt " + ", ".join(f"{k} = {fmt.format_number(v)}" for k, v in platt.items()
+                                             if isinstance(v, (int, float)) and not isinstance(v, bool))
+    raw_test = raw.get("test") if isinstance(raw.get("test"), Mapping) else None
+    rows = [
+        {"step": "1. Raw network output", "what": str(raw.get("reason") or raw.get("description") or ""),
+         "cells": [source.cell((raw_test or {}).get(k), k) if raw_test else {"text": "\u2014", "css": "absent"}
+                   for k in keys]},
+        {"step": "2. As delivered (the released model)", "what": delivered_text,
+         "cells": [source.cell(source.mapping("calibration.test").get(k), k) for k in keys]},
+        {"step": "3. Audit-time recalibration (not released)", "what": f"temperature scaling refitted by the audit "
+         f"on the validation split: {refit_text}",
+         "cells": [source.cell(source.mapping("recalibration.temperature.test").get(k), k) for k in keys]},
+    ]
+    warnings = [str(w) for w in chain.get("warnings") or [] if w]
+    return {"available": True, "rows": rows, "headers": [fmt.metric_label(k) for k in keys], "warnings": warnings}
+
+
+def _gated_text(source: Source) -> str:
+    gated = source.mapping("calibration.test.gated_calibration_error")
+    if not gated:
+        return ""
+    parts = [f"{str(k).replace('_', ' ').capitalize()}: {v}" for k, v in gated.items() if isinstance(v, str)]
+    return "The gated calibration error. " + " ".join(p.rstrip(".") + "." for p in parts)
 
 
 def build_calibration(source: Source) -> dict[str, Any]:
@@ -220,7 +276,8 @@ def build_calibration(source: Source) -> dict[str, Any]:
     columns = _calibration_columns(source)
     if not columns:
         return {"available": False, "not_assessed": not_assessed("results.json has no calibration results"),
-                "tables": [], "figure": None, "binning": "", "warnings": [], "decomposition": []}
+                "tables": [], "figure": None, "binning": "", "warnings": [], "decomposition": [],
+                "chain": {"available": False, "rows": [], "headers": [], "warnings": []}, "gated": ""}
     tables = [{"title": "As delivered", "columns": [label for _, label, _ in columns],
                "levels": _hierarchy(source, columns)}]
     recalibrated = _recalibrated_columns(source)
@@ -245,6 +302,8 @@ def build_calibration(source: Source) -> dict[str, Any]:
         "not_assessed": "",
         "tables": tables,
         "figure": _reliability_figure(source),
+        "chain": _chain(source),
+        "gated": _gated_text(source),
         "binning": _binning_text(source),
         "warnings": warnings,
         "decomposition": decomposition,

@@ -173,6 +173,9 @@ def _verdict_counts(rules: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def _rule_estimate(source: Source, rule: Any) -> str:
+    for key in ("estimate", "value"):
+        if isinstance(rule.get(key), bool):  # a yes/no check has an outcome, not an interval
+            return f"{'yes' if rule[key] else 'no'} (a yes/no check: no interval)"
     if rule.get("estimate") is None and rule.get("ci_low") is None:
         return fmt.NOT_REPORTED if rule.get("value") is not None else "not computable"
     return source.est({"estimate": rule.get("estimate"), "ci_low": rule.get("ci_low"),
