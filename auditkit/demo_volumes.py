@@ -9,11 +9,12 @@
    (discrimination, calibration, fairness, external validity, the default
    policy, the report), with the planted site shift declared as an expected
    finding (rule ``external-auroc-delta``);
-4. Grad-CAM maps at the volumes' full depth are scored against the nodule
+4. Grad-CAM maps at the volumes' full depth (and IG maps, at voxel
+   resolution: Grad-CAM's depth resolution is its layer's) are scored against the nodule
    masks and the marker's box (``volume_saliency.json``: per-volume energy in
    the lesion, share of saliency in the marker box and its ratio to the box's
    share of the volume, the most salient slices and the lesion's slices) and
-   drawn as slice panels (``volume_panels/ID.png``).
+   drawn as slice panels (``volume_panels/ID.png``, ``ID_ig.png``).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class VolumeDemoOutcome:
     shortcut_caught: bool
     shortcut_ratio_marked: float
     shortcut_ratio_unmarked: float
+    ig_shortcut_ratio_marked: float
     report_pdf: Path | None
     gate: Any | None
     seconds: dict[str, float]
@@ -145,8 +147,11 @@ def run_volume_demo(
     maps = explain_volumes(
         loaded.model, inputs, method="gradcam", target_layer=loaded.target_layer, target=1
     )
+    # IG at voxel resolution beside Grad-CAM, whose depth resolution is the target layer's
+    ig_maps = explain_volumes(loaded.model, inputs, method="ig", target=1, n_steps=32, internal_batch_size=32)
     masks = [read_volume_mask(m) for m in rows["mask"]]
     scores = volume_saliency_scores(maps, masks, shortcut_box=marker_box(config))
+    ig_scores = volume_saliency_scores(ig_maps, masks, shortcut_box=marker_box(config))
     marked = np.array([truth[i]["marker"] for i in rows["id"]], dtype=bool)
     panels_dir = audit_dir / "volume_panels"
     panels_dir.mkdir(parents=True, exist_ok=True)
@@ -161,6 +166,8 @@ def run_volume_demo(
                 "hit": _number(scores.hit[i]),
                 "shortcut_share": _number(scores.shortcut_share[i]),
                 "shortcut_ratio": _number(scores.shortcut_ratio[i]),
+                "ig_energy_pointing": _number(ig_scores.energy_pointing[i]),
+                "ig_shortcut_ratio": _number(ig_scores.shortcut_ratio[i]),
                 "top_slices": chosen["saliency"],
                 "lesion_slices": chosen["lesion"],
             }
@@ -170,15 +177,22 @@ def run_volume_demo(
             path = panels_dir / f"{case_id}.png"
             figure.savefig(path, dpi=110)
             panels.append(path)
+            figure = slice_panel(loaded.preprocess.to_display(inputs[i]), ig_maps[i], masks[i])
+            path = panels_dir / f"{case_id}_ig.png"
+            figure.savefig(path, dpi=110)
+            panels.append(path)
     ratio_marked = (
         float(np.nanmedian(scores.shortcut_ratio[marked])) if marked.any() else float("nan")
     )
     unmarked = scores.shortcut_ratio[~marked]
     ratio_unmarked = float(np.nanmedian(unmarked)) if np.isfinite(unmarked).any() else float("nan")
-    caught = bool(np.isfinite(ratio_marked) and ratio_marked > 5)
+    ig_marked = float(np.nanmedian(ig_scores.shortcut_ratio[marked])) if marked.any() else float("nan")
+    caught = bool(np.isfinite(ratio_marked) and ratio_marked > 5 and np.isfinite(ig_marked) and ig_marked > 5)
     document = {
-        "method": "gradcam",
-        "postprocessing": ["upsample (trilinear, full depth)", "relu"],
+        "methods": {
+            "gradcam": ["upsample (trilinear, full depth)", "relu"],
+            "ig": ["sum_channels", "relu"],
+        },
         "input_size": list(loaded.preprocess.size),
         "shortcut_box": marker_box(config),
         "summary": {
@@ -186,6 +200,8 @@ def run_volume_demo(
             "median_shortcut_ratio_marked": _number(ratio_marked),
             "median_shortcut_ratio_unmarked": _number(ratio_unmarked),
             "median_energy_pointing": _number(float(np.nanmedian(scores.energy_pointing))),
+            "ig_median_shortcut_ratio_marked": _number(ig_marked),
+            "ig_median_energy_pointing": _number(float(np.nanmedian(ig_scores.energy_pointing))),
             "shortcut_caught": caught,
         },
         "volumes": cases,
@@ -203,6 +219,7 @@ def run_volume_demo(
         shortcut_caught=caught,
         shortcut_ratio_marked=ratio_marked,
         shortcut_ratio_unmarked=ratio_unmarked,
+        ig_shortcut_ratio_marked=ig_marked,
         report_pdf=outcome.files.get("report_pdf"),
         gate=outcome.gate,
         seconds=seconds,

@@ -101,7 +101,8 @@ def _volume_demo(out: Path, quick: bool, seed: int, force: bool) -> int:
     console.print(
         f"  {word}  shortcut: a 4^3 marker cube in the corner of internal positives; full-depth Grad-CAM "
         f"puts {outcome.shortcut_ratio_marked:.1f}x the box's volume share of saliency in it on marked "
-        f"volumes (unmarked: {outcome.shortcut_ratio_unmarked:.1f}x; NaN = no positive saliency)"
+        f"volumes (IG: {outcome.ig_shortcut_ratio_marked:.1f}x; unmarked, Grad-CAM: "
+        f"{outcome.shortcut_ratio_unmarked:.1f}x, nan = no positive saliency)"
     )
     timing = ", ".join(f"{k} {v:.0f} s" for k, v in outcome.seconds.items())
     console.print(f"Timings: {timing}.")

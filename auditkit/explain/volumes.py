@@ -134,18 +134,26 @@ def slice_panel(
     if chosen["lesion"]:
         centre = chosen["lesion"][len(chosen["lesion"]) // 2]
         slices.append(centre)
-    mass = np.clip(saliency, 0, None).sum(axis=(1, 2))
-    total = max(float(mass.sum()), 1e-12)
-    scale = max(float(np.clip(saliency, 0, None).max()), 1e-12)
+    positive = np.clip(saliency, 0, None)
+    mass = positive.sum(axis=(1, 2))
+    total = float(mass.sum())
+    scale = max(float(positive.max()), 1e-12)
+    if total <= 0:
+        slices = chosen["lesion"][len(chosen["lesion"]) // 2 : len(chosen["lesion"]) // 2 + 1] or [0]
     figure = Figure(figsize=(2.2 * len(slices), 2.5))
     for index, z in enumerate(slices):
         axis = figure.add_subplot(1, len(slices), index + 1)
         axis.imshow(volume[z], cmap="gray", vmin=0, vmax=1)
-        axis.imshow(np.clip(saliency[z], 0, None) / scale, cmap="jet", alpha=0.4, vmin=0, vmax=1)
+        # only voxels above 5% of the volume's peak are coloured, so the anatomy stays visible
+        shown = np.ma.masked_where(positive[z] <= 0.05 * scale, positive[z] / scale)
+        axis.imshow(shown, cmap="jet", alpha=0.45, vmin=0, vmax=1)
         if mask is not None and mask[z].any():
             axis.contour(mask[z], levels=[0.5], colors="lime", linewidths=0.8)
-        kind = "lesion" if index == len(chosen["saliency"]) else "top saliency"
-        axis.set_title(f"slice {z} ({kind})\n{100 * mass[z] / total:.0f}% of saliency", fontsize=7)
+        if total <= 0:
+            axis.set_title(f"slice {z} (lesion)\nno positive saliency anywhere", fontsize=7)
+        else:
+            kind = "lesion" if index == len(chosen["saliency"]) else "top saliency"
+            axis.set_title(f"slice {z} ({kind})\n{100 * mass[z] / total:.0f}% of saliency", fontsize=7)
         axis.axis("off")
     figure.tight_layout()
     return figure
