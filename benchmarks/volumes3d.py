@@ -123,6 +123,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
+    parser.add_argument("--only", choices=("all", "cam", "ig", "infer"), default="all")
+    parser.add_argument(
+        "--ig-arch", default="r3d_18", help="architecture of the IG memory comparison"
+    )
+    parser.add_argument(
+        "--ig-size", type=int, default=None, help="volume side of the IG comparison"
+    )
     args = parser.parse_args()
     r = args.repeats
     print(
@@ -130,69 +137,48 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}; python {platform.python_version()}"
     )
     size = 32 if args.quick else 64
-    cam_rows = []
-    for arch in ("smallcnn3d", "r3d_18"):
+    parts = ("cam", "ig", "infer") if args.only == "all" else (args.only,)
+    for arch in ("smallcnn3d", "r3d_18") if "cam" in parts else ():
         for kind in ("gradcam_auditkit", "gradcam_pgc"):
             m = measure(
                 {"dims": 3, "arch": arch, "size": size, "batch": 2, "kind": kind, "repeats": r}
             )
-            cam_rows.append((arch, kind, m))
             print(
                 f"grad-cam {arch} {size}^3 x2 {kind}: {m['seconds']:.2f} s, {m['per_second']:.2f} vol/s, "
                 f"peak +{m['peak_extra_mib']:.0f} MiB, map {m['output_shape']}"
             )
-    ig_rows = []
     steps = 16
-    for chunk in (2, 8, 32):
-        m = measure(
-            {
-                "dims": 3,
-                "arch": "r3d_18",
-                "size": size // 2,
-                "batch": 2,
-                "kind": "ig_auditkit",
-                "steps": steps,
-                "chunk": chunk,
-                "repeats": 1,
-            }
-        )
-        ig_rows.append((f"auditkit chunk {chunk}", m))
+    ig_arch, ig_size = args.ig_arch, args.ig_size or size // 2
+    base = {"dims": 3, "arch": ig_arch, "size": ig_size, "batch": 2, "steps": steps, "repeats": 1}
+    for chunk in (2, 8, 32) if "ig" in parts else ():
+        m = measure({**base, "kind": "ig_auditkit", "chunk": chunk})
         print(
-            f"IG r3d_18 {size // 2}^3 x2, {steps} steps, auditkit chunk {chunk}: {m['seconds']:.2f} s, peak +{m['peak_extra_mib']:.0f} MiB"
+            f"IG {ig_arch} {ig_size}^3 x2, {steps} steps, auditkit chunk {chunk}: "
+            f"{m['seconds']:.2f} s, peak +{m['peak_extra_mib']:.0f} MiB"
         )
-    m = measure(
-        {
-            "dims": 3,
-            "arch": "r3d_18",
-            "size": size // 2,
-            "batch": 2,
-            "kind": "ig_captum",
-            "steps": steps,
-            "repeats": 1,
-        }
-    )
-    ig_rows.append(("captum, all steps at once", m))
-    print(
-        f"IG r3d_18 {size // 2}^3 x2, {steps} steps, captum all at once: {m['seconds']:.2f} s, peak +{m['peak_extra_mib']:.0f} MiB"
-    )
+    if "ig" in parts:
+        m = measure({**base, "kind": "ig_captum"})
+        print(
+            f"IG {ig_arch} {ig_size}^3 x2, {steps} steps, captum all at once: "
+            f"{m['seconds']:.2f} s, peak +{m['peak_extra_mib']:.0f} MiB"
+        )
     sizes3d = (32, 64) if args.quick else (64, 128)
-    for arch in ("smallcnn3d", "r3d_18"):
+    for arch in ("smallcnn3d", "r3d_18") if "infer" in parts else ():
         for s in sizes3d:
-            m = measure(
-                {
-                    "dims": 3,
-                    "arch": arch,
-                    "size": s,
-                    "batch": 2 if s >= 128 else 4,
-                    "kind": "infer",
-                    "repeats": r,
-                }
-            )
+            spec = {
+                "dims": 3,
+                "arch": arch,
+                "size": s,
+                "batch": 2 if s >= 128 else 4,
+                "kind": "infer",
+                "repeats": r,
+            }
+            m = measure(spec)
             print(
                 f"inference {arch} {s}^3: {m['per_second']:.2f} volumes/s, peak +{m['peak_extra_mib']:.0f} MiB"
             )
     sizes2d = (224,) if args.quick else (224, 512)
-    for arch in ("resnet50", "densenet121"):
+    for arch in ("resnet50", "densenet121") if "infer" in parts else ():
         for s in sizes2d:
             m = measure(
                 {"dims": 2, "arch": arch, "size": s, "batch": 4, "kind": "infer", "repeats": r}
