@@ -92,7 +92,14 @@ def group_labels(frame: pd.DataFrame, columns: Sequence[str]) -> pd.Series:
 
 
 class ComparisonFamily:
-    """Collects the p-values of one family of comparisons, then writes the adjusted values back."""
+    """Collects the p-values of one family of comparisons and returns their adjusted copies.
+
+    :meth:`adjusted` leaves every registered Estimate as it is and returns
+    the copies carrying ``p_adjusted`` (a member's twin, the same test of its
+    complement metric, gets the member's value); :meth:`adjust` is
+    ``apply_adjusted(family.adjusted(method))`` for the section builders that
+    place the copies into their sections.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -112,15 +119,27 @@ class ComparisonFamily:
     def __len__(self) -> int:
         return len(self._members)
 
-    def adjust(self, method: str) -> None:
-        """Replace every member's Estimate by a copy carrying ``p_adjusted``, and its twins' too."""
+    def adjusted(self, method: str) -> list[tuple[dict[str, Any], str, Estimate]]:
+        """Return ``(container, key, adjusted copy)`` for every member and its twins; nothing is modified."""
         p = [container[key].p_value for container, key, _ in self._members]
-        adjusted = adjust_p_values(p, method=method)
-        for (container, key, _), value in zip(self._members, adjusted, strict=True):
-            container[key] = dataclasses.replace(container[key], p_adjusted=float(value))
+        values = adjust_p_values(p, method=method)
+        out: list[tuple[dict[str, Any], str, Estimate]] = []
+        for (container, key, _), value in zip(self._members, values, strict=True):
+            out.append((container, key, dataclasses.replace(container[key], p_adjusted=float(value))))
             for twin, primary in metric_registry.twins().items():
                 if primary == key and isinstance(container.get(twin), Estimate):
-                    container[twin] = dataclasses.replace(container[twin], p_adjusted=float(value))
+                    out.append((container, twin, dataclasses.replace(container[twin], p_adjusted=float(value))))
+        return out
+
+    def adjust(self, method: str) -> None:
+        """Place the adjusted copies of :meth:`adjusted` into the sections the members came from."""
+        apply_adjusted(self.adjusted(method))
+
+
+def apply_adjusted(adjusted: list[tuple[dict[str, Any], str, Estimate]]) -> None:
+    """Put each adjusted Estimate into its section under its key (the one place sections are updated)."""
+    for container, key, estimate in adjusted:
+        container[key] = estimate
 
 
 @dataclass

@@ -228,3 +228,17 @@ def test_test_family_writes_adjusted_values_and_twins():
     assert a["fnr"].p_adjusted == pytest.approx(0.02)
     assert a["sensitivity"].p_adjusted == pytest.approx(0.02)
     assert b["fnr"].p_adjusted == pytest.approx(0.04)
+
+
+def test_the_family_returns_adjusted_copies_and_leaves_its_members_alone():
+    """Holm by hand: p = (0.01, 0.04) -> (0.02, 0.04); the registered Estimates are not modified."""
+    a = {"fnr": Estimate(0.1, p_value=0.01), "sensitivity": Estimate(-0.1, p_value=0.01)}
+    b = {"fnr": Estimate(0.1, p_value=0.04)}
+    family = ComparisonFamily("gaps")
+    family.add(a, "fnr", "a")
+    family.add(b, "fnr", "b")
+    adjusted = family.adjusted("holm")
+    assert a["fnr"].p_adjusted is None and b["fnr"].p_adjusted is None
+    by_key = {(id(container), key): est.p_adjusted for container, key, est in adjusted}
+    assert by_key == {(id(a), "fnr"): pytest.approx(0.02), (id(a), "sensitivity"): pytest.approx(0.02),
+                      (id(b), "fnr"): pytest.approx(0.04)}  # fmt: skip
