@@ -206,3 +206,18 @@ def test_calibration_chain_shows_raw_delivered_and_refit_and_yes_no_checks_read_
     sanity = next(r for r in context["cover"]["verdict"]["rules"] if r["id"] == "sanity")
     assert sanity["condition"] == "estimate = true"
     assert sanity["estimate"] == "yes (a yes/no check: no interval)"
+
+
+def test_a_one_point_interval_reads_not_estimable_and_no_machine_path_is_printed(full_pdf, full_results):
+    import io
+
+    from pypdf import PdfReader
+
+    from auditkit.report.sections.common import Source
+
+    source = Source({"run": {"ci_level": 0.95}}, full_results.parent)
+    text = source.cell({"estimate": 1.0, "ci_low": 1.0, "ci_high": 1.0}, "auroc")["text"]
+    assert text.startswith("1.000 (") and "not estimable: every resample gave the same value" in text
+    assert source.cell({"estimate": 0.9, "ci_low": 0.8, "ci_high": 1.0}, "auroc")["text"] == "0.900 (95% CI 0.800\u20131.000)"
+    pdf_text = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(full_pdf.read_bytes())).pages)
+    assert str(full_results.parent) not in " ".join(pdf_text.split())

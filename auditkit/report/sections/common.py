@@ -76,14 +76,15 @@ class Source:
     def est(self, estimate: Any, key: str | None = None) -> str:
         """Return the full text of an estimate: ``0.912 (95% CI 0.887–0.934)``."""
         return fmt.format_estimate(
-            estimate if isinstance(estimate, Mapping) else None,
+            degenerate_as_reason(estimate) if isinstance(estimate, Mapping) else None,
             digits=fmt.decimals_for(key),
             ci_level=self.ci_level,
         )
 
     def cell(self, estimate: Any, key: str | None = None) -> dict[str, str]:
         """Return a table cell ``{"text", "css"}`` for an estimate."""
-        return fmt.cell(estimate if isinstance(estimate, Mapping) else None, key=key, ci_level=self.ci_level)
+        return fmt.cell(degenerate_as_reason(estimate) if isinstance(estimate, Mapping) else None, key=key,
+                        ci_level=self.ci_level)
 
     def cohort_label(self, name: str) -> str:
         """Return the printed name of a cohort (``test`` -> ``Internal test``)."""
@@ -100,6 +101,20 @@ class Source:
     def rules_for(self, metric_path: str) -> list[Mapping[str, Any]]:
         """Return the gate rules whose metric is exactly ``metric_path``."""
         return [r for r in self.gate_rules() if r.get("metric") == metric_path]
+
+
+def degenerate_as_reason(estimate: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Return ``estimate`` with a one-point interval (low = high = estimate) replaced by its reason.
+
+    "1.000 (95% CI 1.000–1.000)" reads as certainty; it only says every
+    resample gave the same value (a perfectly separated or empty subgroup).
+    """
+    value, low, high = estimate.get("estimate"), estimate.get("ci_low"), estimate.get("ci_high")
+    numbers = all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in (value, low, high))
+    if numbers and low == high == value:
+        return {**estimate, "ci_low": None, "ci_high": None,
+                "reason": "not estimable: every resample gave the same value"}
+    return estimate
 
 
 def rule_text(rule: Mapping[str, Any]) -> str:

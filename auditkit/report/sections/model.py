@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePath
 from typing import Any
 
 from auditkit.report import figures
@@ -40,7 +41,15 @@ def _describe_model(model: Mapping[str, Any], version: str) -> list[dict[str, st
 
 
 def _training_rows(training: Mapping[str, Any]) -> list[dict[str, str]]:
-    return [{"label": str(key).replace("_", " "), "value": fmt.plain(value)} for key, value in training.items()]
+    rows = []
+    for key, value in training.items():
+        if key == "data_fingerprint" and isinstance(value, Mapping):
+            # the machine's folders are not the reader's business; the full record is in Appendix A
+            value = (f"{PurePath(str(value.get('manifest_path') or '')).name or 'manifest'}, SHA-256 "
+                     f"{value.get('manifest_sha256')}, {fmt.format_count(value.get('n_images'))} images "
+                     "(per split: Appendix A)")
+        rows.append({"label": str(key).replace("_", " "), "value": fmt.plain(value)})
+    return rows
 
 
 def _operating_point(source: Source) -> dict[str, Any]:
