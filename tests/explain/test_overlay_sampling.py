@@ -47,10 +47,11 @@ def test_overlay_files_carry_the_scale_and_jpeg_is_smaller(tmp_path):
     png = write_overlay(tmp_path / "a.png", image, saliency, scale)
     jpg = write_overlay(tmp_path / "a.jpg", image, saliency, scale, fmt="jpeg")
     with Image.open(png) as im:
-        assert json.loads(im.text["auditkit:scale"]) == scale.to_dict()
-        assert im.width > im.height == 256  # the colour bar is to the right of a 256-px panel
+        # the scale, and the 256 x 256 box of the heatmap (the colour bar is to its right)
+        assert json.loads(im.text["auditkit:scale"]) == {**scale.to_dict(), "panel": [256, 256]}
+        assert im.width > im.height == 256
     with Image.open(jpg) as im:
-        assert json.loads(im.info["comment"]) == scale.to_dict()
+        assert json.loads(im.info["comment"]) == {**scale.to_dict(), "panel": [256, 256]}
     assert jpg.stat().st_size < png.stat().st_size
     assert Image.open(io.BytesIO(encode(Image.new("RGB", (4, 4)), fmt="png"))).format == "PNG"
 
