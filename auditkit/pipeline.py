@@ -255,8 +255,8 @@ RUN_MARKER = ".auditkit-run.json"
 
 
 def _fingerprint(config: AuditConfig) -> str:
-    """Return the text that identifies an audit's request (everything but ``force``)."""
-    return config.model_dump_json(exclude={"force"})
+    """Return the text that identifies an audit's request: what was asked (not ``force``, not the defaults)."""
+    return config.model_dump_json(exclude={"force"}, exclude_defaults=True)
 
 
 def _run_locked(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
