@@ -34,7 +34,7 @@ from auditkit.errors import ConfigError, describe_validation_error
 from auditkit.progress import status
 from auditkit.results import Estimate
 from auditkit.stats import conformal as cp
-from auditkit.stats.bootstrap import IntervalSettings, make_resamples
+from auditkit.stats.bootstrap import make_resamples
 from auditkit.stats.decision_curve import decision_curve, net_benefit_at, threshold_grid
 from auditkit.stats.engine import Engine
 from auditkit.stats.slices import SliceSettings, candidate_slices, representatives, slice_report
@@ -154,7 +154,7 @@ def _engine(table: PredictionsTable, settings: Any) -> Engine:
         strata.to_numpy(), n_boot=settings.n_boot, random_state=settings.seed, clusters=unit,
         jackknife_groups=cohort_col.to_numpy(), max_jackknife_blocks=settings.max_jackknife_blocks,
     )  # fmt: skip
-    return Engine(resamples, IntervalSettings(level=settings.ci_level, method=settings.ci_method))
+    return Engine(resamples, settings.run_context.intervals_for(resamples.clustered))
 
 
 def _cohort_rows(table: PredictionsTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:

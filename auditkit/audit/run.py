@@ -155,6 +155,9 @@ def assemble_document(
         "created": audit_date(settings),
         "run": {
             **settings.run_context.to_dict(),
+            # the method used ('auto' resolves by clustering: benchmarks/RESULTS.md, coverage)
+            "ci_method": run_info.get("ci_method", settings.run_context.ci_method),
+            "ci_method_requested": settings.run_context.ci_method,
             "cluster_column": run_info["cluster_column"],
             "clustered": run_info["clustered"],
             "resampling": run_info["resampling"],

@@ -271,7 +271,7 @@ def _compute_statistics(
         jackknife_groups=cohort_col.to_numpy(),
         max_jackknife_blocks=settings.max_jackknife_blocks,
     )
-    engine = Engine(resamples, run.intervals)
+    engine = Engine(resamples, run.intervals_for(resamples.clustered))
     codes = pd.factorize(pd.Series(unit))[0] if (unit is not None and resamples.clustered) else None
     arrays = TaskArrays(y=y, probs=probs, classes=table.classes.classes, clusters=codes)
     analyzer = CohortAnalyzer(
@@ -401,6 +401,7 @@ def _compute_statistics(
         "cluster_column": "patient_id" if has_patients else None,
         "clustered": ctx.clustered,
         "n_units": resamples.n_units,
+        "ci_method": run.method_for(resamples.clustered),
         "task": table.classes.task,
         "classes": list(table.classes.classes),
         "positive_class": table.classes.positive_class,

@@ -307,7 +307,7 @@ class CohortAnalyzer:
             mask = np.ones(len(rows), bool)
         if self.arrays.clusters is None:
             return int(mask.sum()), "images"
-        return int(len(np.unique(self.arrays.clusters[rows][mask]))), "patients"
+        return len(np.unique(self.arrays.clusters[rows][mask])), "patients"
 
     def delong(self, rows: np.ndarray) -> tuple[float, float]:
         """Return (AUROC, DeLong variance) of the positive class among ``rows`` (binary tasks)."""

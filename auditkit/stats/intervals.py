@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
-from scipy.stats import beta, t as student_t
+from scipy.stats import beta
+from scipy.stats import t as student_t
 
 from auditkit.results import Estimate
 from auditkit.stats.bootstrap import Distribution

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from auditkit.errors import InvalidInputError
-from auditkit.results import Estimate
 from auditkit.explain.evaluation.bootstrap import bootstrap_mean
 from auditkit.explain.evaluation.similarity import map_ssim, pairwise
 from auditkit.progress import track
+from auditkit.results import Estimate
 
 ExplainFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
 """(model, inputs (N, C, H, W), targets (N,)) -> maps (N, H, W): the method under test."""
