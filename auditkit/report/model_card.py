@@ -104,6 +104,24 @@ def _limitations(source: Source) -> list[str]:
     return items
 
 
+def _external_subgroups(source: Source) -> str:
+    """Return whether subgroup performance was computed at each external site (sizes are always listed)."""
+    sites = list(source.mapping("external"))
+    if not sites:
+        return "no external site in this audit"
+    analysed = {str(b.get("cohort")) for b in source.mapping("fairness").values() if isinstance(b, Mapping)}
+    done = [s for s in sites if s in analysed]
+    missing = [s for s in sites if s not in analysed]
+    parts = []
+    if done:
+        parts.append(f"subgroup performance computed at {', '.join(done)}")
+    if missing:
+        parts.append(f"subgroup performance at {', '.join(missing)} not computed by this audit (subgroups were "
+                     f"analysed on: {', '.join(sorted(analysed)) or 'none'}; add the site to fairness_cohorts); "
+                     "its subgroup sizes are in the demographics tables")
+    return "; ".join(parts)
+
+
 def build_model_card(source: Source) -> dict[str, Any]:
     """Return the model card as JSON-serialisable data (estimates as results.json holds them)."""
     from auditkit.report.sections.summary import model_version
@@ -166,6 +184,7 @@ def build_model_card(source: Source) -> dict[str, Any]:
             "overall": performance,
             "subgroups": subgroups,
             "internal_sites": source.get("data.site_comparison"),
+            "external_subgroups": _external_subgroups(source),
             "sample_size": _power_statements(source),
             "operating_point_threshold": source.get("operating_point.threshold"),
             "ci_level": source.ci_level,
@@ -292,6 +311,7 @@ def card_context(source: Source, card: Mapping[str, Any]) -> dict[str, Any]:
         "overall": overall,
         "subgroups": subgroup_rows,
         "sites": site_rows,
+        "external_subgroups": card["performance"]["external_subgroups"],
         "sites_threshold": fmt.format_number((sites or {}).get("threshold"), digits=4) if sites else "",
         "power": power,
         "limitations": card["limitations"],
