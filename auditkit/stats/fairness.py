@@ -314,7 +314,8 @@ def analyse_attribute(
             )
             continue
         worst = min(defined, key=lambda g: (g.dists[metric].point, g.name))
-        section["worst_group"][metric] = engine.estimate(worst.dists[metric], groups=(worst.name,))
+        est = analyzer.estimate(worst.rows, metric, worst.dists[metric])
+        section["worst_group"][metric] = dataclasses.replace(est, groups=(worst.name,))
 
     primary = [m for m in settings.primary_metrics if m in gap]
     for metric in primary:
