@@ -52,15 +52,27 @@ def demo_command(
     if outcome.gate is not None:
         print_verdict_table(outcome.gate)
     if outcome.expected_findings:
+        import textwrap
+
+        from rich.text import Text
+
         console.print("\n[bold]Planted flaws and the rules that should catch them[/]")
+        width = max(40, console.width)
         for item in outcome.expected_findings:
-            word = "[bold green]CAUGHT[/]" if item["caught"] else "[bold red]MISSED[/]"
-            console.print(f"  {word}  {item['name']}: {item['description']}")
+            # plain Text (a description may hold brackets) wrapped under its word at the console's width
+            line = Text("  ")
+            line.append("CAUGHT" if item["caught"] else "MISSED", style="bold green" if item["caught"] else "bold red")
+            lines = textwrap.wrap(f"{item['name']}: {item['description']}", width=width - 10)
+            line.append(f"  {lines[0] if lines else item['name']}")
+            console.print(line)
+            for rest in lines[1:]:
+                console.print(Text(f"          {rest}"))
             for check in item["checks"] or [{}]:
-                console.print(
-                    f"          rule {item['rule']} on {check.get('metric', '(no check)')}: "
-                    f"{_estimate(check)} -> {check.get('verdict', 'no check')}"
-                )
+                text = (f"rule {item['rule']} on {check.get('metric', '(no check)')}: "
+                        f"{_estimate(check)} -> {check.get('verdict', 'no check')}")
+                for part in textwrap.wrap(text, width=width, initial_indent="          ",
+                                          subsequent_indent="            ", break_on_hyphens=False):
+                    console.print(Text(part))
     elif outcome.passed is not None:
         verdict = "passes" if outcome.passed else "does NOT pass"
         console.print(f"Clean phantom: the model {verdict} the default policy.")
