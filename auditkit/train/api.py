@@ -400,6 +400,12 @@ def train(
             steps_per_epoch = max(len(train_batches), 1)
             total_steps = max(epochs * steps_per_epoch, 1)
             warmup = default_warmup_steps(total_steps, steps_per_epoch)
+            from auditkit.progress import status
+
+            status(
+                f"{ctx.label()}: training on {len(train_batches.sampler)} of {len(train_set)} images per epoch "
+                f"({ddp_plan.batch_size} per step), validating {len(val_batches.dataset)} of {len(val_set)}"
+            )
         else:
             train_batches = make_loader(
                 train_set, batch_size=batch_size, shuffle=True, device=target, num_workers=num_workers,
