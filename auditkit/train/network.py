@@ -67,7 +67,7 @@ def build_network(
         model = build_model(
             arch, in_channels=channels, num_classes=num_classes, weights_path=weights_path, input_size=size
         )
-        layer, _ = resolve_target_layer(model, target_layer)
+        layer, _ = resolve_target_layer(model, target_layer, input_size=tuple(size))
         return Network(model, kind, arch, channels, tuple(size), layer, spec.head, None, weights_path is not None)
     if kind == "torchscript":
         model = custom.load_torchscript(arch)
@@ -89,7 +89,7 @@ def build_network(
         model, in_channels=channels, num_classes=num_classes, input_size=tuple(input_size),
         device=torch.device("cpu"), where=f"--arch {arch!r}",
     )  # fmt: skip
-    layer, _ = resolve_target_layer(model, target_layer)
+    layer, _ = resolve_target_layer(model, target_layer, input_size=tuple(input_size))
     head = None if kind == "torchscript" else last_linear_path(model)
     return Network(
         model=model,

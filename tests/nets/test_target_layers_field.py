@@ -114,3 +114,17 @@ def test_tracing_leaves_the_model_as_it_was():
     assert resolve_target_layer(model, input_size=(32, 32))[0] == "class_layers.relu"
     assert [m.training for m in model.modules()] == before
     assert sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()) == hooks
+
+
+def test_a_monai_model_trained_through_auditkit_records_the_right_target_layer():
+    from auditkit.train.network import build_network
+
+    network = build_network(
+        "auditkit.nets.field:monai_densenet121",
+        num_classes=2,
+        in_channels=1,
+        input_size=(64, 64),
+        weights_path=None,
+        target_layer=None,
+    )
+    assert network.target_layer == "class_layers.relu"  # what checkpoint model.json records
