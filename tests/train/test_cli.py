@@ -79,6 +79,6 @@ def test_train_and_predict_commands_run_and_refuse_a_tampered_checkpoint(
 
     weights = model / "weights.safetensors"
     weights.write_bytes(weights.read_bytes()[:-1] + b"\x7f")
-    code = run(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(preds), *common])
+    code = run(["predict", "--model", str(model), "--manifest", str(manifest), "--out", str(preds), "--force", *common])
     assert code == ExitCode.INPUT_ERROR
     _one_error_line(capsys, "weights.safetensors", "SHA-256")
