@@ -161,7 +161,8 @@ def test_epochs_zero_packages_a_user_factory_model_and_predicts_with_it(phantom_
     assert not (tmp_path / "refused.csv").exists()
     assert run([*common, "--out", str(tmp_path / "p.csv"), "--trust-model-code"]) == 0
     loaded = load_checkpoint(tmp_path / "m", device="cpu", trust_code=True)
-    assert loaded.target_layer == "0" and loaded.meta["embedding_layer"] == "4"
+    # the Grad-CAM target is what the global pool consumes: the ReLU after the conv (nets.layers)
+    assert loaded.target_layer == "1" and loaded.meta["embedding_layer"] == "4"
     table = predict(loaded, manifest, data_root=quick_phantom.out_dir, device="cpu", num_workers=0)
     # oracle: the same network applied by hand to the preprocessed images
     from auditkit.data.manifest import read_manifest
