@@ -106,7 +106,8 @@ def _panel(
         img = _fit(source, size)
     except PathEscapeError as exc:
         return _missing_panel(size), str(exc), None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        # a decompression bomb is refused by Pillow before decoding: one crossed panel, not a crash
         return _missing_panel(size), f"{image}: cannot be read as an image ({type(exc).__name__})", None
     rgb = np.array(img)
     if lesion is not None:
@@ -154,7 +155,7 @@ def make_strip(
             lesion = lesion.convert("L")
         except PathEscapeError as exc:
             problems.append(f"mask not drawn: {exc}")
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
             problems.append(f"mask not drawn: {mask} cannot be read ({type(exc).__name__})")
             lesion = None
     n = max(1, len(images))

@@ -820,8 +820,10 @@ def results_cases(c: Corpus) -> None:
     ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
     chunk = lambda kind, data: struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))  # noqa: E731
     (d / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
-    doc["model"]["name"] = "bomb"
+    doc["gallery"] = [{"id": "c00", "category": "true_positive", "cohort": "test", "y_true": 1, "score": 0.9,
+                       "image": "bomb.png", "overlays": {"gradcam": "bomb.png"}, "mask": "bomb.png"}]
     (d / "results.json").write_text(json.dumps(doc))
+    # the report renders with a crossed panel for the refused image, or refuses the document
     c.add("results/decompression-bomb-in-gallery", ["--quiet", "report", str(d / "results.json"), "--out", str(d / "out-report.html")],
           expect=(0, 2))
 
