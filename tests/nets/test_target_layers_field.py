@@ -60,9 +60,16 @@ def test_monai_densenet121_target_is_what_its_pool_sees_not_a_conv_in_denselayer
     assert "denselayer16" in last_conv and model.get_submodule(last_conv).out_channels == 32
 
 
-def test_monai_densenet121_3d_and_resnet_3d_targets():
+def test_monai_densenet_3d_and_resnet_3d_targets():
     torch.manual_seed(0)
-    dense = monai_nets.DenseNet121(spatial_dims=3, in_channels=1, out_channels=2, pretrained=False)
+    dense = monai_nets.DenseNet(  # DenseNet121's layout with small blocks: same data flow, a CPU-sized test
+        spatial_dims=3,
+        in_channels=1,
+        out_channels=2,
+        init_features=8,
+        growth_rate=4,
+        block_config=(2, 2),
+    )
     assert resolve_target_layer(dense, input_size=(32, 32, 32))[0] == "class_layers.relu"
     resnet = monai_nets.resnet10(spatial_dims=3, n_input_channels=1, num_classes=2)
     assert resolve_target_layer(resnet, input_size=(32, 32, 32))[0] == "layer4"  # MONAI's docs
