@@ -259,36 +259,35 @@ def refuse_input_overwrite(path: str | os.PathLike[str], *, flag: str = "the out
 # --- one run per output folder ------------------------------------------------------------
 
 LOCK_NAME = ".auditkit.lock"
+"""The lock file's name inside the output folder in the first version; locks now lie beside the output."""
 _HELD: dict[str, list[Any]] = {}
 
 
-@contextmanager
-def output_lock(
-    folder: str | os.PathLike[str], *, flag: str = "--out", name: str = LOCK_NAME
-) -> Iterator[None]:
-    """Yield while this process holds the exclusive lock of the output ``folder``.
+def lock_path(target: str | os.PathLike[str]) -> Path:
+    """Return the lock file of the output ``target`` (a folder or a file): ``.NAME.lock`` beside it.
 
-    The lock is ``fcntl.flock`` on ``folder/.auditkit.lock`` (or ``folder/name``,
-    to lock one output file; the holder's pid inside), released by the kernel if the process dies, and removed when the
-    block ends. A second run into the same folder raises OutputPathError
-    naming the folder and the holder's pid. Reentrant within one process.
+    Beside, not inside: a run may replace its whole output folder, and an empty
+    folder must stay empty for the commands that require one.
+    """
+    real = Path(_real(target) or os.path.abspath(os.fspath(target)))
+    return real.parent / f".{real.name or 'root'}.lock"
+
+
+@contextmanager
+def output_lock(target: str | os.PathLike[str], *, flag: str = "--out") -> Iterator[None]:
+    """Yield while this process holds the exclusive lock of the output ``target`` (a folder or a file).
+
+    The lock is ``fcntl.flock`` on :func:`lock_path` (the holder's pid inside),
+    released by the kernel if the process dies, and removed when the block
+    ends. A second run into the same output raises OutputPathError naming it
+    and the holder's pid. Reentrant within one process.
     """
     import fcntl
 
-    from auditkit.distributed import env_rank
     from auditkit.errors import OutputPathError
 
-    if env_rank() > 0:  # torchrun: rank 0 holds the lock for the whole job; the others work under it
-        yield
-        return
-    target = Path(folder)
-    created = not os.path.lexists(target)
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise output_path_error(target, exc) from None
-    real = _real(target) or os.fspath(target)
-    key = os.path.join(real, name)
+    path = lock_path(target)
+    key = os.fspath(path)
     if key in _HELD:
         _HELD[key][1] += 1
         try:
@@ -296,10 +295,14 @@ def output_lock(
         finally:
             _HELD[key][1] -= 1
         return
-    lock_path = key
+    created = [p for p in (path.parent, *path.parent.parents) if not os.path.lexists(p)]
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_path_error(target, exc) from None
     while True:
         try:
-            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
             raise output_path_error(target, exc) from None
         try:
@@ -311,10 +314,10 @@ def output_lock(
                 os.close(fd)
             raise OutputPathError(
                 f"{flag} {os.fspath(target)!r} is in use by another auditkit run (pid {holder}); "
-                "wait for it to finish or choose another output folder"
+                "wait for it to finish or choose another output"
             ) from None
         # the holder before us may have removed the file after we opened it: lock the live one
-        if _inode(lock_path) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
+        if _inode(key) == (os.fstat(fd).st_dev, os.fstat(fd).st_ino):
             break
         os.close(fd)
     os.ftruncate(fd, 0)
@@ -325,9 +328,9 @@ def output_lock(
     finally:
         del _HELD[key]
         try:
-            os.unlink(lock_path)
-            if created:  # a run refused before writing anything leaves no empty folder behind
-                os.rmdir(real)
+            os.unlink(key)
+            for folder in created:  # a run refused before writing anything leaves no empty folder
+                os.rmdir(folder)
         except OSError:
             pass
         os.close(fd)

@@ -172,7 +172,7 @@ def predict_command(
             raise OutputExistsError(
                 f"{flag} {str(path)!r} already exists; pass --force to overwrite it or choose another path"
             )
-    with output_lock(out.parent, name=f".{out.name}.lock"):
+    with output_lock(out):
         table = predict(
             model,
             manifest,

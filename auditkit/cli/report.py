@@ -41,7 +41,7 @@ def report_command(
         if path is not None:
             refuse_input_overwrite(path, flag="--out")  # before anything is rendered
     target = out_pdf if out_pdf is not None else out_html
-    with output_lock(target.parent if target is not None else folder):
+    with output_lock(target if target is not None else folder):
         written = render_report(results, out_pdf=out_pdf, out_html=out_html, force=force, policy=policy, review=review)
     for path in written:
         typer.echo(str(path))

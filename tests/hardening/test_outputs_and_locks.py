@@ -16,7 +16,7 @@ from PIL import Image
 
 from auditkit.cli import run
 from auditkit.errors import ExitCode, OutputPathError
-from auditkit.fileio import LOCK_NAME, atomic_write_text, guard_inputs, output_lock, protect_input
+from auditkit.fileio import atomic_write_text, guard_inputs, lock_path, output_lock, protect_input
 
 
 def _digest(folder):
@@ -68,7 +68,7 @@ def test_predict_never_writes_over_its_manifest_and_needs_force(tiny_model, tiny
     assert "pass --force" in _err(capsys) and out.read_text() == "earlier"
     assert run([*base, "--out", str(out), "--force"]) == ExitCode.OK
     assert pd.read_csv(out)["id"].size == 12
-    assert not (tmp_path / f".p.csv.lock").exists()
+    assert not lock_path(out).exists()
     weights = tiny_model / "weights.safetensors"
     assert run([*base, "--out", str(weights), "--force"]) == ExitCode.INPUT_ERROR
     assert "model folder" in _err(capsys)
@@ -123,7 +123,7 @@ def test_audit_force_keeps_everything_when_an_input_is_invalid(tmp_path, capsys)
     assert run([*args, "--predictions", str(bad), "--force"]) == ExitCode.INPUT_ERROR
     _err(capsys)
     assert _digest(out) == before
-    assert not (out / LOCK_NAME).exists()
+    assert not lock_path(out).exists() and not any(p.name.endswith('.lock') for p in out.iterdir())
 
 
 def test_output_lock_refuses_a_second_process_naming_the_holder(tmp_path):
@@ -149,9 +149,17 @@ def test_output_lock_refuses_a_second_process_naming_the_holder(tmp_path):
     with output_lock(folder):  # free again once the holder ended
         with output_lock(folder):  # and reentrant within one process
             pass
-    assert not (folder / LOCK_NAME).exists()
+    assert not lock_path(folder).exists() and not folder.exists()  # nothing left, not even the folder
 
 
 def test_synth_refuses_a_negative_worker_count(tmp_path, capsys):
     assert run(["--quiet", "synth", "--out", str(tmp_path / "s"), "--n", "20", "--workers", "-1"]) == ExitCode.INPUT_ERROR
     assert "--workers" in _err(capsys)
+
+
+def test_the_lock_lies_beside_the_output_so_an_empty_folder_stays_empty(tmp_path, capsys):
+    out = tmp_path / "phantom"
+    out.mkdir()  # synth wants an empty folder: the lock must not be a file in it
+    assert run(["--quiet", "synth", "--out", str(out), "--n", "40", "--size", "32"]) == ExitCode.OK
+    assert lock_path(out) == tmp_path / ".phantom.lock" and not lock_path(out).exists()
+    assert not [p for p in tmp_path.rglob("*.lock")]
