@@ -284,8 +284,12 @@ def output_lock(target: str | os.PathLike[str], *, flag: str = "--out") -> Itera
     """
     import fcntl
 
+    from auditkit.distributed import env_rank
     from auditkit.errors import OutputPathError
 
+    if env_rank() > 0:  # torchrun: rank 0 holds the lock for the whole job; the others work under it
+        yield
+        return
     path = lock_path(target)
     key = os.fspath(path)
     if key in _HELD:
