@@ -35,7 +35,7 @@ from auditkit.progress import status
 from auditkit.results import Estimate
 from auditkit.stats import conformal as cp
 from auditkit.stats.bootstrap import make_resamples
-from auditkit.stats.decision_curve import decision_curve, net_benefit_at, threshold_grid
+from auditkit.stats.decision_curve import decision_curve, net_benefit_at_many, threshold_grid
 from auditkit.stats.engine import Engine
 from auditkit.stats.slices import SliceSettings, candidate_slices, representatives, slice_report
 from auditkit.stats.views import BinaryView
@@ -179,6 +179,12 @@ def threshold_key(t: float) -> str:
     return "t" + f"{round(t * 100, 6):g}".replace(".", "_")
 
 
+def _at(engine: Engine, view: BinaryView, thresholds: tuple[float, ...]) -> dict[str, Any]:
+    """Return ``{t<percent>: {threshold, net_benefit, net_benefit_all, advantage}}`` from one engine pass."""
+    ests = net_benefit_at_many(engine, view, np.asarray(thresholds, dtype=np.float64))
+    return {threshold_key(t): {"threshold": t, **e} for t, e in zip(thresholds, ests, strict=True)}
+
+
 def _decision_curves(
     engine: Engine, y: np.ndarray, s: np.ndarray, frame: pd.DataFrame, cohorts: dict[str, np.ndarray],
     cfg: DecisionCurveSettings, attributes: list[str],
@@ -191,7 +197,7 @@ def _decision_curves(
         view = BinaryView.from_arrays(rows, y[rows], s[rows])
         block: dict[str, Any] = {
             "curve": decision_curve(engine, view, grid).to_dict(),
-            "at": {threshold_key(t): {"threshold": t, **net_benefit_at(engine, view, t)} for t in cfg.key_thresholds},
+            "at": _at(engine, view, cfg.key_thresholds),
         }
         groups: dict[str, Any] = {}
         for attr in attributes:
@@ -200,8 +206,7 @@ def _decision_curves(
             for value in sorted(set(values)):
                 sub = rows[values == value]
                 sub_view = BinaryView.from_arrays(sub, y[sub], s[sub])
-                per[value] = {"n": len(sub), "at": {threshold_key(t): {"threshold": t, **net_benefit_at(engine, sub_view, t)}
-                                                         for t in cfg.key_thresholds}}  # fmt: skip
+                per[value] = {"n": len(sub), "at": _at(engine, sub_view, cfg.key_thresholds)}
             groups[attr] = per
         if groups:
             block["groups"] = groups

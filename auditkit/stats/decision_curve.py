@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import sparse
 
 from auditkit.errors import InvalidInputError
 from auditkit.results import Estimate
@@ -86,11 +87,24 @@ def net_benefit_statistic(thresholds: np.ndarray):  # type: ignore[no-untyped-de
     t = np.asarray(thresholds, dtype=np.float64)
     odds = _odds(t)
 
+    def calls(scores: np.ndarray, w: np.ndarray) -> np.ndarray:
+        # weight of the rows scored >= each threshold, (R, m): the rows' weights summed per
+        # threshold interval (a sparse one-hot, n non-zeros: no (m, n) dense indicator), then
+        # accumulated from the top threshold down
+        if scores.size == 0:
+            return np.zeros((w.shape[1], len(t)))
+        interval = np.searchsorted(t, scores, side="right")  # thresholds <= score
+        onehot = sparse.csr_matrix(
+            (np.ones(scores.size), (interval, np.arange(scores.size))), shape=(len(t) + 1, scores.size)
+        )
+        per_interval = np.asarray(onehot @ w, dtype=np.float64)  # (m + 1, R)
+        at_or_above = np.cumsum(per_interval[::-1], axis=0)[::-1]  # rows in interval >= j+1 pass t_j
+        return at_or_above[1:].T
+
     def statistic(batch: Batch) -> dict[str, np.ndarray]:
         view = batch.view
-        # indicator (m, n) of a positive call at each threshold, times weights (n, R)
-        tp = ((view.s_pos[None, :] >= t[:, None]).astype(np.float64) @ batch.w_pos).T
-        fp = ((view.s_neg[None, :] >= t[:, None]).astype(np.float64) @ batch.w_neg).T
+        tp = calls(view.s_pos, batch.w_pos)
+        fp = calls(view.s_neg, batch.w_neg)
         n_pos, n_neg = batch.pos_total[:, None], batch.neg_total[:, None]
         n = n_pos + n_neg
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -159,22 +173,34 @@ def decision_curve(engine: Engine, view: BinaryView, thresholds: np.ndarray) -> 
     )
 
 
-def net_benefit_at(
-    engine: Engine, view: BinaryView, threshold: float
-) -> dict[str, Estimate]:
-    """Return Estimates of the model's net benefit, treat-all's and the advantage at one threshold."""
+def net_benefit_at_many(
+    engine: Engine, view: BinaryView, thresholds: np.ndarray
+) -> list[dict[str, Estimate]]:
+    """Return, per threshold, Estimates of the model's net benefit, treat-all's and the advantage.
+
+    One pass of the engine for every threshold (one statistic returning them all).
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
     if view.n_pos == 0 or view.n_neg == 0:
         reason = "the cohort has only one class, so net benefit against treat-all is not informative"
-        return {k: Estimate.undefined(reason) for k in ("net_benefit", "net_benefit_all", "advantage")}
-    stat = net_benefit_statistic(np.array([float(threshold)]))
+        return [{k: Estimate.undefined(reason) for k in ("net_benefit", "net_benefit_all", "advantage")} for _ in t]
+    stat = net_benefit_statistic(t)
 
-    def scalar(batch: Batch) -> dict[str, np.ndarray]:
-        return {k: v[:, 0] for k, v in stat(batch).items()}
+    def scalars(batch: Batch) -> dict[str, np.ndarray]:
+        return {f"{k}\x1f{j}": v[:, j] for k, v in stat(batch).items() for j in range(len(t))}
 
-    dists = engine.evaluate(view, scalar)
+    dists = engine.evaluate(view, scalars)
     method = "net benefit (Vickers & Elkin 2006), patient-clustered bootstrap interval"
-    return {
-        "net_benefit": engine.estimate(dists["model"], method=method),
-        "net_benefit_all": engine.estimate(dists["all"], method=method),
-        "advantage": engine.estimate(dists["advantage"], method=method),
-    }
+    return [
+        {
+            "net_benefit": engine.estimate(dists[f"model\x1f{j}"], method=method),
+            "net_benefit_all": engine.estimate(dists[f"all\x1f{j}"], method=method),
+            "advantage": engine.estimate(dists[f"advantage\x1f{j}"], method=method),
+        }
+        for j in range(len(t))
+    ]
+
+
+def net_benefit_at(engine: Engine, view: BinaryView, threshold: float) -> dict[str, Estimate]:
+    """Return Estimates of the model's net benefit, treat-all's and the advantage at one threshold."""
+    return net_benefit_at_many(engine, view, np.array([float(threshold)]))[0]
