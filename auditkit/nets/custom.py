@@ -15,8 +15,11 @@ Python. A legacy pickle given instead is refused before it is opened, and a
 ``torch.save`` zip archive is refused by ``torch.jit.load`` without its
 pickled objects being rebuilt (both tested with a payload whose unpickling
 would create a file: ``tests/nets/test_custom.py``). The TorchScript program
-still runs whatever TorchScript operators it contains, so audit a TorchScript
-file you would run anyway.
+still runs whatever TorchScript operators it contains (``aten::from_file``
+writes files), so it is code: ``--arch model.pt`` is the user's own file, but a
+checkpoint holding one is refused by ``load_checkpoint`` unless
+``trust_code`` (``--trust-model-code``), like a ``module:factory``
+(``tests/hardening/test_model_code.py`` runs such a payload).
 """
 
 from __future__ import annotations
