@@ -40,9 +40,8 @@ def demo_command(
         return _volume_demo(out if out != Path("reports/demo") else Path("reports/demo-volumes"), quick, seed, force)
 
     from auditkit.demo import run_demo
-    from auditkit.gate import print_verdict_table
-
     from auditkit.fileio import output_lock
+    from auditkit.gate import print_verdict_table
 
     with output_lock(out):
         outcome = run_demo(out, quick=quick, clean=clean, force=force, seed=seed, device=device)

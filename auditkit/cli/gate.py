@@ -45,12 +45,11 @@ def gate(
     ),
 ) -> int:
     """Apply a gate policy to an audit's results: exit 0 pass, 1 fail, 2 input error."""
+    from auditkit.fileio import protect_input, refuse_input_overwrite
     from auditkit.gate import evaluate, load_policy, print_verdict_table, write_outputs
     from auditkit.gate.outputs import headline
     from auditkit.progress import is_quiet
     from auditkit.results import read_results_file
-
-    from auditkit.fileio import protect_input, refuse_input_overwrite
 
     protect_input(policy, "the policy (--policy)")
     protect_input(results if results.is_file() else results / "results.json", "the results (RESULTS)")

@@ -354,7 +354,7 @@ def _shared_images(frame: pd.DataFrame, ctx: _Context) -> tuple[str, ...]:
     if not repeated.any():
         return ()
     groups = frame.loc[repeated].groupby(keys[repeated], sort=False)
-    first_key, rows = next(iter(groups.groups.items()))
+    _, rows = next(iter(groups.groups.items()))
     listed = [int(i) + 1 for i in rows[:3]]
     patients = frame.loc[repeated].groupby(keys[repeated])["patient_id"].nunique()
     out = [

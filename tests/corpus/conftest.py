@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from generate import TALLY  # noqa: E402
+from generate import TALLY
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

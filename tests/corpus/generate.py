@@ -74,7 +74,6 @@ def build_base(base: Path) -> None:
     """Write the shared valid inputs into ``base`` (manifest, images, checkpoint, predictions)."""
     import torch
 
-    from auditkit.data.transforms import Preprocess
     from auditkit.nets import save_checkpoint
     from auditkit.nets.smallcnn import SmallCNN
 
@@ -640,7 +639,7 @@ def _frame(path: Path, frame: pd.DataFrame) -> Path:
 
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 
@@ -1027,21 +1026,21 @@ def output_cases(c: Corpus) -> None:
     results = c.base / "audit" / "results.json"
     d = c.folder("output/predict-onto-manifest")
     m = _manifest_with(d, c.base)
-    c.add("output/predict-onto-manifest", c.predict(d, m)[:-1] + [str(m), "--force"], fragment="input of this run")
+    c.add("output/predict-onto-manifest", [*c.predict(d, m)[:-1], str(m), "--force"], fragment="input of this run")
     d = c.folder("output/predict-onto-weights")
     shutil.copytree(c.base / "model", d / "model")
-    c.add("output/predict-onto-weights", c.predict(d, None, d / "model")[:-1] + [str(d / "model" / "weights.safetensors"), "--force"])
+    c.add("output/predict-onto-weights", [*c.predict(d, None, d / "model")[:-1], str(d / "model" / "weights.safetensors"), "--force"])
     d = c.folder("output/predict-existing-without-force")
     (d / "out.csv").write_text("keep me\n")
     c.add("output/predict-existing-without-force", c.predict(d), fragment="--force")
     d = c.folder("output/predict-bad-suffix")
-    c.add("output/predict-bad-suffix", c.predict(d)[:-1] + [str(d / "out.xlsx")])
+    c.add("output/predict-bad-suffix", [*c.predict(d)[:-1], str(d / "out.xlsx")])
     d = c.folder("output/predict-under-proc")
-    c.add("output/predict-under-proc", c.predict(d)[:-1] + ["/proc/auditkit/p.csv"])
+    c.add("output/predict-under-proc", [*c.predict(d)[:-1], "/proc/auditkit/p.csv"])
     d = c.folder("output/predict-nul-byte")
-    c.add("output/predict-nul-byte", c.predict(d)[:-1] + [str(d / "p\x00.csv")])
+    c.add("output/predict-nul-byte", [*c.predict(d)[:-1], str(d / "p\x00.csv")])
     d = c.folder("output/predict-name-too-long")
-    c.add("output/predict-name-too-long", c.predict(d)[:-1] + [str(d / ("p" * 300 + ".csv"))])
+    c.add("output/predict-name-too-long", [*c.predict(d)[:-1], str(d / ("p" * 300 + ".csv"))])
     d = c.folder("output/explain-into-data-folder")
     _manifest_with(d, c.base)
     rows = _rows()
@@ -1076,7 +1075,7 @@ def output_cases(c: Corpus) -> None:
     (d / "out").write_text("x")
     c.add("output/audit-out-is-a-file", c.audit(d))
     d = c.folder("output/audit-out-under-proc")
-    c.add("output/audit-out-under-proc", c.audit(d)[:5] + ["/proc/auditkit-audit"] + c.audit(d)[6:])
+    c.add("output/audit-out-under-proc", [*c.audit(d)[:5], "/proc/auditkit-audit", *c.audit(d)[6:]])
     d = c.folder("output/audit-existing-without-force")
     shutil.copytree(c.base / "audit", d / "out")
     c.add("output/audit-existing-without-force", c.audit(d), fragment="--force")

@@ -24,9 +24,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from generate import FAMILIES, TALLY, Case, build_corpus  # noqa: E402
+from generate import FAMILIES, TALLY, Case, build_corpus
 
-from auditkit.cli import run  # noqa: E402
+from auditkit.cli import run
 
 FAMILY_NAMES = [f.__name__.removesuffix("_cases") for f in FAMILIES]
 

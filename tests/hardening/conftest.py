@@ -10,7 +10,7 @@ import pytest
 # --import-mode=importlib keeps test folders off sys.path; the helper module is named uniquely.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from hardening_builders import write_checkpoint, write_manifest  # noqa: E402
+from hardening_builders import write_checkpoint, write_manifest
 
 
 @pytest.fixture(scope="session")

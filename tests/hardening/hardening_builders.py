@@ -39,7 +39,6 @@ def write_checkpoint(folder: Path) -> Path:
     """Write an untrained smallcnn checkpoint (1 channel, 16x16, classes normal/lesion); return its folder."""
     import torch
 
-    from auditkit.data.transforms import Preprocess
     from auditkit.nets import save_checkpoint
     from auditkit.nets.smallcnn import SmallCNN
 

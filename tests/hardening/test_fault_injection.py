@@ -10,7 +10,6 @@ after the kill every file under a final name must be whole (it parses).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys

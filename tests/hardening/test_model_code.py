@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hardening_builders import write_torchscript_payload
 
 from auditkit.cli import run
 from auditkit.errors import ExitCode
-from hardening_builders import write_torchscript_payload
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")
 

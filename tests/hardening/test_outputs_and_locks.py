@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -138,15 +137,14 @@ def test_output_lock_refuses_a_second_process_naming_the_holder(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(OutputPathError) as refused:
-            with output_lock(folder):
-                pass  # pragma: no cover
+        with pytest.raises(OutputPathError) as refused, output_lock(folder):
+            pass  # pragma: no cover
         assert f"pid {holder.pid}" in str(refused.value) and str(folder) in str(refused.value)
         code = run(["--quiet", "synth", "--out", str(folder), "--n", "20", "--size", "32"])
         assert code == ExitCode.INPUT_ERROR
     finally:
         holder.communicate("\n", timeout=30)
-    with output_lock(folder):  # free again once the holder ended
+    with output_lock(folder):  # noqa: SIM117 - free again once the holder ended
         with output_lock(folder):  # and reentrant within one process
             pass
     assert not lock_path(folder).exists() and not folder.exists()  # nothing left, not even the folder

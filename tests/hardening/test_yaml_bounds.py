@@ -11,7 +11,7 @@ from auditkit.gate.policy import parse_policy
 from auditkit.yamlload import MAX_ALIASES, load_yaml
 
 LAUGHS = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi")
+    f"{b}: &{b} [{', '.join([f'*{a}'] * 9)}]\n" for a, b in zip("abcdefgh", "bcdefghi", strict=True)
 )
 
 HOSTILE = {
@@ -54,7 +54,7 @@ def test_bounds_leave_ordinary_documents_alone():
     aliases = "base: &b {min: 0.8}\n" + "".join(f"r{i}: *b\n" for i in range(MAX_ALIASES))
     assert load_yaml(aliases, source="x", error=PolicyError)["r0"] == {"min": 0.8}
     nested = "a: " + "[" * 30 + "1" + "]" * 30
-    assert load_yaml(nested, source="x", error=PolicyError)["a"] == eval("[" * 30 + "1" + "]" * 30)  # noqa: S307
+    assert load_yaml(nested, source="x", error=PolicyError)["a"] == eval("[" * 30 + "1" + "]" * 30)
     with pytest.raises(PolicyError, match="bytes, more than"):
         load_yaml(b"a: 1\n" * 300_000, source="x", error=PolicyError)
 
