@@ -123,7 +123,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="smaller sizes (a smoke run)")
-    parser.add_argument("--only", choices=("all", "cam", "ig", "infer"), default="all")
+    parser.add_argument("--only", choices=("all", "cam", "ig", "infer", "infer3d", "infer2d"), default="all")
     parser.add_argument(
         "--ig-arch", default="r3d_18", help="architecture of the IG memory comparison"
     )
@@ -137,7 +137,9 @@ def main() -> None:
         f"load average {os.getloadavg()[0]:.1f}; python {platform.python_version()}"
     )
     size = 32 if args.quick else 64
-    parts = ("cam", "ig", "infer") if args.only == "all" else (args.only,)
+    parts = ("cam", "ig", "infer3d", "infer2d") if args.only == "all" else (args.only,)
+    if args.only == "infer":
+        parts = ("infer3d", "infer2d")
     for arch in ("smallcnn3d", "r3d_18") if "cam" in parts else ():
         for kind in ("gradcam_auditkit", "gradcam_pgc"):
             m = measure(
@@ -163,7 +165,7 @@ def main() -> None:
             f"{m['seconds']:.2f} s, peak +{m['peak_extra_mib']:.0f} MiB"
         )
     sizes3d = (32, 64) if args.quick else (64, 128)
-    for arch in ("smallcnn3d", "r3d_18") if "infer" in parts else ():
+    for arch in ("smallcnn3d", "r3d_18") if "infer3d" in parts else ():
         for s in sizes3d:
             spec = {
                 "dims": 3,
@@ -178,7 +180,7 @@ def main() -> None:
                 f"inference {arch} {s}^3: {m['per_second']:.2f} volumes/s, peak +{m['peak_extra_mib']:.0f} MiB"
             )
     sizes2d = (224,) if args.quick else (224, 512)
-    for arch in ("resnet50", "densenet121") if "infer" in parts else ():
+    for arch in ("resnet50", "densenet121") if "infer2d" in parts else ():
         for s in sizes2d:
             m = measure(
                 {"dims": 2, "arch": arch, "size": s, "batch": 4, "kind": "infer", "repeats": r}
