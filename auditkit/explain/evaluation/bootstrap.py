@@ -25,7 +25,7 @@ import pandas as pd
 
 from auditkit.errors import InvalidInputError
 from auditkit.results import Estimate
-from auditkit.run_context import DEFAULT_CI_LEVEL, DEFAULT_CI_METHOD, DEFAULT_N_BOOT
+from auditkit.run_context import DEFAULT_CI_LEVEL, DEFAULT_N_BOOT
 from auditkit.stats.bootstrap import Distribution, IntervalSettings, make_resamples, to_estimate
 
 N_BOOT = DEFAULT_N_BOOT
@@ -108,7 +108,7 @@ def bootstrap_mean(
     clusters: Sequence[Hashable] | np.ndarray | None = None,
     n_boot: int = N_BOOT,
     ci_level: float = CI_LEVEL,
-    ci_method: str = DEFAULT_CI_METHOD,
+    ci_method: str = "percentile",
     random_state: int = 0,
     min_n: int = 2,
 ) -> Estimate:
@@ -151,7 +151,7 @@ def bootstrap_ratio(
     clusters: Sequence[Hashable] | np.ndarray | None = None,
     n_boot: int = N_BOOT,
     ci_level: float = CI_LEVEL,
-    ci_method: str = DEFAULT_CI_METHOD,
+    ci_method: str = "percentile",
     random_state: int = 0,
     min_n: int = 2,
 ) -> Estimate:
