@@ -25,7 +25,7 @@ from typer.exceptions import TyperException
 
 from auditkit import __version__
 from auditkit.errors import AuditkitError, ExitCode, file_in_the_way
-from auditkit.progress import set_quiet
+from auditkit.progress import is_quiet, set_quiet
 
 app = typer.Typer(
     name="auditkit",
@@ -60,9 +60,20 @@ for _name in _COMMAND_MODULES:
 
 def run(argv: Sequence[str] | None = None) -> int:
     """Return the exit code of running the command line ``argv`` (default: sys.argv[1:])."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    # --quiet belongs to this command: a caller running several in one process (tests, notebooks)
+    # gets its own setting back afterwards
+    was_quiet = is_quiet()
+    try:
+        return _run(args)
+    finally:
+        set_quiet(was_quiet)
+
+
+def _run(args: list[str]) -> int:
+    """Return the exit code of one command line, every user mistake mapped to one stderr line."""
     from auditkit.fileio import guard_inputs
 
-    args = list(sys.argv[1:] if argv is None else argv)
     with _quiet_libraries():
         try:
             with guard_inputs():  # no output of this command may replace or delete one of its inputs

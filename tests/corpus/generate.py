@@ -1111,13 +1111,17 @@ FAMILIES = (manifest_cases, image_cases, npy_cases, dicom_cases, mask_cases, pre
 
 def build_corpus(root: str | os.PathLike[str]) -> list[Case]:
     """Write every case's files under ``root`` (shared valid inputs in ``root/base``) and return the cases."""
-    from auditkit.progress import set_quiet
+    from auditkit.progress import is_quiet, set_quiet
 
     root = Path(root)
     base = root / "base"
     build_base(base)
+    was_quiet = is_quiet()
     set_quiet(True)
-    build_results(base)
+    try:
+        build_results(base)
+    finally:
+        set_quiet(was_quiet)  # the tests run after this one see their own setting
     corpus = Corpus(root, base)
     for family in FAMILIES:
         family(corpus)

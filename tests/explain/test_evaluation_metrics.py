@@ -253,11 +253,12 @@ def _cluster_bootstrap_by_hand(numerator, denominator, patients, *, n_boot, seed
 
 
 def test_a_patients_identical_images_widen_the_interval_like_one_image():
+    # the hand roll is a percentile interval, so ask for one (the default "auto" is BCa when clustered)
     # planted: 6 patients, 5 identical images each: 30 images, but only 6 independent values
     values = np.repeat([0.10, 0.20, 0.90, 0.15, 0.80, 0.30], 5)
     patients = np.repeat([f"p{k}" for k in range(6)], 5)
-    naive = bootstrap_mean(values, n_boot=2000, random_state=4)
-    clustered = bootstrap_mean(values, clusters=patients, n_boot=2000, random_state=4)
+    naive = bootstrap_mean(values, n_boot=2000, random_state=4, ci_method="percentile")
+    clustered = bootstrap_mean(values, clusters=patients, n_boot=2000, random_state=4, ci_method="percentile")
     assert clustered.estimate == pytest.approx(values.mean()) and naive.estimate == pytest.approx(values.mean())
     # the interval of 6 values, not of 30: wider by about sqrt(5)
     assert clustered.ci_high - clustered.ci_low > 1.8 * (naive.ci_high - naive.ci_low)
@@ -268,7 +269,7 @@ def test_a_patients_identical_images_widen_the_interval_like_one_image():
         rtol=1e-12,
     )
     # and the same as the bootstrap of the 6 patient values themselves
-    alone = bootstrap_mean(values[::5], n_boot=2000, random_state=4)
+    alone = bootstrap_mean(values[::5], n_boot=2000, random_state=4, ci_method="percentile")
     assert (clustered.ci_low, clustered.ci_high) == pytest.approx((alone.ci_low, alone.ci_high), rel=1e-12)
 
 
@@ -279,7 +280,7 @@ def test_cluster_bootstrap_of_a_ratio_matches_a_hand_rolled_one_and_ignores_row_
     den = rng.uniform(1, 3, patients.size)
     num = den * np.repeat(rng.uniform(0.05, 0.6, len(sizes)), sizes)
     ours = bootstrap_ratio(np.append(num, 1.0), np.append(den, 0.0), clusters=np.append(patients, "x"),
-                           n_boot=1500, random_state=2)  # fmt: skip
+                           n_boot=1500, random_state=2, ci_method="percentile")  # fmt: skip
     assert ours.estimate == pytest.approx(num.sum() / den.sum())
     np.testing.assert_allclose(
         [ours.ci_low, ours.ci_high],
@@ -287,7 +288,7 @@ def test_cluster_bootstrap_of_a_ratio_matches_a_hand_rolled_one_and_ignores_row_
         rtol=1e-12,
     )
     order = rng.permutation(patients.size)
-    shuffled = bootstrap_ratio(num[order], den[order], clusters=patients[order], n_boot=1500, random_state=2)
+    shuffled = bootstrap_ratio(num[order], den[order], clusters=patients[order], n_boot=1500, random_state=2, ci_method="percentile")
     assert (shuffled.ci_low, shuffled.ci_high) == pytest.approx((ours.ci_low, ours.ci_high), rel=1e-12)
 
 
