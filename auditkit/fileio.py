@@ -123,6 +123,17 @@ def to_jsonable(obj: Any) -> Any:
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
 
+def plain_cell(value: Any) -> Any:
+    """Return one table cell as a JSON scalar: NumPy scalars unwrapped, missing values None, others as text."""
+    import pandas as pd  # only the table readers need pandas; fileio stays light to import
+
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return value if isinstance(value, (int, float, bool, str)) else str(value)
+
+
 def dumps_json(obj: Any) -> str:
     """Return the canonical JSON text of ``obj``: 2-space indent, UTF-8, trailing newline.
 

@@ -17,25 +17,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.fileio import plain_cell
+
 #: cases listed per cohort and error type.
 N_WORST = 5
 #: cohorts that never get a worst-case list (the threshold was chosen there).
 SKIPPED_COHORTS = ("val",)
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value if isinstance(value, (int, float, bool, str)) else str(value)
-
-
 def _case(frame: pd.DataFrame, row: int, score: float, attributes: list[str]) -> dict[str, Any]:
     case: dict[str, Any] = {"id": str(frame["id"].iloc[row]), "score": float(score)}
     if "patient_id" in frame.columns:
-        case["patient_id"] = _plain(frame["patient_id"].iloc[row])
-    case["attributes"] = {a: _plain(frame[a].iloc[row]) for a in attributes if a in frame.columns}
+        case["patient_id"] = plain_cell(frame["patient_id"].iloc[row])
+    case["attributes"] = {a: plain_cell(frame[a].iloc[row]) for a in attributes if a in frame.columns}
     return case
 
 

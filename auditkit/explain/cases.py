@@ -36,7 +36,7 @@ from PIL import Image
 from auditkit.explain.evaluation.localization import localization_scores
 from auditkit.explain.evaluation.shortcut import corner_masses, corner_shares, outside_roi_shares
 from auditkit.explain.overlay import OverlayScale, to_rgb_uint8
-from auditkit.fileio import atomic_write_bytes, write_json
+from auditkit.fileio import atomic_write_bytes, plain_cell, write_json
 from auditkit.progress import track
 
 CASES_SCHEMA_VERSION = "1"
@@ -88,18 +88,10 @@ def _float(value: Any) -> float | None:
     return value if np.isfinite(value) else None
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return None
-    return value if isinstance(value, (int, float, bool, str)) else str(value)
-
-
 def _text(frame: pd.DataFrame, column: str, i: int) -> str | None:
     if column not in frame.columns:
         return None
-    value = _plain(frame[column].iloc[i])
+    value = plain_cell(frame[column].iloc[i])
     return None if value is None or value == "" else str(value)
 
 
@@ -223,7 +215,7 @@ def write_cases(
                 "predicted": class_names[y_pred] if 0 <= y_pred < len(class_names) else str(y_pred),
                 "score": score,
                 "error": abs(target - score) if positive is not None else None,
-                "attributes": {c: _plain(sample[c].iloc[i]) for c in attributes},
+                "attributes": {c: plain_cell(sample[c].iloc[i]) for c in attributes},
                 "image": image_rel,
                 "shape": list(np.asarray(shown[i]).shape[:2]),
                 "mask": mask_rel,
