@@ -271,10 +271,9 @@ def failures_section(table: PredictionsTable, settings: Any, sections: dict[str,
     threshold = (sections.get("operating_point") or {}).get("threshold")
     if sections.get("run_info", {}).get("task") != "binary" or threshold is None:
         return {}
+    from auditkit.audit.demographics import compare_sites, describe_subgroups
     from auditkit.audit.failures import worst_cases
     from auditkit.audit.statistics import assign_cohorts
-
-    from auditkit.audit.demographics import compare_sites, describe_subgroups
 
     y_pos = table.frame["y_true"].to_numpy() == 1  # binary: class index 1 is the positive class
     cohorts = assign_cohorts(table)
@@ -336,7 +335,9 @@ def run_audit(config: AuditConfig) -> AuditResults:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(failures_section(inputs.table, config.settings, sections))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
-    from auditkit.audit.clinical import add_clinical  # decision curves, conformal, slices, robustness
+    from auditkit.audit.clinical import (
+        add_clinical,  # decision curves, conformal, slices, robustness
+    )
 
     add_clinical(config, inputs, loaded, sections)
     if loaded is not None and model_run is None:

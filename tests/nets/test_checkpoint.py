@@ -144,7 +144,7 @@ def test_torchscript_checkpoint_round_trips_and_checks_the_archive_hash(tmp_path
     torch.jit.script(eager).save(str(archive))
     meta = {**_meta("torchscript", classes=("a", "b", "c")), "torchscript_source": str(archive)}
     save_checkpoint(tmp_path / "ts", eager, meta)
-    with pytest.raises(CheckpointError, match="TorchScript model.*--trust-model-code"):
+    with pytest.raises(CheckpointError, match=r"TorchScript model.*--trust-model-code"):
         load_checkpoint(tmp_path / "ts", device="cpu")
     loaded = load_checkpoint(tmp_path / "ts", device="cpu", trust_code=True)
     x = torch.randn(2, 1, 32, 32)

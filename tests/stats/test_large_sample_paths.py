@@ -12,7 +12,14 @@ import statsmodels.api as sm
 
 from auditkit.stats import logistic
 from auditkit.stats.bootstrap import make_resamples
-from auditkit.stats.views import BinaryView, FeatureSpec, bin_index, logit, mass_edges, uniform_edges
+from auditkit.stats.views import (
+    BinaryView,
+    FeatureSpec,
+    bin_index,
+    logit,
+    mass_edges,
+    uniform_edges,
+)
 
 
 def _sample(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
