@@ -125,9 +125,22 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
     (after the underdiagnosis factor, before the site's intensity transfer).
     """
     rng = _streams(config.seed)
-    sites = config.site_list
-    flaws = config.flaws
+    frame, patients = _patients(rng, config)
+    jitter = _findings(rng["findings"], frame, patients["disease"], config)
+    _lesion_columns(rng["hidden"], frame, patients, jitter, config)
+    _labels(rng["label_noise"], frame, config)
+    _markers(rng["marker"], frame, config)
+    return frame
 
+
+def _patients(rng: dict[str, np.random.Generator], config: PhantomConfig) -> tuple[pd.DataFrame, dict]:
+    """Return the one-row-per-image frame of patients, sites, demographics, acquisition and anatomy.
+
+    Also the per-patient draws later steps need: ``disease``, ``lesion``
+    (each patient's would-be lesion), ``patient_of`` (image -> patient) and
+    ``n_patients``.
+    """
+    sites = config.site_list
     counts = _patient_counts(rng["patients"], config)
     n_patients = len(counts)
     weights = np.array([s.weight for s in sites])
@@ -163,25 +176,36 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
         frame[field] = acquisition(config, field)[site_index[patient_of]]
     for key, values in anatomy.items():
         frame[key] = values[patient_of]
+    return frame, {"disease": disease, "lesion": lesion, "patient_of": patient_of, "n_patients": n_patients}
 
-    finding_rng = rng["findings"]
-    changed = finding_rng.random(n) < change
-    frame["lesion"] = disease[patient_of] ^ changed
+
+def _findings(rng: np.random.Generator, frame: pd.DataFrame, disease: np.ndarray, config: PhantomConfig) -> np.ndarray:
+    """Set ``lesion`` (the patient's disease, changed between visits) and the pose jitter; return the lesion jitter."""
+    n = len(frame)
+    changed = rng.random(n) < config.lesion_change_rate
+    frame["lesion"] = disease[frame["patient_index"].to_numpy()] ^ changed
     # pose jitter between a patient's images (positioning, breathing)
-    frame["shift_u"] = finding_rng.uniform(-0.03, 0.03, n)
-    frame["shift_v"] = finding_rng.uniform(-0.03, 0.03, n)
-    frame["rotation"] = finding_rng.uniform(-0.03, 0.03, n)
-    frame["scale"] = finding_rng.uniform(0.97, 1.03, n)
-    jitter = finding_rng.uniform(-1.0, 1.0, (n, 4))
+    frame["shift_u"] = rng.uniform(-0.03, 0.03, n)
+    frame["shift_v"] = rng.uniform(-0.03, 0.03, n)
+    frame["rotation"] = rng.uniform(-0.03, 0.03, n)
+    frame["scale"] = rng.uniform(0.97, 1.03, n)
+    return rng.uniform(-1.0, 1.0, (n, 4))
 
+
+def _lesion_columns(
+    rng: np.random.Generator, frame: pd.DataFrame, patients: dict, jitter: np.ndarray, config: PhantomConfig
+) -> None:
+    """Set each image's lesion geometry and contrast, with the underdiagnosis and hidden-slice factors."""
+    flaws = config.flaws
+    patient_of, lesion = patients["patient_of"], patients["lesion"]
     under = flaws.underdiagnosis
     hit = _subgroup(frame, under.attribute, under.value) & under.enabled
     contrast_factor = np.where(hit, 1.0 - 0.85 * under.strength, 1.0)
     hidden = flaws.hidden_slice
-    in_slice = (rng["hidden"].random(n_patients) < HIDDEN_SLICE_SHARE)[patient_of] & hidden.enabled
+    in_slice = (rng.random(patients["n_patients"]) < HIDDEN_SLICE_SHARE)[patient_of] & hidden.enabled
     contrast_factor = contrast_factor * np.where(in_slice, 1.0 - 0.7 * hidden.strength, 1.0)
     frame["hidden_slice"] = in_slice
-    frame["device_side"] = np.where(rng["hidden"].random(n_patients) < 0.5, -1.0, 1.0)[patient_of]
+    frame["device_side"] = np.where(rng.random(patients["n_patients"]) < 0.5, -1.0, 1.0)[patient_of]
     size_factor = np.where(hit, 1.0 - 0.3 * under.strength, 1.0)
     frame["lesion_cx"] = lesion["lesion_cx"][patient_of] + 0.02 * jitter[:, 0]
     frame["lesion_cy"] = lesion["lesion_cy"][patient_of] + 0.02 * jitter[:, 1]
@@ -193,11 +217,14 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
     )
     frame["underdiagnosed"] = hit & frame["lesion"].to_numpy()
 
+
+def _labels(rng: np.random.Generator, frame: pd.DataFrame, config: PhantomConfig) -> None:
+    """Set ``label_true``, the observed ``label`` and ``label_flipped`` (the planted label noise)."""
     label_true = frame["lesion"].to_numpy().astype(np.int64)
-    flipped = np.zeros(n, dtype=bool)
-    noise = flaws.label_noise
+    flipped = np.zeros(len(frame), dtype=bool)
+    noise = config.flaws.label_noise
     members = np.flatnonzero(_subgroup(frame, noise.attribute, noise.value))
-    order = rng["label_noise"].permutation(members)
+    order = rng.permutation(members)
     if noise.enabled:
         # a prefix of one fixed permutation: a stronger flaw flips a superset of the labels
         flipped[order[: round(noise.strength * len(members))]] = True
@@ -205,8 +232,12 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
     frame["label"] = np.where(flipped, 1 - label_true, label_true)
     frame["label_flipped"] = flipped
 
-    shortcut = flaws.shortcut
-    draw = rng["marker"].random(n)
+
+def _markers(rng: np.random.Generator, frame: pd.DataFrame, config: PhantomConfig) -> None:
+    """Set ``marker`` (the burned-in letter, label-dependent at internal sites under the shortcut) and its jitter."""
+    n = len(frame)
+    shortcut = config.flaws.shortcut
+    draw = rng.random(n)
     p_marker = np.full(n, MARKER_BASE_RATE)
     if shortcut.enabled:
         internal = ~frame["external"].to_numpy()
@@ -214,9 +245,8 @@ def sample_cases(config: PhantomConfig) -> pd.DataFrame:
         p_marker = np.where(internal & positive, (1 + shortcut.strength) / 2, p_marker)
         p_marker = np.where(internal & ~positive, (1 - shortcut.strength) / 2, p_marker)
     frame["marker"] = draw < p_marker
-    frame["marker_jitter_x"] = rng["marker"].integers(-1, 2, n)
-    frame["marker_jitter_y"] = rng["marker"].integers(-1, 2, n)
-    return frame
+    frame["marker_jitter_x"] = rng.integers(-1, 2, n)
+    frame["marker_jitter_y"] = rng.integers(-1, 2, n)
 
 
 def acquisition(config: PhantomConfig, field: str) -> np.ndarray:

@@ -147,6 +147,11 @@ def marker_box(size: int, jitter_x: int, jitter_y: int) -> tuple[int, int, int, 
     return x0, y0, x0 + 5 * k, y0 + 7 * k
 
 
+def _col(cases: pd.DataFrame, name: str) -> np.ndarray:
+    """Return one per-image column as float32, shaped (B, 1, 1) to broadcast over the pixels."""
+    return cases[name].to_numpy(dtype=np.float32)[:, None, None]
+
+
 def render_cases(cases: pd.DataFrame, config: PhantomConfig, *, lesions: bool = True) -> Rendered:
     """Return the rendered images and masks of the rows of :func:`sample_cases`' table.
 
@@ -157,18 +162,45 @@ def render_cases(cases: pd.DataFrame, config: PhantomConfig, *, lesions: bool = 
     """
     size = config.size
     n = len(cases)
-
-    def col(name: str) -> np.ndarray:
-        return cases[name].to_numpy(dtype=np.float32)[:, None, None]
-
     coords = (np.arange(size, dtype=np.float32) + 0.5) / size * 2 - 1
     x, y = coords[None, None, :], coords[None, :, None]
-    fov = col("fov") * col("scale")
-    rotation = col("rotation")
-    u = (np.cos(rotation) * x - np.sin(rotation) * y) * fov + col("shift_u")
-    v = (np.sin(rotation) * x + np.cos(rotation) * y) * fov + col("shift_v")
+    fov = _col(cases, "fov") * _col(cases, "scale")
+    rotation = _col(cases, "rotation")
+    u = (np.cos(rotation) * x - np.sin(rotation) * y) * fov + _col(cases, "shift_u")
+    v = (np.sin(rotation) * x + np.cos(rotation) * y) * fov + _col(cases, "shift_v")
     pixel = 2.0 / size * fov
     tissue_field, vessel_field, texture_field, noise = _fields(cases, config)
+
+    scene, roi = _anatomy_scene(cases, u, v, pixel, tissue_field, vessel_field)
+    lesion_e = _ellipse(u, v, _col(cases, "lesion_cx"), _col(cases, "lesion_cy"), _col(cases, "lesion_rx"),
+                        _col(cases, "lesion_ry"), _col(cases, "lesion_angle"))
+    present = cases["lesion"].to_numpy(dtype=bool)[:, None, None]
+    lesion_mask = (lesion_e < 1.0) & roi & present
+    if lesions:
+        profile = 0.5 + 0.5 * (1.0 - np.minimum(lesion_e, 1.0))
+        texture = np.clip(1.0 + 0.3 * texture_field, 0.6, 1.4)
+        scene = scene + _col(cases, "lesion_contrast") * profile * texture * lesion_mask
+    if "hidden_slice" in cases and cases["hidden_slice"].any():
+        scene = scene + _device(cases, u, v)
+
+    image = _acquire(cases, config, np.clip(scene, 0.0, 1.0), noise)
+    boxes = _burn_markers(cases, config, image)
+    return Rendered(
+        images=image.astype(np.float32),
+        lesion_masks=lesion_mask,
+        roi_masks=np.broadcast_to(roi, (n, size, size)).copy(),
+        marker_boxes=boxes,
+    )
+
+
+def _anatomy_scene(
+    cases: pd.DataFrame, u: np.ndarray, v: np.ndarray, pixel: np.ndarray, tissue_field: np.ndarray,
+    vessel_field: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Return the scene without lesion (air, body, lungs with vessels, ribs, mediastinum, heart) and the ROI."""
+
+    def col(name: str) -> np.ndarray:
+        return _col(cases, name)
 
     body = _soft(_ellipse(u, v, 0.0, 0.25, col("body_w"), 1.15, 0.0), col("body_w"), pixel)
     scene = AIR_LEVEL + (col("tissue_level") - AIR_LEVEL) * body + 0.03 * tissue_field * body
@@ -191,40 +223,39 @@ def render_cases(cases: pd.DataFrame, config: PhantomConfig, *, lesions: bool = 
     ribs = col("rib_amp") * (0.5 + 0.5 * np.cos(2 * np.pi * phase)) ** 3
     scene = scene + ribs * body * (0.3 + 0.7 * lungs)
     scene = scene + 0.10 * np.exp(-((u / 0.07) ** 2)) * body * (1.0 - visible)
-
     roi = ((lung_e[0] < 1.0) | (lung_e[1] < 1.0)) & (heart_e >= 1.0)
-    lesion_e = _ellipse(u, v, col("lesion_cx"), col("lesion_cy"), col("lesion_rx"),
-                        col("lesion_ry"), col("lesion_angle"))
-    present = cases["lesion"].to_numpy(dtype=bool)[:, None, None]
-    lesion_mask = (lesion_e < 1.0) & roi & present
-    if lesions:
-        profile = 0.5 + 0.5 * (1.0 - np.minimum(lesion_e, 1.0))
-        texture = np.clip(1.0 + 0.3 * texture_field, 0.6, 1.4)
-        scene = scene + col("lesion_contrast") * profile * texture * lesion_mask
+    return scene, roi
 
-    if "hidden_slice" in cases and cases["hidden_slice"].any():
-        # the hidden slice's device: a bright tube from the lower body wall up into one lung
-        side = col("device_side")
-        # segment from the lateral lower body wall (±0.85, 0.7) to the lower lung (±0.3, 0.05)
-        du, dv = u - side * 0.85, v - 0.7
-        ex, ey = -side * 0.55, -0.65
-        length2 = 0.55**2 + 0.65**2
-        dist = np.abs(du * ey - dv * ex) / np.sqrt(length2)
-        t = (du * ex + dv * ey) / length2
-        tube = 0.35 * np.exp(-((dist / 0.03) ** 2)) * ((t > 0) & (t < 1))
-        scene = scene + tube * cases["hidden_slice"].to_numpy(dtype=np.float32)[:, None, None]
 
-    scene = np.clip(scene, 0.0, 1.0)
+def _device(cases: pd.DataFrame, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Return the hidden slice's device: a bright tube from the lower body wall up into one lung (0 elsewhere)."""
+    side = _col(cases, "device_side")
+    # segment from the lateral lower body wall (±0.85, 0.7) to the lower lung (±0.3, 0.05)
+    du, dv = u - side * 0.85, v - 0.7
+    ex, ey = -side * 0.55, -0.65
+    length2 = 0.55**2 + 0.65**2
+    dist = np.abs(du * ey - dv * ex) / np.sqrt(length2)
+    t = (du * ex + dv * ey) / length2
+    tube = 0.35 * np.exp(-((dist / 0.03) ** 2)) * ((t > 0) & (t < 1))
+    return tube * cases["hidden_slice"].to_numpy(dtype=np.float32)[:, None, None]
+
+
+def _acquire(cases: pd.DataFrame, config: PhantomConfig, scene: np.ndarray, noise: np.ndarray) -> np.ndarray:
+    """Return the site's imaging chain applied to the scene: blur, intensity transfer, noise."""
     blurred = np.empty_like(scene)
-    sigmas = cases["blur_sigma"].to_numpy(dtype=float) * size / 64
+    sigmas = cases["blur_sigma"].to_numpy(dtype=float) * config.size / 64
     for sigma in np.unique(sigmas):
         rows = np.flatnonzero(sigmas == sigma)
-        matrix = _blur_matrix(size, float(sigma))
+        matrix = _blur_matrix(config.size, float(sigma))
         blurred[rows] = scene[rows] if matrix is None else matrix @ scene[rows] @ matrix.T
-    image = col("offset") + col("gain") * np.clip(blurred, 0.0, 1.0) ** col("gamma")
-    image = np.clip(image + col("noise_sigma") * noise, 0.0, 1.0)
+    image = _col(cases, "offset") + _col(cases, "gain") * np.clip(blurred, 0.0, 1.0) ** _col(cases, "gamma")
+    return np.clip(image + _col(cases, "noise_sigma") * noise, 0.0, 1.0)
 
-    boxes = np.full((n, 4), -1, dtype=np.int64)
+
+def _burn_markers(cases: pd.DataFrame, config: PhantomConfig, image: np.ndarray) -> np.ndarray:
+    """Burn the marker letter into ``image`` in place; return the boxes (-1 rows without a marker)."""
+    size = config.size
+    boxes = np.full((len(cases), 4), -1, dtype=np.int64)
     markers = cases["marker"].to_numpy(dtype=bool)
     k = max(1, round(size / 64))
     glyph = np.kron(_GLYPH, np.ones((k, k), dtype=bool))
@@ -234,12 +265,7 @@ def render_cases(cases: pd.DataFrame, config: PhantomConfig, *, lesions: bool = 
         x0, y0, x1, y1 = marker_box(size, int(jx[row]), int(jy[row]))
         image[row, y0:y1, x0:x1][glyph] = MARKER_LEVEL
         boxes[row] = (x0, y0, x1, y1)
-    return Rendered(
-        images=image.astype(np.float32),
-        lesion_masks=lesion_mask,
-        roi_masks=np.broadcast_to(roi, (n, size, size)).copy(),
-        marker_boxes=boxes,
-    )
+    return boxes
 
 
 def quantize(images: np.ndarray, bit_depth: int) -> np.ndarray:

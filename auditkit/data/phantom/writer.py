@@ -181,9 +181,28 @@ def _round(values: np.ndarray, digits: int = 6) -> list[float]:
 
 def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.ndarray]) -> dict[str, Any]:
     """Return the phantom.json document: configuration, sites, flaws, per-image ground truth."""
-    size = config.size
-    sites: dict[str, Any] = {}
     acquisitions = {field: acquisition(config, field) for field in ACQUISITION_FIELDS}
+    return {
+        "generator": GENERATOR,
+        "version": TRUTH_VERSION,
+        "config": config.model_dump(mode="json"),
+        "labels": {"negative": LABEL_NAMES[0], "positive": LABEL_NAMES[1]},
+        "external_site": config.external_site,
+        "sites": _site_records(config, cases, acquisitions),
+        "flaws": _planted(config, cases, acquisitions),
+        "blur_radius_px": {
+            s.name: blur_radius(config, float(acquisitions["blur_sigma"][i]))
+            for i, s in enumerate(config.site_list)
+        },
+        "images": _image_records(config, cases, measured),
+    }
+
+
+def _site_records(
+    config: PhantomConfig, cases: pd.DataFrame, acquisitions: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Return phantom.json's ``sites``: each site's configuration, acquisition as applied and counts."""
+    sites: dict[str, Any] = {}
     for index, site in enumerate(config.site_list):
         rows = cases["site"] == site.name
         sites[site.name] = {
@@ -195,6 +214,11 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
             "n_lesion": int(cases.loc[rows, "lesion"].sum()),
             "n_positive_label": int(cases.loc[rows, "label"].sum()),
         }
+    return sites
+
+
+def _planted(config: PhantomConfig, cases: pd.DataFrame, acquisitions: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Return phantom.json's ``flaws``: each flaw's switch and strength, and what it did."""
     internal = [s.name for s in config.site_list if not s.external]
     flaws = config.flaws
     planted: dict[str, Any] = {}
@@ -241,19 +265,25 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
             "n_images": int(cases["hidden_slice"].sum()),
         }
     )
+    is_internal = [not x.external for x in config.site_list]
     planted["site_shift"].update(
         {
             "site": config.external_site,
             "internal_range": {
-                field: [round(float(acquisitions[field][[not x.external for x in config.site_list]].min()), 6),
-                        round(float(acquisitions[field][[not x.external for x in config.site_list]].max()), 6)]
+                field: [round(float(acquisitions[field][is_internal].min()), 6),
+                        round(float(acquisitions[field][is_internal].max()), 6)]
                 for field in ACQUISITION_FIELDS
             }
             if config.external_site
             else None,
         }
     )
-    pixel = 2.0 / size * (cases["fov"] * cases["scale"]).to_numpy()
+    return planted
+
+
+def _image_records(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.ndarray]) -> list[dict]:
+    """Return phantom.json's ``images``: one ground-truth record per image."""
+    pixel = 2.0 / config.size * (cases["fov"] * cases["scale"]).to_numpy()
     lesion = cases["lesion"].to_numpy()
     images = pd.DataFrame(
         {
@@ -286,20 +316,7 @@ def _truth(config: PhantomConfig, cases: pd.DataFrame, measured: dict[str, np.nd
     ):
         record["marker_box"] = box if box[0] >= 0 else None
         record["lesion_box"] = lesion_box if lesion_box[0] >= 0 else None
-    return {
-        "generator": GENERATOR,
-        "version": TRUTH_VERSION,
-        "config": config.model_dump(mode="json"),
-        "labels": {"negative": LABEL_NAMES[0], "positive": LABEL_NAMES[1]},
-        "external_site": config.external_site,
-        "sites": sites,
-        "flaws": planted,
-        "blur_radius_px": {
-            s.name: blur_radius(config, float(acquisitions["blur_sigma"][i]))
-            for i, s in enumerate(config.site_list)
-        },
-        "images": records,
-    }
+    return records
 
 
 def generate_phantom(
