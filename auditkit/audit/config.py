@@ -215,6 +215,12 @@ class AuditConfig(BaseModel):
     report: bool = Field(True, description="Render report.pdf and report.html.")
     policy: str | None = Field(None, description="'default' or a gate policy YAML file.")
     allow_insufficient: bool = False
+    labels: tuple[str, ...] | None = Field(
+        None, description="Findings of a multi-label table (label_<f>/score_<f> columns); default: every pair."
+    )
+    uncertain_labels: Literal["ignore", "zeros", "ones"] = Field(
+        "ignore", description="A finding's -1 (uncertain) label: left out, absent or present (CheXpert U-policies)."
+    )
     config_path: Path | None = None
     settings: AuditSettings = Field(default_factory=AuditSettings)
 
@@ -236,7 +242,7 @@ class AuditConfig(BaseModel):
 RUN_KEYS = (
     "predictions", "model", "manifest", "out", "force", "embeddings", "data_root",
     "allow_outside_root", "device", "batch_size", "explain", "report", "policy",
-    "allow_insufficient",
+    "allow_insufficient", "labels", "uncertain_labels",
 )  # fmt: skip
 _PATH_KEYS = ("predictions", "model", "manifest", "out", "embeddings", "data_root")
 

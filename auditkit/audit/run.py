@@ -317,6 +317,10 @@ def check_model_matches(table: PredictionsTable, loaded: Any) -> dict[str, Any] 
 def run_audit(config: AuditConfig) -> AuditResults:
     """Return the results of the audit ``config`` describes, written to ``config.out``."""
     out_dir = prepare_output(config)
+    from auditkit.audit.multilabel_run import is_multilabel_run, run_multilabel_audit
+
+    if is_multilabel_run(config):  # label_<f>/score_<f> columns: every analysis per finding
+        return run_multilabel_audit(config, out_dir)
     loaded = load_model(config) if config.model is not None else None
     model_run = None
     if loaded is not None and config.manifest is not None:

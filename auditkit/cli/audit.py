@@ -83,6 +83,12 @@ def audit_command(
         None, "--config", help="Audit YAML (inputs, settings, intended use); flags override it."
     ),
     force: bool | None = typer.Option(None, "--force", help="Overwrite an existing audit."),
+    labels: list[str] | None = typer.Option(
+        None, "--labels", help="Multi-label: the findings to audit (label_<f>/score_<f> columns; default: all)."
+    ),
+    uncertain_labels: str | None = typer.Option(
+        None, "--uncertain-labels", help="A finding's -1 label: ignore (default) | zeros | ones."
+    ),
 ) -> int:
     """Audit a model: discrimination, calibration, fairness, external validity, explanations, report, gate."""
     from auditkit.audit.config import build_config
@@ -106,6 +112,8 @@ def audit_command(
             "device": device,
             "batch_size": batch_size,
             "force": force,
+            "labels": tuple(_split(labels)) if labels else None,
+            "uncertain_labels": uncertain_labels,
         },
         overrides={
             "attributes": _split(attributes),

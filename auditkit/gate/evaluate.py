@@ -455,7 +455,7 @@ def evaluate(
     ci_name = f"{ci_level * 100:g}% CI" if ci_level is not None else "CI"
     checks: list[CheckResult] = []
     for rule in policy.rules:
-        matches = expand_pattern(data, rule.metric)
+        matches = expand_pattern(data, _per_finding(data, rule.metric))
         if not matches:
             if rule.required:
                 hint = _deepest_hint(data, rule.metric)
@@ -492,6 +492,18 @@ def evaluate(
         model_sha256=model.get("sha256"),
         overrides=overrides,
     )
+
+
+def _per_finding(data: Mapping[str, Any], pattern: str) -> str:
+    """Return ``pattern`` under ``findings.*.`` when a multi-label document has no such top-level section.
+
+    A multi-label audit nests the single-label sections per finding, so the
+    default policy's ``discrimination.test.auroc`` judges every finding's.
+    """
+    run = data.get("run") if isinstance(data.get("run"), Mapping) else {}
+    if run.get("task") != "multilabel" or pattern.split(".", 1)[0] in data:
+        return pattern
+    return f"findings.*.{pattern}"
 
 
 def _not_applicable(rule: Rule) -> CheckResult:
