@@ -5,6 +5,8 @@ manifests on machines without it. The torch-facing pieces (``Preprocess``,
 ``ImageDataset``, ``make_loader``) load on first use.
 
 - :mod:`auditkit.data.manifest` -- ``read_manifest``, ``Manifest``
+  (:mod:`~auditkit.data.manifest_file` reads the file as text cells,
+  :mod:`~auditkit.data.manifest_columns` holds the column contract and parsers)
 - :mod:`auditkit.data.paths` -- ``resolve_path`` (refuses paths escaping the data root)
 - :mod:`auditkit.data.readers` -- ``read_image``, ``read_mask``, ``image_shape``
 - :mod:`auditkit.data.dicom` -- the DICOM display pipeline

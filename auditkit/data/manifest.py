@@ -15,7 +15,6 @@ engine reads manifests without torch.
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,33 +24,47 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.data.manifest_columns import (
+    BBOX_COLUMNS,
+    COMPUTED_COLUMNS,
+    CONTRACT_COLUMNS,
+    DEFAULT_SITE,
+    PATH_COLUMNS,
+    REQUIRED_COLUMNS,
+    RESERVED_SITE_NAMES,
+    SPLIT_VALUES,
+    Where,
+    check_columns,
+    check_unique_ids,
+    encode_label_column,
+    parse_bboxes,
+    parse_frames,
+    parse_sites,
+    parse_split,
+    require_cells,
+)
+from auditkit.data.manifest_file import CSV_SUFFIXES, PARQUET_SUFFIXES, read_table
 from auditkit.data.paths import resolve_paths, resolve_root
 from auditkit.data.readers import frame_count, image_shape
 from auditkit.errors import AuditkitError, ManifestError
 from auditkit.fileio import sha256_file
-from auditkit.labels import ClassSpec, LabelError, encode_labels, infer_class_spec
+from auditkit.labels import ClassSpec
 
-REQUIRED_COLUMNS: tuple[str, ...] = ("image", "label")
-BBOX_COLUMNS: tuple[str, ...] = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
-PATH_COLUMNS: tuple[str, ...] = ("image", "mask", "roi")
-CONTRACT_COLUMNS: tuple[str, ...] = (
-    "id",
-    "image",
-    "label",
-    "patient_id",
-    "split",
-    "site",
-    "mask",
-    "roi",
-    "frame",
-    *BBOX_COLUMNS,
-)
-COMPUTED_COLUMNS: tuple[str, ...] = ("y_true",)
-SPLIT_VALUES: tuple[str, ...] = ("train", "val", "test", "external")
-RESERVED_SITE_NAMES: frozenset[str] = frozenset(SPLIT_VALUES)
-DEFAULT_SITE = "default"
-CSV_SUFFIXES: frozenset[str] = frozenset({".csv", ".tsv", ".txt"})
-PARQUET_SUFFIXES: frozenset[str] = frozenset({".parquet", ".pq"})
+__all__ = [
+    "BBOX_COLUMNS",
+    "COMPUTED_COLUMNS",
+    "CONTRACT_COLUMNS",
+    "CSV_SUFFIXES",
+    "DEFAULT_SITE",
+    "PARQUET_SUFFIXES",
+    "PATH_COLUMNS",
+    "REQUIRED_COLUMNS",
+    "RESERVED_SITE_NAMES",
+    "SPLIT_VALUES",
+    "Manifest",
+    "read_manifest",
+]
+
 _PROGRESS_FROM_ROWS = 2000
 
 
@@ -92,256 +105,7 @@ class Manifest:
         return len(self.frame)
 
 
-def _cell_text(value: Any) -> str | None:
-    """Return a cell as stripped text, or None when it is empty/missing."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, (float, np.floating)):
-        if not math.isfinite(float(value)):
-            return None
-        # integer-valued floats come from Parquet int columns with gaps: 45.0 means "45"
-        return str(int(value)) if float(value).is_integer() else repr(float(value))
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    text = str(value).strip()
-    return text or None
-
-
-def _read_table(path: Path, display: str) -> pd.DataFrame:
-    """Return the raw manifest as a DataFrame of text-or-None cells (object dtype)."""
-    if not path.is_file():
-        raise ManifestError(f"manifest '{display}' does not exist; check the path")
-    suffix = path.suffix.lower()
-    if suffix in CSV_SUFFIXES:
-        try:
-            raw = pd.read_csv(
-                path,
-                dtype=str,
-                keep_default_na=False,
-                encoding="utf-8-sig",
-                sep="\t" if suffix == ".tsv" else ",",
-            )
-        except pd.errors.EmptyDataError:
-            raise ManifestError(
-                f"manifest '{display}' is empty (no header row); write a header with at least "
-                "the columns 'image' and 'label', then one row per image"
-            ) from None
-        except UnicodeDecodeError as exc:  # a ValueError too: caught first
-            raise ManifestError(
-                f"manifest '{display}' is not UTF-8 text ({exc.reason} at byte {exc.start}); "
-                "save it as UTF-8"
-            ) from None
-        except (pd.errors.ParserError, ValueError) as exc:
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ManifestError(
-                f"manifest '{display}' cannot be parsed as CSV ({reason}); check quoting and "
-                "that every row has as many fields as the header"
-            ) from None
-    elif suffix in PARQUET_SUFFIXES:
-        try:
-            raw = pd.read_parquet(path)
-        except Exception as exc:
-            raise ManifestError(
-                f"manifest '{display}' cannot be read as Parquet ({type(exc).__name__}: {exc}); "
-                "write it again with pandas.DataFrame.to_parquet"
-            ) from None
-    else:
-        raise ManifestError(
-            f"manifest '{display}' has suffix {suffix or '(none)'!r}; give a .csv, .tsv or "
-            ".parquet file"
-        )
-    names = _header(path, suffix) if suffix in CSV_SUFFIXES else list(raw.columns)
-    if len(names) != len(raw.columns):
-        names = list(raw.columns)
-    raw.columns = [str(c).strip() for c in names]
-    repeated = sorted({c for c in raw.columns if list(raw.columns).count(c) > 1})
-    if repeated:
-        # pandas would silently rename the second 'label' to 'label.1'
-        raise ManifestError(
-            f"manifest '{display}': column {repeated[0]!r} appears more than once in the header "
-            "(spaces around names are ignored); keep one column of each name"
-        )
-    cells = {col: [_cell_text(v) for v in raw[col].tolist()] for col in raw.columns}
-    return pd.DataFrame(cells, index=pd.RangeIndex(len(raw)), dtype=object, columns=list(raw.columns))
-
-
-def _header(path: Path, suffix: str) -> list[str]:
-    """Return the CSV header exactly as written (pandas renames a repeated name to ``name.1``)."""
-    import csv
-
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as handle:
-            return next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])
-    except (csv.Error, ValueError):  # pandas read it; keep pandas' names then
-        return []
-
-
-class _Context:
-    """Where-strings for one manifest: ``<file> row <r>, column '<c>'``."""
-
-    def __init__(self, display: str) -> None:
-        self.display = display
-
-    def at(self, row: int, column: str) -> str:
-        return f"{self.display} row {row + 1}, column '{column}'"
-
-    def column(self, column: str) -> str:
-        return f"{self.display}, column '{column}'"
-
-
-def _check_columns(columns: Sequence[str], ctx: _Context) -> None:
-    for required in REQUIRED_COLUMNS:
-        if required not in columns:
-            near = [c for c in columns if c.lower() == required]
-            hint = f" (found {near[0]!r}: column names are case-sensitive)" if near else ""
-            raise ManifestError(
-                f"manifest '{ctx.display}': required column '{required}' is missing{hint}; "
-                f"columns found: {', '.join(map(repr, columns)) or 'none'}; add it"
-            )
-    for computed in COMPUTED_COLUMNS:
-        if computed in columns:
-            raise ManifestError(
-                f"manifest '{ctx.display}': column '{computed}' is reserved (auditkit computes it "
-                "from 'label'); rename or drop it"
-            )
-    present = [c for c in BBOX_COLUMNS if c in columns]
-    if present and len(present) != len(BBOX_COLUMNS):
-        missing = [c for c in BBOX_COLUMNS if c not in columns]
-        raise ManifestError(
-            f"manifest '{ctx.display}': bounding-box columns {present} are present but {missing} "
-            "are missing; give all four (bbox_x0, bbox_y0, bbox_x1, bbox_y1) or none"
-        )
-
-
-def _require_cells(values: list[str | None], column: str, ctx: _Context, what: str) -> None:
-    for row, value in enumerate(values):
-        if value is None:
-            raise ManifestError(f"{ctx.at(row, column)}: the {what} is empty; give every row one")
-
-
-def _check_unique_ids(ids: list[str], ctx: _Context, column: str) -> None:
-    seen: dict[str, int] = {}
-    for row, value in enumerate(ids):
-        if value in seen:
-            raise ManifestError(
-                f"{ctx.at(row, column)}: id {value!r} repeats row {seen[value] + 1}; ids must be "
-                "unique (give an 'id' column, or list each image once)"
-            )
-        seen[value] = row
-
-
-def _encode(labels: list[str], ctx: _Context, positive_class: str | None, class_spec: ClassSpec | None):
-    where = ctx.column("label")
-    if class_spec is not None:
-        if positive_class is not None and class_spec.positive_class not in (None, str(positive_class)):
-            raise ManifestError(
-                f"{where}: --positive-class {positive_class!r} differs from the model's positive "
-                f"class {class_spec.positive_class!r}; drop the flag (the model's classes apply)"
-            )
-        spec = class_spec
-    else:
-        spec = infer_class_spec(labels, positive_class=positive_class, where=where)
-    first_row = {}
-    for row, value in enumerate(labels):
-        first_row.setdefault(value, row)
-    for value, row in first_row.items():
-        try:
-            encode_labels([value], spec)
-        except LabelError:
-            raise ManifestError(
-                f"{ctx.at(row, 'label')}: label {value!r} is not one of the classes "
-                f"{list(spec.classes)} (names or indices 0..{spec.n_classes - 1}); fix the label "
-                "or drop the row"
-            ) from None
-    return spec, encode_labels(labels, spec, where=where)
-
-
-def _parse_split(values: list[str | None], ctx: _Context) -> list[str | None]:
-    out: list[str | None] = []
-    for row, value in enumerate(values):
-        if value is None:
-            out.append(None)
-            continue
-        lowered = value.lower()
-        if lowered not in SPLIT_VALUES:
-            raise ManifestError(
-                f"{ctx.at(row, 'split')}: unknown split {value!r}; use one of "
-                f"{', '.join(SPLIT_VALUES)}, or leave the cell empty to assign it by patient"
-            )
-        out.append(lowered)
-    return out
-
-
-def _parse_sites(values: list[str | None], ctx: _Context) -> list[str]:
-    out = []
-    for row, value in enumerate(values):
-        site = DEFAULT_SITE if value is None else value
-        if site.lower() in RESERVED_SITE_NAMES:
-            raise ManifestError(
-                f"{ctx.at(row, 'site')}: site name {value!r} is reserved (it names a split); "
-                "rename the site"
-            )
-        out.append(site)
-    return out
-
-
-def _parse_frames(values: list[str | None], ctx: _Context) -> list[int | None]:
-    """Return each row's 0-based frame number of a multi-frame image, or None (single frame)."""
-    out: list[int | None] = []
-    for row, value in enumerate(values):
-        if value is None:
-            out.append(None)
-            continue
-        try:
-            number = int(value)
-        except ValueError:
-            number = -1
-        if number < 0:
-            raise ManifestError(
-                f"{ctx.at(row, 'frame')}: expected a frame number (an integer >= 0, counted from "
-                f"0), got {value!r}; fix it or leave the cell empty for a single-frame image"
-            )
-        out.append(number)
-    return out
-
-
-def _parse_bboxes(table: pd.DataFrame, ctx: _Context) -> np.ndarray:
-    n = len(table)
-    boxes = np.full((n, 4), np.nan)
-    if BBOX_COLUMNS[0] not in table.columns:
-        return boxes
-    for row in range(n):
-        cells = [table.at[row, c] for c in BBOX_COLUMNS]
-        if all(c is None for c in cells):
-            continue
-        for column, cell in zip(BBOX_COLUMNS, cells, strict=True):
-            if cell is None:
-                raise ManifestError(
-                    f"{ctx.at(row, column)}: the box is incomplete (this cell is empty); give "
-                    "all four of bbox_x0, bbox_y0, bbox_x1, bbox_y1 or leave all four empty"
-                )
-            try:
-                value = float(cell)
-            except ValueError:
-                value = math.nan
-            if not math.isfinite(value) or value < 0:
-                raise ManifestError(
-                    f"{ctx.at(row, column)}: expected a pixel coordinate (a number >= 0), got "
-                    f"{cell!r}; fix the box"
-                )
-            boxes[row, BBOX_COLUMNS.index(column)] = value
-        x0, y0, x1, y1 = boxes[row]
-        if not (x1 > x0 and y1 > y0):
-            raise ManifestError(
-                f"{ctx.at(row, 'bbox_x1')}: malformed box (x0={x0:g}, y0={y0:g}, x1={x1:g}, "
-                f"y1={y1:g}); expected x1 > x0 and y1 > y0 (top-left, then bottom-right corner)"
-            )
-    return boxes
-
-
-def _shared_images(frame: pd.DataFrame, ctx: _Context) -> tuple[str, ...]:
+def _shared_images(frame: pd.DataFrame, ctx: Where) -> tuple[str, ...]:
     """Return warnings for one image file (and frame) listed under several ids, or several patients.
 
     The same scan under two ids is counted twice; under two patients it can sit
@@ -372,7 +136,7 @@ def _shared_images(frame: pd.DataFrame, ctx: _Context) -> tuple[str, ...]:
 def _resolve_column(
     values: list[str | None],
     column: str,
-    ctx: _Context,
+    ctx: Where,
     *,
     root: Path,
     allow_outside_root: bool,
@@ -394,7 +158,7 @@ def _check_images(
     table: pd.DataFrame,
     paths: dict[str, list[str | None]],
     boxes: np.ndarray,
-    ctx: _Context,
+    ctx: Where,
     written: dict[str, list[str | None]],
     frames: list[int | None],
 ) -> None:
@@ -463,40 +227,31 @@ def read_manifest(
     """
     manifest_path = Path(path)
     display = os.fspath(path)
-    ctx = _Context(display)
-    table = _read_table(manifest_path, display)
+    ctx = Where(display)
+    table = read_table(manifest_path, display)
     columns = list(table.columns)
-    _check_columns(columns, ctx)
+    check_columns(columns, ctx)
     if len(table) == 0:
         raise ManifestError(
             f"manifest '{display}' has a header but no rows; add one row per image"
         )
-    n = len(table)
-
-    def column(name: str) -> list[str | None]:
-        return table[name].tolist() if name in table.columns else [None] * n
-
-    images_written = column("image")
-    _require_cells(images_written, "image", ctx, "image path")
-    labels = column("label")
-    _require_cells(labels, "label", ctx, "label")
-    if "id" in table.columns:
-        ids = column("id")
-        _require_cells(ids, "id", ctx, "id")
-        _check_unique_ids(ids, ctx, "id")  # type: ignore[arg-type]
-    else:
-        ids = list(images_written)
-        _check_unique_ids(ids, ctx, "image")  # type: ignore[arg-type]
-
-    spec, y_true = _encode(labels, ctx, positive_class, class_spec)  # type: ignore[arg-type]
-    splits = _parse_split(column("split"), ctx)
-    sites = _parse_sites(column("site"), ctx)
-    boxes = _parse_bboxes(table, ctx)
-    frames = _parse_frames(column("frame"), ctx)
-    patients = [p if p is not None else i for p, i in zip(column("patient_id"), ids, strict=True)]
-
+    labels = _column(table, "label")
+    ids = _checked_ids(table, labels, ctx)
+    spec, y_true = encode_label_column(labels, ctx, positive_class, class_spec)  # type: ignore[arg-type]
+    data: dict[str, Any] = {
+        "id": ids,
+        "label": labels,
+        "y_true": np.asarray(y_true, dtype=np.int64),
+        "split": parse_split(_column(table, "split"), ctx),
+        "site": parse_sites(_column(table, "site"), ctx),
+    }
+    boxes = parse_bboxes(table, ctx)
+    frames = parse_frames(_column(table, "frame"), ctx)
+    data["patient_id"] = [
+        p if p is not None else i for p, i in zip(_column(table, "patient_id"), ids, strict=True)
+    ]
     root = resolve_root(manifest_path, data_root)
-    written = {name: column(name) for name in PATH_COLUMNS}
+    written = {name: _column(table, name) for name in PATH_COLUMNS}
     resolved = {
         name: _resolve_column(
             written[name],
@@ -510,26 +265,9 @@ def read_manifest(
     }
     if check_files:
         _check_images(table, resolved, boxes, ctx, written, frames)
-
+    data.update(resolved)
     attributes = tuple(c for c in columns if c not in CONTRACT_COLUMNS)
-    data: dict[str, Any] = {
-        "id": ids,
-        "image": resolved["image"],
-        "label": labels,
-        "y_true": np.asarray(y_true, dtype=np.int64),
-        "patient_id": patients,
-        "site": sites,
-        "split": splits,
-        "mask": resolved["mask"],
-        "roi": resolved["roi"],
-    }
-    if "frame" in table.columns:
-        data["frame"] = pd.array(frames, dtype="Int64")
-    for index, name in enumerate(BBOX_COLUMNS):
-        data[name] = boxes[:, index]
-    for name in attributes:
-        data[name] = column(name)
-    frame = pd.DataFrame(data, index=pd.RangeIndex(n))
+    frame = _manifest_frame(table, data, frames, boxes, attributes)
     warnings = _shared_images(frame, ctx)
     for warning in warnings:
         from auditkit.progress import status
@@ -545,3 +283,42 @@ def read_manifest(
         attribute_columns=attributes,
         has_masks=bool(frame["mask"].notna().any()),
     )
+
+
+def _column(table: pd.DataFrame, name: str) -> list[str | None]:
+    """Return a column's cells, or one None a row when the manifest has no such column."""
+    return table[name].tolist() if name in table.columns else [None] * len(table)
+
+
+def _checked_ids(table: pd.DataFrame, labels: list[str | None], ctx: Where) -> list[str]:
+    """Return each row's id (the ``id`` column, else the image path), after the required cells."""
+    images = _column(table, "image")
+    require_cells(images, "image", ctx, "image path")
+    require_cells(labels, "label", ctx, "label")
+    if "id" in table.columns:
+        ids = _column(table, "id")
+        require_cells(ids, "id", ctx, "id")
+        check_unique_ids(ids, ctx, "id")  # type: ignore[arg-type]
+    else:
+        ids = list(images)
+        check_unique_ids(ids, ctx, "image")  # type: ignore[arg-type]
+    return ids  # type: ignore[return-value]
+
+
+def _manifest_frame(
+    table: pd.DataFrame,
+    data: dict[str, Any],
+    frames: list[int | None],
+    boxes: np.ndarray,
+    attributes: tuple[str, ...],
+) -> pd.DataFrame:
+    """Return the Manifest's frame: the contract's columns in their order, then the attributes."""
+    order = ("id", "image", "label", "y_true", "patient_id", "site", "split", "mask", "roi")
+    columns: dict[str, Any] = {name: data[name] for name in order}
+    if "frame" in table.columns:
+        columns["frame"] = pd.array(frames, dtype="Int64")
+    for index, name in enumerate(BBOX_COLUMNS):
+        columns[name] = boxes[:, index]
+    for name in attributes:
+        columns[name] = _column(table, name)
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(table)))
