@@ -146,7 +146,10 @@ def faithfulness(ev: EvidenceInputs, display: np.ndarray) -> dict[str, Any]:
     """Return the deletion/insertion AUCs of the method's order and of a random order."""
     cfg, model = ev.cfg, ev.loaded.model
     pick = subset(len(display), cfg.faithfulness_images, cfg.seed)
-    kwargs = dict(n_steps=cfg.faithfulness_steps, mean=ev.mean, std=ev.std, batch_size=max(cfg.batch_size * 4, 64))
+    kwargs = dict(
+        n_steps=cfg.faithfulness_steps, mean=ev.mean, std=ev.std, batch_size=max(cfg.batch_size * 4, 64),
+        calibration=ev.loaded.meta,
+    )
     x, shown, t = ev.images.inputs[pick], display[pick], ev.maps.targets[pick]
     ordered = perturbation_curves(model, x, shown, t, **kwargs)
     shuffled = perturbation_curves(model, x, shown, t, order="random", random_state=cfg.seed, **kwargs)
@@ -159,7 +162,20 @@ def faithfulness(ev: EvidenceInputs, display: np.ndarray) -> dict[str, Any]:
         "n_images": len(pick),
         "n_steps": cfg.faithfulness_steps,
         "substrates": {"deletion": "black", "insertion": "blurred"},
+        "score": _faithfulness_score(ev.loaded.meta),
     }
+
+
+def _faithfulness_score(meta: dict[str, Any]) -> str:
+    """Return which score the deletion/insertion curves follow, in words (results.json ``faithfulness.score``)."""
+    record = meta.get("calibration") or {}
+    if record.get("method") != "temperature":
+        return "probability of the explained class (softmax of the logits; the checkpoint records no calibration)"
+    offset = " with the prior logit offset" if record.get("logit_offset") is not None else ""
+    return (
+        "calibrated probability of the explained class, as predict reports it: softmax of the logits"
+        f"{offset}, divided by the checkpoint's temperature {float(record['temperature']):.3g}"
+    )
 
 
 def sanity(ev: EvidenceInputs, display: np.ndarray) -> dict[str, Any]:

@@ -156,6 +156,21 @@ def test_deletion_curve_of_a_patch_reading_model_by_hand():
     np.testing.assert_allclose(curves.fractions, np.arange(17) / 16)
 
 
+def test_deletion_curve_follows_the_checkpoint_calibrated_probability():
+    # Same model and map as above, with a checkpoint calibration: logits (0, s) + offset (0.4, -0.2),
+    # divided by T = 2, so P(class 1) = sigmoid((s - 0.6) / 2): s(1.2) intact, s(-0.8) once deleted.
+    model = PatchReader(2, 4, 5, 7)
+    x = torch.ones(1, 1, 8, 8)
+    saliency = np.zeros((1, 8, 8))
+    saliency[0, 2:4, 5:7] = 1.0
+    meta = {"calibration": {"method": "temperature", "temperature": 2.0, "logit_offset": [0.4, -0.2]}}
+    curves = perturbation_curves(model, x, saliency, [1], n_steps=16, deletion_substrate="zeros", calibration=meta)
+    expected = [_sigmoid((3 - 0.6) / 2)] + [_sigmoid((-1 - 0.6) / 2)] * 16
+    np.testing.assert_allclose(curves.deletion[0], expected, rtol=1e-6)
+    raw = perturbation_curves(model, x, saliency, [1], n_steps=16, deletion_substrate="zeros")
+    assert raw.deletion[0, 0] == pytest.approx(_sigmoid(3), rel=1e-6)  # no record: the plain softmax
+
+
 def test_saliency_on_the_relevant_patch_beats_a_random_order():
     # Only the 6x6 patch counts (logit 0.075 * sum - 1, about +3 when intact); outside it the
     # image is dark, so blurring (the insertion canvas) spills the patch and lowers the logit.

@@ -1,7 +1,10 @@
 """Does the map point at what the model uses? Deletion and insertion AUC (Petsiuk et al. 2018, RISE, BMVC).
 
 Deletion: remove pixels (replace them by a black substrate) in decreasing
-order of saliency and follow the probability of the explained class; a
+order of saliency and follow the probability of the explained class (the
+released model's probability: the checkpoint's calibration, logit offset and
+temperature, applied to the logits before the softmax, as ``auditkit
+predict`` reports it; :func:`auditkit.nets.scores.calibrated_probabilities`); a
 faithful map makes it fall fast, so the area under the curve is LOW.
 Insertion: start from a blurred copy of the image and put the original pixels
 back in the same order; a faithful map makes the probability rise fast, so the
@@ -12,8 +15,9 @@ model in one forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,6 +28,7 @@ from auditkit.explain.baselines import make_baselines
 from auditkit.explain.guard import borrowed_model, model_device
 from auditkit.explain.precision import autocast_context
 from auditkit.explain.targets import class_probabilities
+from auditkit.nets.scores import calibrated_probabilities
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,7 @@ def perturbation_curves(
     std: Sequence[float] | None = None,
     batch_size: int = 64,
     random_state: int = 0,
+    calibration: Mapping[str, Any] | None = None,
 ) -> PerturbationCurves:
     """Return deletion and insertion curves (N, n_steps + 1) of ``inputs`` (N, C, H, W) along ``maps`` (N, H, W).
 
@@ -89,7 +95,9 @@ def perturbation_curves(
     baselines of :mod:`auditkit.explain.baselines` (black through the model's
     normalisation ``mean``/``std``; a blurred image). ``batch_size`` perturbed
     images go through the model per forward pass, all steps of several images
-    together.
+    together. ``calibration`` is the checkpoint record (model.json, with its
+    ``calibration`` entry): the curves follow the calibrated probability the
+    released model reports; None (a bare model) takes the plain softmax.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3 or maps.shape[0] != inputs.shape[0] or maps.shape[1:] != tuple(inputs.shape[-2:]):
@@ -122,7 +130,11 @@ def perturbation_curves(
             inserted = torch.where(perturbed, x, blurred[sl, None]).reshape(-1, c, h, w)
             with autocast_context(device):
                 outputs = model(torch.cat([deleted, inserted]))
-            probs = class_probabilities(outputs.float())
+            probs = (
+                calibrated_probabilities(outputs.float(), dict(calibration))
+                if calibration is not None
+                else class_probabilities(outputs.float())
+            )
             steps = n_steps + 1
             chosen = targets_t[sl].to(device).repeat_interleave(steps).repeat(2)
             p = probs.gather(1, chosen[:, None])[:, 0].double().cpu().numpy()
