@@ -20,6 +20,8 @@ the 1e-6 tolerance of the float32 replicate fits it replaces.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 _MAX_ITER = 60
@@ -28,6 +30,10 @@ _TOL = 1e-8
 GROUPED_MIN_ROWS = 10_000
 #: width of a group of the predictor (logit scale).
 _GROUP_WIDTH = 0.04
+#: score and information of a Newton step: (g_a, g_b, h_aa, h_ab, h_bb), the slope's None if fixed.
+_Derivatives = tuple[
+    np.ndarray, np.ndarray | None, np.ndarray, np.ndarray | None, np.ndarray | None
+]
 
 
 def _log_sigmoid_and_mean(
@@ -101,27 +107,38 @@ def fit_logistic(
         )
         if np.isfinite(a0[0]) and np.isfinite(b0[0]):
             start = (float(a0[0]), float(b0[0]))
-    a0, b0 = start if start is not None else (0.0, 1.0)
-    a, b = np.full(r, a0, dtype=dtype), np.full(r, b0, dtype=dtype)
-    step_a, step_b = np.zeros(r, dtype=dtype), np.zeros(r, dtype=dtype)
-    scale = np.ones(r, dtype=dtype)
-    best_ll = np.full(r, -np.inf, dtype=dtype)
+
+    def evaluate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Callable[[], _Derivatives]]:
+        return _row_terms(a, b, x_neg, x_pos, wn, wp, fit_slope=fit_slope)
+
     failed = (wn.sum(0) <= 0) | (wp.sum(0) <= 0)
-    done = failed.copy()
-    for _ in range(_MAX_ITER):
-        ll_n, mu_n = _log_sigmoid_and_mean(a, b, x_neg, negative=True)
-        ll_p, mu_p = _log_sigmoid_and_mean(a, b, x_pos, negative=False)
-        # log-likelihood at the trial point; a worse trial halves its step (damped Newton)
-        ll = np.einsum("ij,ij->j", wp, ll_p) + np.einsum("ij,ij->j", wn, ll_n)
-        worse = ~done & ~(ll >= best_ll - ll_tol * np.abs(best_ll))
-        if worse.any():
-            scale = np.where(worse, scale / 2.0, scale)
-            a = np.where(worse, a - scale * step_a, a)
-            b = np.where(worse, b - scale * step_b, b)
-            failed |= worse & (scale < 1e-9)
-            done |= failed
-            continue
-        best_ll = np.where(done, best_ll, ll)
+    return _damped_newton(
+        evaluate, start if start is not None else (0.0, 1.0), failed,
+        fit_slope=fit_slope, dtype=dtype, tol=tol, ll_tol=ll_tol,
+    )  # fmt: skip
+
+
+def _row_terms(
+    a: np.ndarray,
+    b: np.ndarray,
+    x_neg: np.ndarray,
+    x_pos: np.ndarray,
+    wn: np.ndarray,
+    wp: np.ndarray,
+    *,
+    fit_slope: bool,
+) -> tuple[np.ndarray, Callable[[], _Derivatives]]:
+    """Return (log-likelihood (R,), derivatives) of the per-row fit at (a, b).
+
+    ``derivatives()`` gives the score and information (g_a, g_b, h_aa, h_ab,
+    h_bb); it is called only for a step that is kept, so a rejected trial costs
+    just the log-likelihood. Without the slope g_b, h_ab and h_bb are None.
+    """
+    ll_n, mu_n = _log_sigmoid_and_mean(a, b, x_neg, negative=True)
+    ll_p, mu_p = _log_sigmoid_and_mean(a, b, x_pos, negative=False)
+    ll = np.einsum("ij,ij->j", wp, ll_p) + np.einsum("ij,ij->j", wn, ll_n)
+
+    def derivatives() -> _Derivatives:
         # score: Σ w (y − μ) [1, x]; information: Σ w μ(1 − μ) [1 x; x x²]
         v_n = mu_n * (1.0 - mu_n)
         v_n *= wn
@@ -133,11 +150,56 @@ def fit_logistic(
         res_p *= wp
         g_a = res_p.sum(0) - res_n.sum(0)
         h_aa = v_n.sum(0) + v_p.sum(0)
+        if not fit_slope:
+            return g_a, None, h_aa, None, None
+        g_b = x_pos @ res_p - x_neg @ res_n
+        h_ab = x_neg @ v_n + x_pos @ v_p
+        h_bb = (x_neg**2) @ v_n + (x_pos**2) @ v_p
+        return g_a, g_b, h_aa, h_ab, h_bb
+
+    return ll, derivatives
+
+
+def _damped_newton(
+    evaluate: Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, Callable[[], _Derivatives]]],
+    start: tuple[float, float],
+    failed: np.ndarray,
+    *,
+    fit_slope: bool,
+    dtype: type = np.float64,
+    tol: float = _TOL,
+    ll_tol: float = 1e-12,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (intercept (R,), slope (R,)) by damped Newton from ``start``, NaN where one fails.
+
+    ``evaluate(a, b)`` returns the log-likelihood (R,) and a function giving
+    (g_a, g_b, h_aa, h_ab, h_bb) there. A trial whose log-likelihood is worse
+    than the best so far (by more than ``ll_tol`` relative) halves its step;
+    a column stops when its Newton step is below ``tol`` in both parameters,
+    and fails (NaN) on a non-finite step, a step halved below 1e-9, or
+    ``failed`` (no weight in a class) at the start.
+    """
+    r = failed.shape[0]
+    a, b = np.full(r, start[0], dtype=dtype), np.full(r, start[1], dtype=dtype)
+    step_a, step_b = np.zeros(r, dtype=dtype), np.zeros(r, dtype=dtype)
+    scale = np.ones(r, dtype=dtype)
+    best_ll = np.full(r, -np.inf, dtype=dtype)
+    failed = failed.copy()
+    done = failed.copy()
+    for _ in range(_MAX_ITER):
+        ll, derivatives = evaluate(a, b)
+        worse = ~done & ~(ll >= best_ll - ll_tol * np.abs(best_ll))
+        if worse.any():
+            scale = np.where(worse, scale / 2.0, scale)
+            a = np.where(worse, a - scale * step_a, a)
+            b = np.where(worse, b - scale * step_b, b)
+            failed |= worse & (scale < 1e-9)
+            done |= failed
+            continue
+        best_ll = np.where(done, best_ll, ll)
         with np.errstate(divide="ignore", invalid="ignore"):
+            g_a, g_b, h_aa, h_ab, h_bb = derivatives()
             if fit_slope:
-                g_b = x_pos @ res_p - x_neg @ res_n
-                h_ab = x_neg @ v_n + x_pos @ v_p
-                h_bb = (x_neg**2) @ v_n + (x_pos**2) @ v_p
                 det = h_aa * h_bb - h_ab**2
                 new_a = (h_bb * g_a - h_ab * g_b) / det
                 new_b = (h_aa * g_b - h_ab * g_a) / det
@@ -245,43 +307,12 @@ def _newton_grouped(
     fit_slope: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (intercept (R,), slope (R,)) by damped Newton on grouped moments (5, G, R) of each class."""
-    r = m_neg.shape[2]
-    a, b = np.full(r, start[0]), np.full(r, start[1])
-    step_a, step_b = np.zeros(r), np.zeros(r)
-    scale = np.ones(r)
-    best_ll = np.full(r, -np.inf)
-    failed = (m_neg[0].sum(0) <= 0) | (m_pos[0].sum(0) <= 0)
-    done = failed.copy()
-    for _ in range(_MAX_ITER):
+
+    def evaluate(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, Callable[[], _Derivatives]]:
         tn = _grouped_terms(a, b, c_neg, m_neg, positive=False)
         tp = _grouped_terms(a, b, c_pos, m_pos, positive=True)
         ll, g_a, g_b, h_aa, h_ab, h_bb = (p + q for p, q in zip(tn, tp, strict=True))
-        worse = ~done & ~(ll >= best_ll - 1e-12 * np.abs(best_ll))
-        if worse.any():
-            scale = np.where(worse, scale / 2.0, scale)
-            a = np.where(worse, a - scale * step_a, a)
-            b = np.where(worse, b - scale * step_b, b)
-            failed |= worse & (scale < 1e-9)
-            done |= failed
-            continue
-        best_ll = np.where(done, best_ll, ll)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if fit_slope:
-                det = h_aa * h_bb - h_ab**2
-                new_a = (h_bb * g_a - h_ab * g_b) / det
-                new_b = (h_aa * g_b - h_ab * g_a) / det
-            else:
-                new_a = g_a / h_aa
-                new_b = np.zeros(r)
-        bad = ~done & ~(np.isfinite(new_a) & np.isfinite(new_b))
-        failed |= bad
-        small = (np.abs(new_a) < _TOL) & (np.abs(new_b) < _TOL)
-        done |= failed | small
-        step_a = np.where(done, 0.0, new_a)
-        step_b = np.where(done, 0.0, new_b)
-        scale = np.ones(r)
-        if done.all():
-            break
-        a, b = a + step_a, b + step_b
-    ok = done & ~failed
-    return np.where(ok, a, np.nan), (np.where(ok, b, np.nan) if fit_slope else np.ones(r))
+        return ll, lambda: (g_a, g_b, h_aa, h_ab, h_bb)
+
+    failed = (m_neg[0].sum(0) <= 0) | (m_pos[0].sum(0) <= 0)
+    return _damped_newton(evaluate, start, failed, fit_slope=fit_slope)
