@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from auditkit.nets.scores import calibrate_logits  # noqa: F401  (re-exported: its one definition)
+from auditkit.progress import status
 from auditkit.stats.recalibration import fit_temperature_multiclass
 
 CALIBRATION_METHODS = ("temperature", "none")
@@ -67,6 +68,8 @@ def temperature_record(
     if not math.isfinite(temperature) or temperature <= 0:  # pragma: no cover - bounded fit
         return None
     extra = {"warning": fit.warning} if fit.warning else {}
+    if fit.warning:  # the record keeps it; the person training should see it now, not in model.json later
+        status(f"warning: temperature scaling refused, the model is released with T = {temperature:g}: {fit.warning}")
     return {
         "method": "temperature",
         "logit_offset": [float(v) for v in offset],

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import expit, log_softmax
 
+from auditkit import progress
 from auditkit.stats.recalibration import fit_temperature_binary, fit_temperature_multiclass
 from auditkit.train.calibrate import temperature_record
 
@@ -31,13 +32,16 @@ def test_separated_binary_split_is_refused_with_a_warning():
     assert fit.to_dict()["warning"] == fit.warning
 
 
-def test_separated_multiclass_split_is_refused_and_model_json_records_the_warning():
+def test_separated_multiclass_split_is_refused_and_model_json_records_the_warning(capsys, monkeypatch):
+    monkeypatch.setitem(progress._state, "quiet", False)
     y, p = _separated()
     probs = np.c_[1 - p, p]
     fit = fit_temperature_multiclass(y, probs)
     assert fit.temperature == 1.0 and fit.warning
     record = temperature_record(y, probs)
     assert record["temperature"] == 1.0 and "perfectly classified" in record["warning"]
+    err = capsys.readouterr().err
+    assert err.startswith("warning: temperature scaling refused") and "perfectly classified" in err
 
 
 def test_noisy_split_keeps_its_interior_optimum_without_a_warning():
