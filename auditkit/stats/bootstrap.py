@@ -116,10 +116,38 @@ def make_resamples(
     if len(row_cluster) != n_rows:
         raise InvalidInputError(f"clusters has {len(row_cluster)} entries, strata has {n_rows}")
     groups = np.zeros(n_rows, np.int64) if jackknife_groups is None else _codes(jackknife_groups)
+    cluster_ids, unit_stratum = _unit_strata(row_cluster, row_strata)
+    unit_group = _unit_groups(row_cluster, groups, len(cluster_ids))
+    # Units ordered stratum-contiguously so a stratum's draws are offset indices.
+    unit_order = np.lexsort((cluster_ids, unit_stratum))
+    n_units = len(unit_order)
+    position_of_cluster = np.empty(int(cluster_ids.max()) + 1, np.int64)
+    position_of_cluster[cluster_ids[unit_order]] = np.arange(n_units)
+    stratum_sorted = unit_stratum[unit_order]
+    bounds = np.flatnonzero(np.r_[True, stratum_sorted[1:] != stratum_sorted[:-1], True])
 
-    # A unit's stratum is the set of its rows' strata (patients with images of
-    # both classes form their own stratum). Pure units keep their row stratum;
-    # only mixed units (usually few) are looked at one by one.
+    rng = np.random.default_rng(random_state)
+    counts = _draw_counts(rng, bounds[:-1], np.diff(bounds), n_units=n_units, n_boot=n_boot)
+    block_of_unit, group_of_block = _jackknife_blocks(
+        unit_group[unit_order], max_blocks=max_jackknife_blocks, rng=rng
+    )
+    return Resamples(
+        counts=counts,
+        unit_of_row=position_of_cluster[row_cluster],
+        block_of_unit=block_of_unit,
+        group_of_block=group_of_block,
+        seed=int(random_state),
+        clustered=clusters is not None and n_units < n_rows,
+    )
+
+
+def _unit_strata(row_cluster: np.ndarray, row_strata: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return (cluster ids (n_units,) sorted, each unit's stratum code).
+
+    A unit's stratum is the set of its rows' strata (patients with images of
+    both classes form their own stratum). Pure units keep their row stratum;
+    only mixed units (usually few) are looked at one by one.
+    """
     pairs = np.unique(np.column_stack([row_cluster, row_strata]), axis=0)
     cluster_ids, first, n_strata_of = np.unique(pairs[:, 0], return_index=True, return_counts=True)
     unit_stratum = pairs[first, 1].copy()
@@ -130,25 +158,31 @@ def make_resamples(
         if key not in mixed_codes:
             mixed_codes[key] = next_code + len(mixed_codes)
         unit_stratum[i] = mixed_codes[key]
-    group_min = np.full(len(cluster_ids), np.iinfo(np.int64).max)
-    group_max = np.full(len(cluster_ids), np.iinfo(np.int64).min)
+    return cluster_ids, unit_stratum
+
+
+def _unit_groups(row_cluster: np.ndarray, groups: np.ndarray, n_units: int) -> np.ndarray:
+    """Return each unit's jackknife group (n_units,); a unit spanning two groups is refused."""
+    group_min = np.full(n_units, np.iinfo(np.int64).max)
+    group_max = np.full(n_units, np.iinfo(np.int64).min)
     np.minimum.at(group_min, row_cluster, groups)
     np.maximum.at(group_max, row_cluster, groups)
     if (group_min != group_max).any():
         raise InvalidInputError(
             "a cluster (patient) spans two cohorts; give patients distinct ids per cohort"
         )
-    # Units ordered stratum-contiguously so a stratum's draws are offset indices.
-    unit_order = np.lexsort((cluster_ids, unit_stratum))
-    n_units = len(unit_order)
-    position_of_cluster = np.empty(int(cluster_ids.max()) + 1, np.int64)
-    position_of_cluster[cluster_ids[unit_order]] = np.arange(n_units)
-    unit_of_row = position_of_cluster[row_cluster]
-    stratum_sorted = unit_stratum[unit_order]
-    bounds = np.flatnonzero(np.r_[True, stratum_sorted[1:] != stratum_sorted[:-1], True])
-    starts, sizes = bounds[:-1], np.diff(bounds)
+    return group_min
 
-    rng = np.random.default_rng(random_state)
+
+def _draw_counts(
+    rng: np.random.Generator, starts: np.ndarray, sizes: np.ndarray, *, n_units: int, n_boot: int
+) -> np.ndarray:
+    """Return the (n_units, n_boot) draw counts: each stratum's units drawn with replacement.
+
+    ``starts``/``sizes`` delimit the strata in unit order; the draws are uniform
+    indices per stratum, ``per_call`` resamples at a time, counted with one
+    ``np.bincount`` over ``resample * n_units + unit``.
+    """
     # A unit is drawn a handful of times per resample (Poisson(1) in the limit: 13 is
     # about the largest of 10^9 draws), so uint8 holds every count in practice
     # (1 GB at 1M units x 1000 resamples); a larger count widens the matrix.
@@ -173,18 +207,7 @@ def make_resamples(
                 counts, block = counts.astype(wide), block.astype(wide)
             block[r0 - b0 : r0 - b0 + r] = drawn.reshape(r, n_units)
         counts[:, b0:b1] = block[: b1 - b0].T
-
-    block_of_unit, group_of_block = _jackknife_blocks(
-        group_min[unit_order], max_blocks=max_jackknife_blocks, rng=rng
-    )
-    return Resamples(
-        counts=counts,
-        unit_of_row=unit_of_row,
-        block_of_unit=block_of_unit,
-        group_of_block=group_of_block,
-        seed=int(random_state),
-        clustered=clusters is not None and n_units < n_rows,
-    )
+    return counts
 
 
 def _jackknife_blocks(
