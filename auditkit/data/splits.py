@@ -115,7 +115,17 @@ def assign_splits(
             "check the --external-site spelling"
         )
     result = _given_splits(frame)
+    _mark_external(result, sites, external)
+    by_patient: dict[str, list[int]] = {}
+    for position, patient in enumerate(patients):
+        by_patient.setdefault(patient, []).append(position)
+    pending = _spread_given_splits(result, by_patient, sites, labels, external)
+    _assign_pending(result, pending, by_patient, shares, seed)
+    return pd.Series(result, index=frame.index, name="split", dtype=object)
 
+
+def _mark_external(result: list[str | None], sites: list[str], external: set[str]) -> None:
+    """Mark the rows of external sites in ``result``; a site with a row split external joins them."""
     for position, site in enumerate(sites):
         if site in external:
             if result[position] not in (None, "external"):
@@ -128,10 +138,20 @@ def assign_splits(
         elif result[position] == "external":
             external.add(site)
 
-    by_patient: dict[str, list[int]] = {}
-    for position, patient in enumerate(patients):
-        by_patient.setdefault(patient, []).append(position)
 
+def _spread_given_splits(
+    result: list[str | None],
+    by_patient: dict[str, list[int]],
+    sites: list[str],
+    labels: np.ndarray,
+    external: set[str],
+) -> dict[str, int]:
+    """Return {patient: stratum (highest label)} of the patients without a split yet.
+
+    A patient with a split on any row gets it on all rows (in ``result``);
+    a patient across external and internal sites, or across two given
+    splits, is refused.
+    """
     pending: dict[str, int] = {}
     for patient in sorted(by_patient):
         rows = by_patient[patient]
@@ -156,7 +176,17 @@ def assign_splits(
                 result[r] = value
         else:
             pending[patient] = int(labels[rows].max())
+    return pending
 
+
+def _assign_pending(
+    result: list[str | None],
+    pending: dict[str, int],
+    by_patient: dict[str, list[int]],
+    shares: Mapping[str, float],
+    seed: int,
+) -> None:
+    """Assign pending patients to train/val/test in ``result`` per stratum, shuffled by ``seed``."""
     rng = np.random.default_rng(seed)
     for stratum in sorted(set(pending.values())):
         members = np.array(sorted(p for p, s in pending.items() if s == stratum), dtype=object)
@@ -168,4 +198,3 @@ def assign_splits(
                 for r in by_patient[patient]:
                     result[r] = split
             start += counts[split]
-    return pd.Series(result, index=frame.index, name="split", dtype=object)
