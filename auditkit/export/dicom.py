@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -271,70 +271,107 @@ def export_dicom(
         raise OutputExistsError(f"{out} is not empty; choose an empty folder or pass --force")
     out.mkdir(parents=True, exist_ok=True)
     summary = ExportSummary(out=out)
-    methods = document.get("methods", {})
-    series: dict[tuple[str, str], tuple[str, int]] = {}
-    instances: dict[tuple[str, str], int] = defaultdict(int)
+    numbering = _Numbering(hd.UID)
     listing = []
     for number, case in enumerate(document["cases"], start=1):
         summary.n_cases += 1
-        source_info = case.get("source") or {}
-        if source_info.get("format") != "dicom":
-            summary.skipped_not_dicom += 1
-            continue
-        source = _read_source(source_info.get("path"))
-        if source is None or "PixelData" not in source:
-            summary.skipped_missing += 1
-            continue
-        if int(source.get("NumberOfFrames", 1) or 1) > 1:
-            summary.skipped_multiframe += 1
+        source = _single_frame_source(case, summary)
+        if source is None:
             continue
         summary.n_dicom_cases += 1
         with np.load(folder / case["arrays"], allow_pickle=False) as arrays:
             maps = {m: arrays[m] for m in arrays.files}
-        shape = (int(source.Rows), int(source.Columns))
-        for method, values in maps.items():
-            info = methods.get(method, {})
-            label = str(info.get("label", method))
-            description = series_description(label, dict(info.get("params", {})), info.get("postprocessing", []))
-            derivation = (
-                f"auditkit {__version__} saliency map: {label}; parameters "
-                f"{json.dumps(info.get('params', {}), sort_keys=True)}; post-processing "
-                f"{', '.join(info.get('postprocessing', []))}; computed on the model input "
-                f"{case.get('shape')} and resampled bilinearly to {shape[0]}x{shape[1]}"
-            )
-            key = (str(source.SeriesInstanceUID), method)
-            if key not in series:
-                series[key] = (hd.UID(), 9000 + len(series) + 1)
-            uid, series_number = series[key]
-            instances[key] += 1
-            resampled = resample_to(values, shape)
-            pm = _parametric_map(source, resampled, series_uid=uid, series_number=series_number,
-                                 instance=instances[key], description=description, derivation=derivation,
-                                 label=method.upper()[:16])  # fmt: skip
-            written = [("pm", pm)]
-            if secondary_capture:
-                sc_key = (key[0], method + ":sc")
-                if sc_key not in series:
-                    series[sc_key] = (hd.UID(), 9500 + len(series) + 1)
-                sc_uid, sc_number = series[sc_key]
-                instances[sc_key] += 1
-                rgb = _overlay_rgb(source_info["path"], resampled, info.get("scale", {}))
-                sc = _secondary_capture(source, rgb, series_uid=sc_uid, series_number=sc_number,
-                                        instance=instances[sc_key], description=f"{description} overlay"[:64],
-                                        derivation=derivation)  # fmt: skip
-                written.append(("sc", sc))
-            for kind, dataset in written:
-                if deidentify:
-                    deidentify_dataset(dataset)
-                path = out / f"{kind}_{number:05d}_{method}.dcm"
-                dataset.save_as(path, enforce_file_format=True)
-                summary.files.append(path)
-                entry = {"file": path.name, "kind": kind, "method": method,
-                         "sop_instance_uid": str(dataset.SOPInstanceUID),
-                         "series_instance_uid": str(dataset.SeriesInstanceUID)}  # fmt: skip
-                if not deidentify:
-                    entry["case"] = case.get("id")
-                listing.append(entry)
+        datasets = _case_datasets(
+            case, source, maps, document.get("methods", {}), numbering,
+            secondary_capture=secondary_capture,
+        )  # fmt: skip
+        for kind, method, dataset in datasets:
+            if deidentify:
+                deidentify_dataset(dataset)
+            path = out / f"{kind}_{number:05d}_{method}.dcm"
+            dataset.save_as(path, enforce_file_format=True)
+            summary.files.append(path)
+            entry = {"file": path.name, "kind": kind, "method": method,
+                     "sop_instance_uid": str(dataset.SOPInstanceUID),
+                     "series_instance_uid": str(dataset.SeriesInstanceUID)}  # fmt: skip
+            if not deidentify:
+                entry["case"] = case.get("id")
+            listing.append(entry)
     write_json(out / "export.json", {"format": "auditkit-dicom-export", "version": 1,
                                      "deidentified": deidentify, "files": listing})  # fmt: skip
     return summary
+
+
+class _Numbering:
+    """Series (UID, number) per (source series, method) and instance numbers within each series."""
+
+    def __init__(self, new_uid: Callable[[], str]) -> None:
+        self._new_uid = new_uid
+        self._series: dict[tuple[str, str], tuple[str, int]] = {}
+        self._instances: dict[tuple[str, str], int] = defaultdict(int)
+
+    def next(self, key: tuple[str, str], base: int) -> tuple[str, int, int]:
+        """Return (series UID, series number, instance number) of the next instance of ``key``.
+
+        A new series is numbered ``base`` + the number of series so far + 1.
+        """
+        if key not in self._series:
+            self._series[key] = (self._new_uid(), base + len(self._series) + 1)
+        self._instances[key] += 1
+        uid, series_number = self._series[key]
+        return uid, series_number, self._instances[key]
+
+
+def _single_frame_source(case: dict[str, Any], summary: ExportSummary) -> Any:
+    """Return the case's single-frame DICOM source dataset, or None (counted in ``summary``)."""
+    source_info = case.get("source") or {}
+    if source_info.get("format") != "dicom":
+        summary.skipped_not_dicom += 1
+        return None
+    source = _read_source(source_info.get("path"))
+    if source is None or "PixelData" not in source:
+        summary.skipped_missing += 1
+        return None
+    if int(source.get("NumberOfFrames", 1) or 1) > 1:
+        summary.skipped_multiframe += 1
+        return None
+    return source
+
+
+def _case_datasets(
+    case: dict[str, Any],
+    source: Any,
+    maps: dict[str, np.ndarray],
+    methods: dict[str, Any],
+    numbering: _Numbering,
+    *,
+    secondary_capture: bool,
+) -> Iterator[tuple[str, str, Any]]:
+    """Yield (kind ``pm``|``sc``, method, dataset) for each method's map of one case."""
+    shape = (int(source.Rows), int(source.Columns))
+    for method, values in maps.items():
+        info = methods.get(method, {})
+        label = str(info.get("label", method))
+        description = series_description(label, dict(info.get("params", {})), info.get("postprocessing", []))
+        derivation = (
+            f"auditkit {__version__} saliency map: {label}; parameters "
+            f"{json.dumps(info.get('params', {}), sort_keys=True)}; post-processing "
+            f"{', '.join(info.get('postprocessing', []))}; computed on the model input "
+            f"{case.get('shape')} and resampled bilinearly to {shape[0]}x{shape[1]}"
+        )
+        key = (str(source.SeriesInstanceUID), method)
+        uid, series_number, instance = numbering.next(key, 9000)
+        resampled = resample_to(values, shape)
+        written = [("pm", method, _parametric_map(
+            source, resampled, series_uid=uid, series_number=series_number, instance=instance,
+            description=description, derivation=derivation, label=method.upper()[:16],
+        ))]  # fmt: skip
+        if secondary_capture:
+            sc_uid, sc_number, sc_instance = numbering.next((key[0], method + ":sc"), 9500)
+            rgb = _overlay_rgb(case["source"]["path"], resampled, info.get("scale", {}))
+            written.append(("sc", method, _secondary_capture(
+                source, rgb, series_uid=sc_uid, series_number=sc_number, instance=sc_instance,
+                description=f"{description} overlay"[:64], derivation=derivation,
+            )))  # fmt: skip
+        # both are built before either is written (de-identified): they read the same source
+        yield from written
