@@ -123,7 +123,6 @@ def run_demo(
     ``out/audit`` the audit (results.json, report.pdf/html, gate files).
     """
     from auditkit.audit.config import build_config
-    from auditkit.data.phantom import PhantomConfig, generate_phantom
     from auditkit.pipeline import run_pipeline
     from auditkit.train import train
 
@@ -135,15 +134,7 @@ def run_demo(
     seconds: dict[str, float] = {}
 
     start = time.perf_counter()
-    planted = () if clean else PLANTED
-    config = PhantomConfig(n_images=plan.n_images, size=plan.size, seed=seed).with_flaws(
-        tuple(p["flaw"] for p in planted), {p["flaw"]: p["strength"] for p in planted}
-    )
-    status(
-        f"demo: generating the {'clean' if clean else 'flawed'} phantom "
-        f"({plan.n_images} images, {plan.size}x{plan.size}, 3 sites) in {out / 'data'}"
-    )
-    phantom = generate_phantom(out / "data", config, force=True)
+    phantom = _make_phantom(out / "data", plan, clean=clean, seed=seed)
     seconds["phantom"] = time.perf_counter() - start
 
     start = time.perf_counter()
@@ -157,29 +148,15 @@ def run_demo(
 
     start = time.perf_counter()
     audit_dir = out / "audit"
-    audit_config = build_config(
-        run={
-            "model": model_dir,
-            "manifest": phantom.manifest_path,
-            "out": audit_dir,
-            "policy": "default",
-            "force": True,
-            "device": device,
-        },
-        overrides={
-            "attributes": ["sex", "age_group"],
-            "n_boot": plan.n_boot,
-            "seed": seed,
-            "saliency": plan.saliency,
-            # the declared perturbations on (a seeded sample of) the internal test split: docs/clinical-validation.md
-            "clinical": {"robustness": {"enabled": True, "max_images": 300 if quick else 800}},
-            "intended_use": _intended_use(clean),
-            "expected_findings": [
-                {"name": p["flaw"], "description": p["description"], "rule": p["rule"], "metric": p["metric"]}
-                for p in planted
-            ],
-        },
-    )
+    run = {
+        "model": model_dir,
+        "manifest": phantom.manifest_path,
+        "out": audit_dir,
+        "policy": "default",
+        "force": True,
+        "device": device,
+    }
+    audit_config = build_config(run=run, overrides=_audit_overrides(plan, quick=quick, clean=clean, seed=seed))
     outcome = run_pipeline(audit_config)
     seconds["audit"] = time.perf_counter() - start
     return DemoOutcome(
@@ -193,6 +170,39 @@ def run_demo(
         seconds=seconds,
         gate=outcome.gate,
     )
+
+
+def _make_phantom(folder: Path, plan: DemoPlan, *, clean: bool, seed: int) -> Any:
+    """Return the generated phantom (the flawed one unless ``clean``) written to ``folder``."""
+    from auditkit.data.phantom import PhantomConfig, generate_phantom
+
+    planted = () if clean else PLANTED
+    config = PhantomConfig(n_images=plan.n_images, size=plan.size, seed=seed).with_flaws(
+        tuple(p["flaw"] for p in planted), {p["flaw"]: p["strength"] for p in planted}
+    )
+    status(
+        f"demo: generating the {'clean' if clean else 'flawed'} phantom "
+        f"({plan.n_images} images, {plan.size}x{plan.size}, 3 sites) in {folder}"
+    )
+    return generate_phantom(folder, config, force=True)
+
+
+def _audit_overrides(plan: DemoPlan, *, quick: bool, clean: bool, seed: int) -> dict[str, Any]:
+    """Return the demo audit's config overrides: attributes, resamples, saliency, expected findings."""
+    planted = () if clean else PLANTED
+    return {
+        "attributes": ["sex", "age_group"],
+        "n_boot": plan.n_boot,
+        "seed": seed,
+        "saliency": plan.saliency,
+        # the declared perturbations on (a seeded sample of) the internal test split: docs/clinical-validation.md
+        "clinical": {"robustness": {"enabled": True, "max_images": 300 if quick else 800}},
+        "intended_use": _intended_use(clean),
+        "expected_findings": [
+            {"name": p["flaw"], "description": p["description"], "rule": p["rule"], "metric": p["metric"]}
+            for p in planted
+        ],
+    }
 
 
 def _intended_use(clean: bool) -> dict[str, str]:
