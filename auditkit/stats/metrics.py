@@ -32,7 +32,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-Family = Literal["discrimination", "calibration", "cohort", "fairness", "recalibration", "saliency"]
+Family = Literal["discrimination", "calibration", "cohort", "fairness", "recalibration", "saliency", "clinical"]
 #: families computed for every cohort and subgroup (the others are presentation only).
 COMPUTED_FAMILIES = ("discrimination", "calibration")
 
@@ -120,7 +120,7 @@ def register(metric: Metric, *, replace: bool = False) -> Metric:
     """Return ``metric`` after adding it to the registry (a second key is an error unless ``replace``)."""
     if metric.key in _REGISTRY and not replace:
         raise ValueError(f"metric {metric.key!r} is already registered")
-    if metric.family not in ("discrimination", "calibration", "cohort", "fairness", "recalibration", "saliency"):
+    if metric.family not in ("discrimination", "calibration", "cohort", "fairness", "recalibration", "saliency", "clinical"):
         raise ValueError(f"metric {metric.key!r}: unknown family {metric.family!r}")
     _REGISTRY[metric.key] = metric
     return metric
@@ -312,6 +312,35 @@ for _metric in (
            higher_is_better=False),
     Metric("noise_ssim", "SSIM under input noise", "saliency", "SSIM of maps of an image and a noisy copy"),
     Metric("shift_ssim", "SSIM under a small shift", "saliency", "SSIM of maps of an image and a shifted copy"),
+    # clinical validation (auditkit/audit/clinical.py, docs/clinical-validation.md): not per-cohort blocks,
+    # declared here for their labels, direction, estimand (results.json method text) and the gate's hint;
+    # none is computed at the operating point by the statistics step (needs_threshold stays False)
+    Metric("net_benefit", "Net benefit", "clinical", "TP/n - FP/n * t/(1 - t) of acting when score >= t "
+           "(Vickers & Elkin 2006)", prevalence_dependent=True),
+    Metric("net_benefit_all", "Net benefit, treat all", "clinical", "prevalence - (1 - prevalence) * t/(1 - t)",
+           higher_is_better=None, prevalence_dependent=True),
+    Metric("advantage", "Net benefit advantage", "clinical", "net benefit minus the better of treat-all and "
+           "treat-none at t", prevalence_dependent=True),
+    Metric("coverage", "Conformal coverage", "clinical", "P(true class in the conformal prediction set), sets "
+           "calibrated on val at error rate alpha", higher_is_better=None),
+    Metric("min_group_coverage", "Lowest subgroup coverage", "clinical", "the lowest coverage over the "
+           "subgroups (and classes) large enough to estimate it"),
+    Metric("mean_set_size", "Mean set size", "clinical", "average number of classes in the conformal "
+           "prediction set", higher_is_better=False),
+    Metric("auroc_gap", "Slice AUROC gap", "clinical", "AUROC of the slice minus AUROC of the rest of the "
+           "cohort (paired bootstrap)", needs_positives=True, needs_negatives=True),
+    Metric("error_gap", "Slice error-rate gap", "clinical", "error rate at the operating point of the slice "
+           "minus the rest's", higher_is_better=False),
+    Metric("worst_auroc_gap", "Worst slice AUROC gap", "clinical", "the lowest slice-minus-rest AUROC gap "
+           "over the candidate slices", needs_positives=True, needs_negatives=True),
+    Metric("auroc_drop", "AUROC drop", "clinical", "AUROC unperturbed minus AUROC perturbed, same images "
+           "(paired bootstrap)", higher_is_better=False, needs_positives=True, needs_negatives=True),
+    Metric("sensitivity_drop", "Sensitivity drop", "clinical", "sensitivity unperturbed minus perturbed at "
+           "the frozen operating point", higher_is_better=False, needs_positives=True),
+    Metric("flip_rate", "Flip rate", "clinical", "share of images whose call at the operating point changes "
+           "under the perturbation", higher_is_better=False),
+    Metric("mean_abs_change", "Mean |score change|", "clinical", "mean absolute change of the positive-class "
+           "score under the perturbation", higher_is_better=False),
 ):  # fmt: skip
     register(_metric)
 del _metric
