@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.analysis.sections import DataSection
 from auditkit.errors import PredictionsError
 from auditkit.predictions_table import RESERVED_SITE_NAMES, PredictionsTable
 from auditkit.stats.fairness import (
@@ -59,6 +60,11 @@ def _split_counts(frame: pd.DataFrame, y_pos: np.ndarray, mask: np.ndarray) -> d
 def describe_data(
     table: PredictionsTable, cohort: pd.Series, attributes: list[list[str]]
 ) -> dict[str, Any]:
+    """Return results.json's ``data`` section as a dict (:func:`data_section`'s ``to_dict``)."""
+    return data_section(table, cohort, attributes).to_dict()
+
+
+def data_section(table: PredictionsTable, cohort: pd.Series, attributes: list[list[str]]) -> DataSection:
     """Return results.json's ``data`` section: split counts, patient disjointness, attributes, sites, flow."""
     frame = table.frame
     y_pos = (
@@ -106,13 +112,13 @@ def describe_data(
             name, f"external site {name}"
         )
         flow.append({"stage": label, "n": int((cohort == name).sum())})
-    return {
-        "splits": splits,
-        "disjointness": {"level": level, "overlaps": overlaps, "passed": not overlaps},
-        "attributes": attr_counts,
-        "sites": sites,
-        "flow": flow,
-    }
+    return DataSection(
+        splits=splits,
+        disjointness={"level": level, "overlaps": overlaps, "passed": not overlaps},
+        attributes=attr_counts,
+        sites=sites,
+        flow=tuple(flow),
+    )
 
 
 def _cohort_order(cohort: pd.Series) -> list[str]:

@@ -1,9 +1,10 @@
-"""What the analysis steps share: the audited rows, the analyzer, the run context and collected warnings."""
+"""What the analysis builders read: the audited rows, the analyzer, the run context and the settings."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -42,26 +43,24 @@ GATED_CALIBRATION_ERROR = {
 }
 
 
-@dataclass
-class AnalysisContext:
-    """Everything the steps share: the audited rows, the analyzer and collected warnings."""
+@dataclass(frozen=True, eq=False)
+class AnalysisInputs:
+    """What every section builder reads: the audited rows as arrays, the analyzer on the run's resamples,
+    the settings and each cohort's metric distributions. Frozen: builders return sections and caveats,
+    they never write here."""
 
     table: PredictionsTable
     settings: AuditSettings
     frame: pd.DataFrame
     """the audited rows (val, test, external), re-indexed 0..n-1."""
-    cohorts: dict[str, np.ndarray]
-    roles: dict[str, str]
+    cohorts: Mapping[str, np.ndarray]
+    roles: Mapping[str, str]
     analyzer: CohortAnalyzer
     engine: Engine
     operating_point: OperatingPoint | None
     embeddings: np.ndarray | None
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-    metrics: dict[str, dict[str, Distribution]] = field(default_factory=dict)
-
-    def warn(self, code: str, message: str, where: str | None = None) -> None:
-        """Record a caveat for results.json's top-level ``warnings``."""
-        self.warnings.append({"code": code, "message": message, "where": where})
+    metrics: Mapping[str, Mapping[str, Distribution]] = field(default_factory=dict)
+    """each cohort's distributions of every registered metric (``CohortAnalyzer.metrics``)."""
 
     @property
     def run(self) -> RunContext:
@@ -70,12 +69,24 @@ class AnalysisContext:
 
     @property
     def binary(self) -> bool:
+        """Return whether the task is binary."""
         return self.table.classes.task == "binary"
 
     @property
     def clustered(self) -> bool:
+        """Return whether the resamples are patient-clustered."""
         return self.engine.resamples.clustered
 
     @property
     def sites(self) -> list[str]:
+        """Return the external sites, in cohort order (derived once, from the cohorts' roles)."""
         return [c for c, r in self.roles.items() if r == "external"]
+
+    @property
+    def patients(self) -> np.ndarray | None:
+        """Return each audited row's patient id, or None without a patient_id column."""
+        return self.frame["patient_id"].to_numpy() if "patient_id" in self.frame.columns else None
+
+
+#: the name of the earlier, mutable context (kept for imports).
+AnalysisContext = AnalysisInputs

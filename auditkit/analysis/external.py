@@ -12,7 +12,9 @@ from auditkit.analysis.context import (
     EXTERNAL_POWER,
     AnalysisContext,
 )
+from auditkit.analysis.sections import CohortSummary, ExternalSite
 from auditkit.results import Estimate
+from auditkit.results.section import Caveat
 from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import (
     bootstrap_z_test,
@@ -33,35 +35,38 @@ from auditkit.stats.shift import domain_classifier_auroc, ks_shift, mmd_test
 # --------------------------------------------------------------------------- external
 
 
-def _external_section(
-    ctx: AnalysisContext, sections: dict[str, Any], site: str, family: ComparisonFamily
-) -> dict[str, Any]:
+def _external_section(ctx: AnalysisContext, site: str, cohort: CohortSummary) -> ExternalSite:
+    """Return ``external.<site>``: its blocks, its differences from internal test (with power) and the shift tests.
+
+    ``cohort`` is the site's ``cohorts.<site>`` summary (its warnings are repeated here). The deltas'
+    p-values are unadjusted: :func:`register_external` puts the primary ones in their family.
+    """
     rows = ctx.cohorts[site]
     test_rows = ctx.cohorts.get("test")
-    section: dict[str, Any] = {
-        "role": "external",
+    blocks = {
         "discrimination": _discrimination_block(ctx, site, rows),
         "calibration": _calibration_block(ctx, site, rows),
     }
-    warnings = list(sections["cohorts"][site]["warnings"])
+    warnings = list(cohort.warnings)
     if test_rows is None or len(test_rows) == 0:
-        section["delta"] = {}
-        section["shift"] = None
         message = "no internal test cohort: external deltas and shift tests are not computed"
-        warnings.append(message)
-        ctx.warn("external", message, f"external.{site}")
-        section["warnings"] = warnings
-        return section
-    delta, power = _deltas(ctx, site, rows, test_rows, family)
-    section["delta"] = delta
-    section["power"] = power
-    section["shift"] = _shift(ctx, site, rows, test_rows)
-    section["warnings"] = warnings
-    return section
+        return ExternalSite(
+            **blocks, delta={}, power=None, shift=None, warnings=(*warnings, message),
+            caveats=(Caveat("external", message, f"external.{site}"),),
+        )  # fmt: skip
+    delta, power = _deltas(ctx, site, rows, test_rows)
+    return ExternalSite(**blocks, delta=delta, power=power, shift=_shift(ctx, site, rows, test_rows), warnings=tuple(warnings))
+
+
+def register_external(site: str, section: ExternalSite, family: ComparisonFamily) -> None:
+    """Add the site's primary deltas (the registry's ``external_primary`` metrics) to the external family."""
+    for metric in section.delta:
+        if metric_registry.get(metric).external_primary:
+            family.add(section.delta, metric, f"{site}: {metric} delta")
 
 
 def _deltas(
-    ctx: AnalysisContext, site: str, rows: np.ndarray, test_rows: np.ndarray, family: ComparisonFamily
+    ctx: AnalysisContext, site: str, rows: np.ndarray, test_rows: np.ndarray
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Return (site − test difference of every metric, the power statements of the gated ones)."""
     delta: dict[str, Any] = {}
@@ -87,8 +92,6 @@ def _deltas(
                 },
                 what=f"{metric} difference between {site} and the internal test cohort",
             )
-        if metric_registry.get(metric).external_primary:
-            family.add(delta, metric, f"{site}: {metric} delta")
     return delta, power
 
 
@@ -126,6 +129,7 @@ def _delta(
 def _shift(
     ctx: AnalysisContext, site: str, rows: np.ndarray, test_rows: np.ndarray
 ) -> dict[str, Any]:
+    """Return ``external.<site>.shift``: prevalence difference, score KS and (with embeddings) domain AUROC, MMD."""
     arr = ctx.analyzer.arrays
     clusters = ctx.frame["patient_id"].to_numpy() if "patient_id" in ctx.frame.columns else None
     out: dict[str, Any] = {}

@@ -22,7 +22,8 @@ restores the case-control design for enriched test sets.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -32,168 +33,46 @@ from auditkit.analysis.blocks import (
     _calibration_block,
     _cohort_section,
     _discrimination_block,
-    _estimates,
 )
-from auditkit.analysis.cohorts import _cohort_order, assign_cohorts, describe_data
-from auditkit.analysis.context import (
-    ROLE,
-    AnalysisContext,
+from auditkit.analysis.cohorts import _cohort_order, assign_cohorts, data_section
+from auditkit.analysis.context import ROLE, AnalysisInputs
+from auditkit.analysis.external import _external_section, register_external
+from auditkit.analysis.fairness import (
+    _attribute_sets,
+    _check_attributes,
+    _fairness,
+    register_fairness,
 )
-from auditkit.analysis.external import _external_section
-from auditkit.analysis.fairness import _attribute_sets, _check_attributes, _fairness
+from auditkit.analysis.recalibration import (
+    CHAIN_METRICS,
+    calibration_chain,
+    raw_probabilities,
+    recalibration_section,
+)
+from auditkit.analysis.sections import ExternalSite, FairnessSection, StatisticsSections
 from auditkit.audit.config import AuditSettings
 from auditkit.audit.predictions import PredictionsTable
 from auditkit.errors import ConfigError, PredictionsError
 from auditkit.progress import track
-from auditkit.stats import metrics as metric_registry
-from auditkit.stats.bootstrap import (
-    make_resamples,
-)
+from auditkit.results.section import Caveat
+from auditkit.stats.bootstrap import Resamples, make_resamples
 from auditkit.stats.cohort import CohortAnalyzer, TaskArrays
 from auditkit.stats.engine import Engine, single_threaded_blas
-from auditkit.stats.fairness import (
-    ComparisonFamily,
-)
-from auditkit.stats.recalibration import (
-    fit_platt,
-    fit_temperature_binary,
-    fit_temperature_multiclass,
-)
+from auditkit.stats.fairness import ComparisonFamily
 from auditkit.stats.threshold import OperatingPoint, choose_operating_point
 
-_Context = AnalysisContext
+__all__ = [
+    "CHAIN_METRICS",
+    "assign_cohorts",
+    "build_statistics",
+    "compute_statistics",
+    "raw_probabilities",
+]
 
-
-# --------------------------------------------------------------------------- recalibration
-
-
-def _recalibration(ctx: _Context) -> dict[str, Any] | None:
-    val = ctx.cohorts.get("val")
-    arr = ctx.analyzer.arrays
-    if val is None or len(np.unique(arr.y[val])) < 2:
-        ctx.warn(
-            "no_recalibration",
-            "no validation split with both classes: temperature and Platt scaling were not fitted",
-            "recalibration",
-        )
-        return None
-    targets = [c for c in ("test", *ctx.sites) if c in ctx.cohorts]
-    note = (
-        "fitted on the validation split only; intervals reflect the sampling of each evaluated cohort with the "
-        "fitted map held fixed"
-    )
-    names = (*metric_registry.calibration_keys(), "auroc")
-
-    def evaluate(transform: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        kwargs = transform()
-        out: dict[str, Any] = {}
-        for cohort in targets:
-            rows = ctx.cohorts[cohort]
-            dists = ctx.analyzer.metrics(rows, names=names, **kwargs)
-            block: dict[str, Any] = dict(_estimates(ctx, dists, rows, names))
-            block["reliability"] = ctx.analyzer.calibration_details(rows, **kwargs)["reliability"]
-            if cohort == "test":
-                out["test"] = block
-            else:
-                out.setdefault("external", {})[cohort] = block
-        return out
-
-    section: dict[str, Any] = {"fitted_on": "val", "n_val": len(val), "note": note}
-    if ctx.binary:
-        y_val = arr.y[val]
-        temp = fit_temperature_binary(y_val, arr.probs[val, 1])
-        if temp.warning:
-            ctx.warn("temperature", temp.warning, "recalibration.temperature")
-        platt = fit_platt(y_val, arr.probs[val, 1])
-        section["temperature"] = {
-            "parameters": temp.to_dict(),
-            **evaluate(lambda: {"scores": temp.transform_binary(arr.probs[:, 1])}),
-        }
-        section["platt"] = {
-            "parameters": platt.to_dict(),
-            **evaluate(lambda: {"scores": platt.transform_binary(arr.probs[:, 1])}),
-        }
-    else:
-        temp = fit_temperature_multiclass(arr.y[val], arr.probs[val])
-        if temp.warning:
-            ctx.warn("temperature", temp.warning, "recalibration.temperature")
-        section["temperature"] = {
-            "parameters": temp.to_dict(),
-            **evaluate(lambda: {"probs": temp.transform_multiclass(arr.probs)}),
-        }
-        section["platt"] = None
-        section["platt_reason"] = "Platt scaling is defined for binary tasks"
-    return section
-
-
-def raw_probabilities(probs: np.ndarray, calibration: dict[str, Any] | None) -> np.ndarray | None:
-    """Return the network's probabilities before the checkpoint's calibration, (n, K), or None without one.
-
-    The delivered scores are softmax((z + o) / T), so log p = (z + o)/T + c per
-    case and softmax(T·log p − o) = softmax(z): the raw softmax is recovered
-    exactly from the table (up to the 1e-12 clipping of log 0).
-    """
-    if not calibration or calibration.get("method") != "temperature":
-        return None
-    t = float(calibration.get("temperature", 1.0))
-    offset = np.asarray(calibration.get("logit_offset") or np.zeros(probs.shape[1]), dtype=np.float64)
-    if offset.shape != (probs.shape[1],) or not np.isfinite(t) or t <= 0:
-        return None
-    z = t * np.log(np.clip(probs, 1e-12, 1.0)) - offset
-    z -= z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
-CHAIN_METRICS = ("ece_l1_debiased", "intercept", "slope", "oe", "brier", "ece")
-
-
-def _calibration_chain(ctx: _Context, delivered: dict[str, Any] | None, recal: dict[str, Any] | None) -> dict[str, Any]:
-    """Return results.json ``calibration_chain``: raw -> as delivered -> audit-time recalibration."""
-    arr = ctx.analyzer.arrays
-    targets = [c for c in ("test", *ctx.sites) if c in ctx.cohorts]
-    raw = raw_probabilities(arr.probs, delivered)
-    raw_block: dict[str, Any] = {
-        "description": "the network's softmax before the checkpoint's calibration, reconstructed exactly "
-        "from the delivered scores as softmax(T * log p - logit_offset)",
-    }
-    if raw is None:
-        raw_block["reason"] = (
-            "the checkpoint records no calibration (or no checkpoint was given): the delivered scores are "
-            "the raw scores"
-            if not delivered
-            else "the checkpoint's calibration record cannot be inverted"
-        )
-    else:
-        kwargs: dict[str, Any] = {"scores": raw[:, 1]} if ctx.binary else {"probs": raw}
-        for cohort in targets:
-            rows = ctx.cohorts[cohort]
-            dists = ctx.analyzer.metrics(rows, names=CHAIN_METRICS, **kwargs)
-            raw_block[cohort] = dict(_estimates(ctx, dists, rows, CHAIN_METRICS))
-    as_delivered: dict[str, Any] = {
-        "calibration": delivered,
-        "description": "the scores of the predictions table (what the released model outputs); "
-        "their metrics are calibration.<cohort> and external.<site>.calibration",
-    }
-    warnings = [w for w in ((delivered or {}).get("warning"),) if w]
-    recal_block: dict[str, Any] = {
-        "description": "maps fitted by the audit on the validation split (not part of the released model); "
-        "their metrics are recalibration.<map>.<cohort>",
-        "temperature": None if recal is None else recal["temperature"]["parameters"],
-        "platt": None if recal is None or recal.get("platt") is None else recal["platt"]["parameters"],
-    }
-    if recal is not None and recal["temperature"]["parameters"].get("warning"):
-        warnings.append(recal["temperature"]["parameters"]["warning"])
-    return {
-        "steps": ["raw", "as_delivered", "audit_recalibration"],
-        "raw": raw_block,
-        "as_delivered": as_delivered,
-        "audit_recalibration": recal_block,
-        "warnings": warnings,
-    }
-
-
-# --------------------------------------------------------------------------- entry point
+_MULTIPLICITY_NOTE = (
+    "primary gap tests of every attribute form one family; sensitivity/specificity gaps share the "
+    "adjusted p-value of the FNR/FPR gaps (the same test); other gaps are descriptive (unadjusted p_value)"
+)
 
 
 def compute_statistics(
@@ -202,8 +81,9 @@ def compute_statistics(
     *,
     embeddings: np.ndarray | None = None,
     delivered_calibration: dict[str, Any] | None = None,
+    cohorts: pd.Series | None = None,
 ) -> dict[str, Any]:
-    """Return results.json's statistical sections for a validated predictions table.
+    """Return results.json's statistical sections for a validated predictions table, as dicts.
 
     ``embeddings`` (n_table, D), aligned with the table's rows, enables the
     domain-classifier and MMD shift tests. Keys: ``run_info`` (for the
@@ -213,22 +93,32 @@ def compute_statistics(
     ``delivered_calibration`` is the checkpoint's model.json ``calibration``
     record (the scores' offset and temperature): with it the chain's ``raw``
     step reconstructs and audits the network's uncalibrated scores.
+    ``cohorts`` is each row's cohort (:func:`assign_cohorts`) when the caller
+    derived it already. The typed sections: :func:`build_statistics`.
     """
-    with single_threaded_blas():
-        return _compute_statistics(
-            table, settings, embeddings=embeddings, delivered_calibration=delivered_calibration
-        )
+    return build_statistics(
+        table, settings, embeddings=embeddings, delivered_calibration=delivered_calibration, cohorts=cohorts
+    ).to_dict()
 
 
-def _compute_statistics(
+def build_statistics(
     table: PredictionsTable,
     settings: AuditSettings,
     *,
-    embeddings: np.ndarray | None,
-    delivered_calibration: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    _check_attributes(table, settings)
-    cohort = assign_cohorts(table)
+    embeddings: np.ndarray | None = None,
+    delivered_calibration: Mapping[str, Any] | None = None,
+    cohorts: pd.Series | None = None,
+) -> StatisticsSections:
+    """Return the statistical sections as frozen, typed sections (:mod:`auditkit.analysis.sections`)."""
+    with single_threaded_blas():
+        _check_attributes(table, settings)
+        cohort = assign_cohorts(table) if cohorts is None else cohorts
+        inputs, resamples = _inputs(table, settings, cohort, embeddings)
+        return _sections(inputs, resamples, cohort, delivered_calibration)
+
+
+def _cohort_names(table: PredictionsTable, settings: AuditSettings, cohort: pd.Series) -> list[str]:
+    """Return the audited cohorts in order; raise when there is nothing to audit or a fairness cohort is unknown."""
     order = _cohort_order(cohort)
     if "test" not in order and not any(c not in ("val", "test") for c in order):
         raise PredictionsError(
@@ -242,200 +132,203 @@ def _compute_statistics(
                 f"fairness_cohorts names {site!r}, which is not a cohort of this audit (cohorts: {order}); "
                 "use 'test', an external site's name, or 'external'"
             )
+    return order
+
+
+def _inputs(
+    table: PredictionsTable, settings: AuditSettings, cohort: pd.Series, embeddings: np.ndarray | None
+) -> tuple[AnalysisInputs, Resamples]:
+    """Return the builders' inputs (the audited rows, operating point, engine, analyzer) and the resamples."""
+    order = _cohort_names(table, settings, cohort)
     audited = np.flatnonzero(cohort.notna().to_numpy())
     frame = table.frame.iloc[audited].reset_index(drop=True)
     cohort_col = cohort.iloc[audited].reset_index(drop=True).astype(str)
     cohorts = {name: np.flatnonzero((cohort_col == name).to_numpy()) for name in order}
-    roles = {name: ROLE.get(name, "external") for name in order}
     probs = table.probs[audited]
     y = frame["y_true"].to_numpy(dtype=np.int64)
-    has_patients = "patient_id" in frame.columns
-    unit = (
-        (cohort_col + "\x1f" + frame["patient_id"].astype(str)).to_numpy() if has_patients else None
-    )
-
-    binary = table.classes.task == "binary"
-    op = _operating_point(table, settings, y, probs, cohorts) if binary else None
-
-    strata = (
-        cohort_col
-        if settings.stratify == "cohort"
-        else cohort_col + "\x1f" + pd.Series(y).astype(str)
-    )
+    unit = (cohort_col + "\x1f" + frame["patient_id"].astype(str)).to_numpy() if "patient_id" in frame.columns else None
+    op = _operating_point(table, settings, y, probs, cohorts) if table.classes.task == "binary" else None
+    strata = cohort_col if settings.stratify == "cohort" else cohort_col + "\x1f" + pd.Series(y).astype(str)
     run = settings.run_context
     resamples = make_resamples(
-        strata.to_numpy(),
-        n_boot=run.n_boot,
-        random_state=run.seed,
-        clusters=unit,
-        jackknife_groups=cohort_col.to_numpy(),
-        max_jackknife_blocks=settings.max_jackknife_blocks,
-    )
+        strata.to_numpy(), n_boot=run.n_boot, random_state=run.seed, clusters=unit,
+        jackknife_groups=cohort_col.to_numpy(), max_jackknife_blocks=settings.max_jackknife_blocks,
+    )  # fmt: skip
     engine = Engine(resamples, run.intervals_for(resamples.clustered))
     codes = pd.factorize(pd.Series(unit))[0] if (unit is not None and resamples.clustered) else None
     arrays = TaskArrays(y=y, probs=probs, classes=table.classes.classes, clusters=codes)
-    analyzer = CohortAnalyzer(
-        arrays, engine, threshold=None if op is None else op.threshold, n_bins=settings.n_bins
-    )
+    analyzer = CohortAnalyzer(arrays, engine, threshold=None if op is None else op.threshold, n_bins=settings.n_bins)
     emb = embeddings[audited] if embeddings is not None else None
-    ctx = _Context(table, settings, frame, cohorts, roles, analyzer, engine, op, emb)
-    if settings.auroc_ci == "delong" and ctx.clustered:
-        ctx.warn(
+    roles = {name: ROLE.get(name, "external") for name in order}
+    return AnalysisInputs(table, settings, frame, cohorts, roles, analyzer, engine, op, emb), resamples
+
+
+def _fairness_targets(inputs: AnalysisInputs) -> tuple[list[str], list[Caveat]]:
+    """Return the cohorts whose fairness is analysed (``external`` = every site) and caveats for absent ones."""
+    targets: list[str] = []
+    for target in inputs.settings.fairness_cohorts:
+        targets += inputs.sites if target == "external" else [target]
+    if not _attribute_sets(inputs.settings):
+        return [], []
+    kept, caveats = [], []
+    for target in dict.fromkeys(targets):
+        if target in inputs.cohorts:
+            kept.append(target)
+        else:
+            message = f"no {target!r} cohort in this table: its fairness analysis was skipped"
+            caveats.append(Caveat("fairness", message, "fairness"))
+    return kept, caveats
+
+
+def _opening_caveats(inputs: AnalysisInputs, data: Any) -> list[Caveat]:
+    """Return the caveats known before any step runs: DeLong on clustered images, patient overlap."""
+    caveats: list[Caveat] = []
+    if inputs.settings.auroc_ci == "delong" and inputs.clustered:
+        caveats.append(Caveat(
             "auroc_ci",
             "DeLong intervals assume independent images; patients have several images, so AUROC "
             "intervals come from the patient-clustered bootstrap",
             "discrimination",
-        )
-
-    sections: dict[str, Any] = {
-        "data": describe_data(table, cohort, _attribute_sets(settings)),
-        "cohorts": {},
-        "operating_point": None if op is None else op.to_dict(),
-        "discrimination": {},
-        "curves": {},
-        "calibration": {},
-        "recalibration": None,
-        "fairness": {},
-        "external": {},
-    }
-    if not binary:
-        sections["operating_point"] = {
-            "rule": "argmax",
-            "target": None,
-            "threshold": None,
-            "chosen_on": "none",
-            "val": None,
-        }
-    if not sections["data"]["disjointness"]["passed"]:
-        first = sections["data"]["disjointness"]["overlaps"][0]
-        ctx.warn(
+        ))  # fmt: skip
+    if not data.patient_disjoint:
+        first = data.disjointness["overlaps"][0]
+        caveats.append(Caveat(
             "patient_overlap",
             f"{first['n_patients']} patients appear in both {first['a']} and {first['b']}: "
             "the splits are not patient-disjoint, so test performance may be optimistic",
             "data.disjointness",
-        )
+        ))  # fmt: skip
+    return caveats
 
+
+def _run_steps(
+    inputs: AnalysisInputs, fairness_targets: list[str], delivered: Mapping[str, Any] | None
+) -> dict[tuple[str, str], Any]:
+    """Return every builder's result keyed by (step, cohort), run in order under one progress bar."""
+    dists: dict[str, Any] = {}
+    built: dict[tuple[str, str], Any] = {}
+    full: list[AnalysisInputs] = []
+
+    def ready() -> AnalysisInputs:  # the inputs with every cohort's metric distributions
+        if not full:
+            full.append(dataclasses.replace(inputs, metrics=dict(dists)))
+        return full[0]
+
+    def cohort_step(name: str) -> tuple[Any, ...]:
+        ctx, rows = ready(), inputs.cohorts[name]
+        internal = ctx.roles[name] != "external"
+        return (
+            _cohort_section(ctx, name, rows), ctx.analyzer.curves(rows),
+            _discrimination_block(ctx, name, rows) if internal else None,
+            _calibration_block(ctx, name, rows) if internal else None,
+        )  # fmt: skip
+
+    steps: list[tuple[tuple[str, str], Callable[[], Any]]] = []
+    for name in inputs.cohorts:
+        steps.append((("metrics", name), lambda name=name: dists.__setitem__(name, inputs.analyzer.metrics(inputs.cohorts[name]))))
+    steps += [(("cohort", name), lambda name=name: cohort_step(name)) for name in inputs.cohorts]
+    steps += [
+        (("external", site), lambda site=site: _external_section(ready(), site, built[("cohort", site)][0]))
+        for site in inputs.sites
+    ]
+    steps += [(("fairness", t), lambda t=t: _fairness(ready(), t)) for t in fairness_targets]
+    steps.append((("recalibration", ""), lambda: recalibration_section(ready())))
+    steps.append((("chain", ""), lambda: calibration_chain(ready(), delivered, built[("recalibration", "")][0])))
+    for key, step in track(steps, description="statistics"):
+        built[key] = step()
+    return built
+
+
+def _adjust(
+    inputs: AnalysisInputs, fairness: dict[str, FairnessSection], external: dict[str, ExternalSite]
+) -> tuple[dict[str, FairnessSection], dict[str, ExternalSite]]:
+    """Return the fairness and external sections with their families' adjusted p-values and descriptions."""
+    method = inputs.settings.multiplicity
     gap_family, rest_family, external_family = (
-        ComparisonFamily("fairness gaps"),
-        ComparisonFamily("vs rest"),
-        ComparisonFamily("external"),
-    )
-    steps: list[tuple[str, Callable[[], None]]] = []
-    for name in order:
-        steps.append(
-            (
-                f"metrics {name}",
-                lambda name=name: ctx.metrics.__setitem__(name, analyzer.metrics(cohorts[name])),
-            )
-        )
-    for name in order:
-        steps.append((f"cohort {name}", lambda name=name: _cohort_step(ctx, sections, name)))
-    for site in sites:
-        steps.append(
-            (
-                f"external {site}",
-                lambda site=site: sections["external"].__setitem__(
-                    site, _external_section(ctx, sections, site, external_family)
-                ),
-            )
-        )
-    fairness_targets = []
-    for target in settings.fairness_cohorts:
-        fairness_targets += sites if target == "external" else [target]
-    if _attribute_sets(settings):
-        for target in dict.fromkeys(fairness_targets):
-            if target not in cohorts:
-                ctx.warn(
-                    "fairness",
-                    f"no {target!r} cohort in this table: its fairness analysis was skipped",
-                    "fairness",
-                )
-                continue
-            if target in cohorts:
-                steps.append(
-                    (
-                        f"fairness {target}",
-                        lambda target=target: _fairness_step(
-                            ctx, sections, target, gap_family, rest_family
-                        ),
-                    )
-                )
-    steps.append(
-        ("recalibration", lambda: sections.__setitem__("recalibration", _recalibration(ctx)))
-    )
-    steps.append(
-        (
-            "calibration chain",
-            lambda: sections.__setitem__(
-                "calibration_chain",
-                _calibration_chain(ctx, delivered_calibration, sections["recalibration"]),
-            ),
-        )
-    )
-    for _label, step in track(steps, description="statistics"):
-        step()
-
-    gap_family.adjust(settings.multiplicity)
-    rest_family.adjust(settings.multiplicity)
-    external_family.adjust(settings.multiplicity)
+        ComparisonFamily("fairness gaps"), ComparisonFamily("vs rest"), ComparisonFamily("external"),
+    )  # fmt: skip
+    for section in fairness.values():
+        register_fairness(inputs, section, gap_family, rest_family)
+    for site, site_section in external.items():
+        register_external(site, site_section, external_family)
+    adjusted = gap_family.adjusted(method) + rest_family.adjusted(method)
     multiplicity = {
-        "method": settings.multiplicity,
-        "family_size": len(gap_family),
-        "family": gap_family.labels,
-        "vs_rest_family_size": len(rest_family),
-        "note": "primary gap tests of every attribute form one family; sensitivity/specificity gaps share the "
-        "adjusted p-value of the FNR/FPR gaps (the same test); other gaps are descriptive (unadjusted p_value)",
-    }
-    for section in sections["fairness"].values():
-        section["multiplicity"] = multiplicity
-    for site_section in sections["external"].values():
-        for section in site_section.get("fairness", {}).values():
-            section["multiplicity"] = multiplicity
-        site_section["multiplicity"] = {
-            "method": settings.multiplicity,
-            "family_size": len(external_family),
-            "family": external_family.labels,
-        }
-    sections["warnings"] = ctx.warnings
-    sections["run_info"] = {
+        "method": method, "family_size": len(gap_family), "family": gap_family.labels,
+        "vs_rest_family_size": len(rest_family), "note": _MULTIPLICITY_NOTE,
+    }  # fmt: skip
+    fairness = {t: f.with_adjusted(adjusted, multiplicity) for t, f in fairness.items()}
+    external_adjusted = external_family.adjusted(method)
+    sites = {}
+    for site, section in external.items():
+        delta = dict(section.delta)
+        delta.update({key: est for source, key, est in external_adjusted if source is section.delta})
+        sites[site] = dataclasses.replace(
+            section, delta=delta, fairness=fairness.get(site),
+            multiplicity={"method": method, "family_size": len(external_family), "family": external_family.labels},
+        )  # fmt: skip
+    return fairness, sites
+
+
+def _sections(
+    inputs: AnalysisInputs, resamples: Resamples, cohort: pd.Series, delivered: Mapping[str, Any] | None
+) -> StatisticsSections:
+    """Return the statistical sections: run every builder, adjust the families, collect the caveats."""
+    settings, table = inputs.settings, inputs.table
+    data = data_section(table, cohort, _attribute_sets(settings))
+    caveats = _opening_caveats(inputs, data)
+    fairness_targets, skipped = _fairness_targets(inputs)
+    caveats += skipped
+    built = _run_steps(inputs, fairness_targets, delivered)
+    names = list(inputs.cohorts)
+    for name in names:
+        caveats += built[("cohort", name)][0].caveats
+    caveats += [c for site in inputs.sites for c in built[("external", site)].caveats]
+    caveats += [c for t in fairness_targets for c in built[("fairness", t)].caveats]
+    recal, recal_caveats = built[("recalibration", "")]
+    caveats += recal_caveats
+    fairness, external = _adjust(
+        inputs, {t: built[("fairness", t)] for t in fairness_targets},
+        {site: built[("external", site)] for site in inputs.sites},
+    )  # fmt: skip
+    internal = [n for n in names if inputs.roles[n] != "external"]
+    return StatisticsSections(
+        data=data,
+        cohorts={n: built[("cohort", n)][0] for n in names},
+        operating_point=_operating_point_section(inputs.operating_point, inputs.binary),
+        discrimination={n: built[("cohort", n)][2] for n in internal},
+        curves={n: built[("cohort", n)][1] for n in names},
+        calibration={n: built[("cohort", n)][3] for n in internal},
+        recalibration=recal,
+        fairness=fairness.get("test", FairnessSection(attributes={})),
+        external=external,
+        calibration_chain=built[("chain", "")],
+        warnings=tuple(caveats),
+        run_info=_run_info(inputs, resamples),
+    )
+
+
+def _operating_point_section(op: OperatingPoint | None, binary: bool) -> dict[str, Any] | None:
+    """Return results.json ``operating_point`` (multi-class: the argmax rule)."""
+    if not binary:
+        return {"rule": "argmax", "target": None, "threshold": None, "chosen_on": "none", "val": None}
+    return None if op is None else op.to_dict()
+
+
+def _run_info(inputs: AnalysisInputs, resamples: Resamples) -> dict[str, Any]:
+    """Return what the ``run`` section takes from the statistics: clustering, the method used, the task."""
+    settings, classes = inputs.settings, inputs.table.classes
+    has_patients = "patient_id" in inputs.frame.columns
+    return {
         "cluster_column": "patient_id" if has_patients else None,
-        "clustered": ctx.clustered,
+        "clustered": inputs.clustered,
         "n_units": resamples.n_units,
-        "ci_method": run.method_for(resamples.clustered),
-        "task": table.classes.task,
-        "classes": list(table.classes.classes),
-        "positive_class": table.classes.positive_class,
-        "resampling": (
-            "stratified by cohort"
-            if settings.stratify == "cohort"
-            else "stratified by cohort and class"
-        )
-        + (", clustered by patient_id" if ctx.clustered else ""),
+        "ci_method": settings.run_context.method_for(resamples.clustered),
+        "task": classes.task,
+        "classes": list(classes.classes),
+        "positive_class": classes.positive_class,
+        "resampling": ("stratified by cohort" if settings.stratify == "cohort" else "stratified by cohort and class")
+        + (", clustered by patient_id" if inputs.clustered else ""),
     }
-    return sections
-
-
-def _cohort_step(ctx: _Context, sections: dict[str, Any], name: str) -> None:
-    rows = ctx.cohorts[name]
-    sections["cohorts"][name] = _cohort_section(ctx, name, rows)
-    sections["curves"][name] = ctx.analyzer.curves(rows)
-    if ctx.roles[name] != "external":
-        sections["discrimination"][name] = _discrimination_block(ctx, name, rows)
-        sections["calibration"][name] = _calibration_block(ctx, name, rows)
-
-
-def _fairness_step(
-    ctx: _Context,
-    sections: dict[str, Any],
-    target: str,
-    gap: ComparisonFamily,
-    rest: ComparisonFamily,
-) -> None:
-    result = _fairness(ctx, target, gap, rest)
-    if target == "test":
-        sections["fairness"] = result
-    else:
-        sections["external"].setdefault(target, {})["fairness"] = result
 
 
 def _operating_point(

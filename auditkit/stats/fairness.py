@@ -35,7 +35,7 @@ all attributes (Holm by default, or Benjamini–Hochberg) by
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,19 +43,26 @@ import numpy as np
 import pandas as pd
 
 from auditkit.results import Estimate
+from auditkit.results.section import Section
 from auditkit.stats import metrics as metric_registry
-from auditkit.stats.bootstrap import Distribution, bootstrap_homogeneity_test, bootstrap_z_test
+from auditkit.stats.bootstrap import Distribution
 from auditkit.stats.cohort import (
     CohortAnalyzer,
     undefined_reason,
 )
-from auditkit.stats.delong import delong_homogeneity_test
-from auditkit.stats.intervals import PROPORTION_METRICS, bootstrap_se, power_record, range_estimate
+from auditkit.stats.fairness_gaps import (
+    _gap_metric_names,
+    _Group,
+    _metric_names,
+    gaps,
+    prevalence_adjusted,
+    vs_rest,
+    worst_groups,
+)
 from auditkit.stats.multiplicity import adjust_p_values
 from auditkit.stats.proportions import proportion
 
 MISSING = "(missing)"
-POWER_METRICS = ("fnr", "fpr", "auroc")
 
 
 @dataclass(frozen=True)
@@ -142,15 +149,64 @@ def apply_adjusted(adjusted: list[tuple[dict[str, Any], str, Estimate]]) -> None
         container[key] = estimate
 
 
-@dataclass
-class _Group:
-    name: str
-    rows: np.ndarray
-    n_positive: int
-    n_negative: int
-    eligible: bool
-    dists: dict[str, Distribution] = field(default_factory=dict)
-    block: dict[str, Any] = field(default_factory=dict)
+@dataclass(frozen=True)
+class FairnessAttribute(Section):
+    """results.json ``fairness.<attribute>``: one attribute (or intersection) on one cohort."""
+
+    columns: tuple[str, ...]
+    cohort: str
+    intersection: bool
+    min_group_size: int
+    groups: Mapping[str, Mapping[str, Any]]
+    gap: Mapping[str, Estimate]
+    ratio: Mapping[str, Estimate]
+    vs_rest: Mapping[str, Mapping[str, Estimate]]
+    worst_group: Mapping[str, Estimate]
+    power: Mapping[str, Any]
+    prevalence_adjusted: Mapping[str, Any] | None
+    multiplicity: Mapping[str, Any] | None
+    warnings: tuple[str, ...]
+
+    @property
+    def name(self) -> str:
+        """Return the attribute's name (an intersection's columns joined by ``+``)."""
+        return "+".join(self.columns)
+
+    def primary(self, metrics: Sequence[str]) -> list[str]:
+        """Return the pre-declared primary metrics that have a gap here, in declaration order."""
+        return [m for m in metrics if m in self.gap]
+
+    def register(
+        self, metrics: Sequence[str], gap_family: ComparisonFamily, vs_rest_family: ComparisonFamily
+    ) -> None:
+        """Add this section's primary gap tests and vs-rest tests to their families (nothing is changed)."""
+        for metric in self.primary(metrics):
+            gap_family.add(self.gap, metric, f"{self.name}: {metric} gap")
+        for group, block in self.vs_rest.items():
+            for metric in block:
+                vs_rest_family.add(block, metric, f"{self.name}={group} vs rest: {metric}")
+
+    def with_adjusted(
+        self, adjusted: list[tuple[Mapping[str, Any], str, Estimate]], multiplicity: Mapping[str, Any] | None
+    ) -> FairnessAttribute:
+        """Return a copy with the family's adjusted Estimates in place and ``multiplicity`` set."""
+        return dataclasses.replace(
+            self,
+            gap=_replaced(self.gap, adjusted),
+            vs_rest={g: _replaced(block, adjusted) for g, block in self.vs_rest.items()},
+            multiplicity=multiplicity,
+        )
+
+
+def _replaced(
+    container: Mapping[str, Any], adjusted: list[tuple[Mapping[str, Any], str, Estimate]]
+) -> dict[str, Any]:
+    """Return ``container`` as a dict with the adjusted copies registered from it (matched by identity)."""
+    out = dict(container)
+    for source, key, estimate in adjusted:
+        if source is container:
+            out[key] = estimate
+    return out
 
 
 def _estimates(
@@ -177,18 +233,67 @@ def analyse_attribute(
     columns: Sequence[str],
     cohort: str,
     settings: FairnessSettings,
-    gap_family: ComparisonFamily,
-    vs_rest_family: ComparisonFamily,
     patients: np.ndarray | None = None,
-) -> dict[str, Any]:
+) -> FairnessAttribute:
     """Return the results.json ``fairness.<attribute>`` section for one attribute on one cohort.
 
     ``labels`` (len(rows),) is each cohort row's group; ``rows`` the table
     rows of the cohort; ``patients`` (n_table,) patient ids for n_patients.
+    Its p-values are unadjusted: :meth:`FairnessAttribute.register` puts its
+    tests in their families and :meth:`FairnessAttribute.with_adjusted`
+    returns the adjusted copy.
     """
-    engine = analyzer.engine
     name = "+".join(columns)
     warnings: list[str] = []
+    groups = _make_groups(labels, rows, analyzer, name, cohort, settings, warnings)
+    for g in groups:
+        g.block = _group_block(g, analyzer, name, settings, patients, warnings)
+    eligible = [g for g in groups if g.eligible]
+    parts: dict[str, Any] = {
+        "columns": tuple(columns),
+        "cohort": cohort,
+        "intersection": len(columns) > 1,
+        "min_group_size": settings.min_group_size,
+        "groups": {g.name: g.block for g in groups},
+        "multiplicity": None,
+    }
+    if len(eligible) < 2:
+        reason = f"fewer than two groups of {name!r} reach the minimum group size of {settings.min_group_size}"
+        warnings.append(reason + "; no gaps")
+        return FairnessAttribute(
+            **parts,
+            gap={m: Estimate.undefined(reason) for m in _gap_metric_names()},
+            ratio={},
+            vs_rest={},
+            worst_group={m: Estimate.undefined(reason) for m in metric_registry.keys(worst_group=True)},
+            power={},
+            prevalence_adjusted=None,
+            warnings=tuple(warnings),
+        )
+    gap, ratio, power = gaps(eligible, analyzer, tuple(settings.primary_metrics))
+    primary = [m for m in settings.primary_metrics if m in gap]
+    return FairnessAttribute(
+        **parts,
+        gap=gap,
+        ratio=ratio,
+        vs_rest=vs_rest(rows, eligible, analyzer, primary),
+        worst_group=worst_groups(eligible, analyzer),
+        power=power,
+        prevalence_adjusted=prevalence_adjusted(rows, eligible, analyzer) if analyzer.arrays.is_binary else None,
+        warnings=tuple(warnings),
+    )
+
+
+def _make_groups(
+    labels: pd.Series,
+    rows: np.ndarray,
+    analyzer: CohortAnalyzer,
+    name: str,
+    cohort: str,
+    settings: FairnessSettings,
+    warnings: list[str],
+) -> list[_Group]:
+    """Return the attribute's groups (missing values last), each with its rows, counts and eligibility."""
     label_values = labels.to_numpy()
     values = sorted(set(label_values), key=lambda v: (v == MISSING, v))
     if len([v for v in values if v != MISSING]) > settings.max_levels:
@@ -202,262 +307,53 @@ def analyse_attribute(
         n_pos, n_neg = analyzer.counts(g_rows)
         eligible = len(g_rows) >= settings.min_group_size and value != MISSING
         groups.append(_Group(value, g_rows, n_pos, n_neg, eligible))
-
-    clustered = analyzer.arrays.clusters is not None
-    for g in groups:
-        y_bin = analyzer.arrays.y[g.rows] == 1 if analyzer.arrays.is_binary else None
-        prev = proportion(
-            y_bin if y_bin is not None else np.zeros(len(g.rows)),
-            clusters=analyzer.arrays.clusters[g.rows] if clustered else None,
-            level=engine.settings.level,
-        )
-        block: dict[str, Any] = {
-            "n": len(g.rows),
-            "n_patients": len(np.unique(patients[g.rows])) if patients is not None else len(g.rows),
-            "n_positive": g.n_positive,
-        }
-        if y_bin is not None:
-            block["prevalence"] = Estimate(
-                prev.estimate,
-                prev.ci_low,
-                prev.ci_high,
-                method=prev.method,
-            )
-        g_warn: list[str] = []
-        if g.name == MISSING:
-            g_warn.append(
-                f"{len(g.rows)} cases have no value for {name!r}; they are reported but left out of gaps"
-            )
-        if not g.eligible and g.name != MISSING:
-            reason = f"group has {len(g.rows)} cases, below the minimum group size of {settings.min_group_size}"
-            g_warn.append(reason)
-            warnings.append(f"{name}={g.name}: {reason}; left out of gaps")
-            block.update({m: Estimate.undefined(reason) for m in _metric_names()})
-        else:
-            g.dists = analyzer.metrics(g.rows)
-            block.update(_estimates(analyzer, g.dists, g.n_positive, g.n_negative, g.rows))
-        if g.n_positive < settings.min_events and g.name != MISSING:
-            msg = (
-                f"only {g.n_positive} events (positive cases) in {name}={g.name}; its estimates are "
-                f"imprecise (fewer than {settings.min_events})"
-            )
-            g_warn.append(msg)
-            if g.eligible:
-                warnings.append(msg)
-        block["warnings"] = g_warn
-        g.block = block
-
-    eligible = [g for g in groups if g.eligible]
-    section: dict[str, Any] = {
-        "columns": list(columns),
-        "cohort": cohort,
-        "intersection": len(columns) > 1,
-        "min_group_size": settings.min_group_size,
-        "groups": {g.name: g.block for g in groups},
-        "gap": {},
-        "ratio": {},
-        "vs_rest": {},
-        "worst_group": {},
-        "power": {},
-        "prevalence_adjusted": None,
-        "multiplicity": None,
-        "warnings": warnings,
-    }
-    if len(eligible) < 2:
-        reason = f"fewer than two groups of {name!r} reach the minimum group size of {settings.min_group_size}"
-        section["gap"] = {m: Estimate.undefined(reason) for m in _gap_metric_names()}
-        section["worst_group"] = {
-            m: Estimate.undefined(reason) for m in metric_registry.keys(worst_group=True)
-        }
-        warnings.append(reason + "; no gaps")
-        return section
-
-    gap = section["gap"]
-    power_metrics = set(settings.primary_metrics) | set(POWER_METRICS)
-    for metric in _gap_metric_names():
-        defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
-        if len(defined) < 2:
-            gap[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
-            continue
-        p_value = bootstrap_homogeneity_test([g.dists[metric] for g in defined])
-        method = "test: Wald chi-square of the K − 1 contrasts (bootstrap covariance)"
-        if metric == "auroc" and analyzer.arrays.is_binary and not clustered:
-            tested = [analyzer.delong(g.rows) for g in defined]
-            test = delong_homogeneity_test([t[0] for t in tested], [t[1] for t in tested])
-            p_value = test.p_value
-            method = f"test: {test.method} (df={test.df})"
-        dists = [[g.dists[metric] for g in defined]]
-        names = [[g.name for g in defined]]
-        level, min_defined = engine.settings.level, engine.settings.min_defined
-        df = _units_df(analyzer, defined, metric)
-        gap[metric] = range_estimate(
-            dists,
-            names,
-            level=level,
-            min_defined=min_defined,
-            p_value=p_value,
-            method="highest minus lowest group; " + method,
-            df=df,
-        )
-        if metric_registry.get(metric).ratio and max(g.dists[metric].point for g in defined) > 0:
-            section["ratio"][metric] = range_estimate(
-                dists, names, level=level, min_defined=min_defined, log=True, df=df
-            )
-        if metric in power_metrics:
-            section["power"][metric] = _gap_power(defined, metric, gap[metric], level)
-    _equalized_odds(eligible, gap, engine, analyzer)
-    for metric in metric_registry.keys(worst_group=True):
-        defined = [g for g in eligible if metric in g.dists and np.isfinite(g.dists[metric].point)]
-        if not defined:
-            section["worst_group"][metric] = Estimate.undefined(
-                f"{metric} is undefined in every group"
-            )
-            continue
-        worst = min(defined, key=lambda g: (g.dists[metric].point, g.name))
-        est = analyzer.estimate(worst.rows, metric, worst.dists[metric])
-        section["worst_group"][metric] = dataclasses.replace(est, groups=(worst.name,))
-
-    primary = [m for m in settings.primary_metrics if m in gap]
-    for metric in primary:
-        gap_family.add(gap, metric, f"{name}: {metric} gap")
-
-    all_rows = rows
-    for g in eligible:
-        rest_rows = np.setdiff1d(all_rows, g.rows, assume_unique=True)
-        if len(rest_rows) == 0:
-            continue
-        rest = analyzer.metrics(
-            rest_rows, names=primary, fits=any(m in ("slope", "intercept") for m in primary)
-        )
-        block: dict[str, Any] = {}
-        for metric in primary:
-            if metric not in g.dists or metric not in rest:
-                continue
-            if not (np.isfinite(g.dists[metric].point) and np.isfinite(rest[metric].point)):
-                block[metric] = Estimate.undefined(
-                    f"{metric} is undefined in the group or in the rest"
-                )
-                continue
-            diff = g.dists[metric] - rest[metric]
-            block[metric] = engine.estimate(
-                diff, p_value=bootstrap_z_test(diff), groups=(g.name, "rest")
-            )
-            vs_rest_family.add(block, metric, f"{name}={g.name} vs rest: {metric}")
-        section["vs_rest"][g.name] = block
-
-    if analyzer.arrays.is_binary:
-        section["prevalence_adjusted"] = _prevalence_adjusted(rows, eligible, analyzer)
-    return section
+    return groups
 
 
-def _units_df(analyzer: CohortAnalyzer, groups: list[_Group], metric: str) -> float | None:
-    """Return the fewest independent units (patients) behind ``metric`` in any group, minus one.
-
-    Used as the degrees of freedom of a t critical value: with ~20 patients
-    with events per group the bootstrap SE is itself noisy and z is too
-    small (simulated 80 patients x 5 images: FNR-gap coverage 0.91 with z).
-    None when images are unclustered (z is then right).
-    """
-    if analyzer.arrays.clusters is None or not analyzer.arrays.is_binary:
-        return None
-    if metric in ("auroc", "auprc"):
-        units = [min(analyzer.units_of(g.rows, "sensitivity"), analyzer.units_of(g.rows, "specificity")) for g in groups]
-    elif metric in PROPORTION_METRICS:
-        units = [analyzer.units_of(g.rows, metric) for g in groups]
-    else:
-        units = [analyzer.units_of(g.rows, "accuracy") for g in groups]
-    return float(max(min(units) - 1, 1)) if units else None
-
-
-def _gap_power(defined: list[_Group], metric: str, gap: Estimate, level: float) -> dict[str, Any]:
-    """Return the power statement of a gap: the minimum detectable difference of its two extreme groups."""
-    by_name = {g.name: g for g in defined}
-    pair = gap.groups if gap.groups and all(n in by_name for n in gap.groups) else None
-    if pair is None:
-        ranked = sorted(defined, key=lambda g: (g.dists[metric].point, g.name))
-        pair = (ranked[-1].name, ranked[0].name)
-    a, b = by_name[pair[0]], by_name[pair[1]]
-    se = bootstrap_se(a.dists[metric] - b.dists[metric])
-    return power_record(
-        se,
-        level=level,
-        sizes={g: {"n": len(by_name[g].rows), "n_positive": by_name[g].n_positive} for g in pair},
-        what=f"{metric} gap between {pair[0]} and {pair[1]}",
-    )
-
-
-def _metric_names() -> tuple[str, ...]:
-    """Return the metrics reported per group (the same plain names for binary and multi-class)."""
-    return metric_registry.cohort_keys()
-
-
-_gap_metric_names = _metric_names
-
-
-def _equalized_odds(
-    eligible: list[_Group], gap: dict[str, Any], engine: Any, analyzer: CohortAnalyzer
-) -> None:
-    """Add gap.equalized_odds = max(range of sensitivity, range of FPR) over groups, one projection interval."""
-    parts = []
-    for metric in ("sensitivity", "fpr"):
-        defined = [
-            g
-            for g in eligible
-            if np.isfinite(g.dists.get(metric, Distribution(np.nan, np.zeros(0))).point)
-        ]
-        if len(defined) < 2:
-            gap["equalized_odds"] = Estimate.undefined(
-                "sensitivity or FPR is defined in fewer than two groups"
-            )
-            return
-        parts.append(([g.dists[metric] for g in defined], [g.name for g in defined]))
-    gap["equalized_odds"] = range_estimate(
-        [d for d, _ in parts],
-        [n for _, n in parts],
-        level=engine.settings.level,
-        min_defined=engine.settings.min_defined,
-        method="max(sensitivity range, FPR range) over groups",
-        df=min((_units_df(analyzer, eligible, m) or np.inf) for m in ("sensitivity", "fpr")),
-    )
-
-
-def _prevalence_adjusted(
-    rows: np.ndarray, eligible: list[_Group], analyzer: CohortAnalyzer
+def _group_block(
+    g: _Group,
+    analyzer: CohortAnalyzer,
+    name: str,
+    settings: FairnessSettings,
+    patients: np.ndarray | None,
+    warnings: list[str],
 ) -> dict[str, Any]:
-    engine = analyzer.engine
-    y = analyzer.arrays.y[rows] == 1
-    target = float(y.mean())
-    adjusted = {g.name: analyzer.metrics(g.rows, prevalence=target) for g in eligible}
-    gaps: dict[str, Any] = {}
-    for metric in metric_registry.prevalence_dependent_keys():
-        defined = [g for g in eligible if np.isfinite(adjusted[g.name][metric].point)]
-        if len(defined) < 2:
-            gaps[metric] = Estimate.undefined(f"{metric} is defined in fewer than two groups")
-            continue
-        high = max(defined, key=lambda g: (adjusted[g.name][metric].point, g.name))
-        low = min(defined, key=lambda g: (adjusted[g.name][metric].point, g.name))
-        diff = adjusted[high.name][metric] - adjusted[low.name][metric]
-        gaps[metric] = engine.estimate(
-            diff,
-            p_value=bootstrap_homogeneity_test([adjusted[g.name][metric] for g in defined]),
-            groups=(high.name, low.name),
-        )
-    return {
-        "method": "each group's positives and negatives reweighted to the cohort prevalence in every "
-        "resample (test-set resampling of Glocker et al. 2023, by weights)",
-        "prevalence": target,
-        "gap": gaps,
-        "groups": {
-            g.name: {
-                m: engine.estimate(
-                    d, reason=undefined_reason(m, n_positive=g.n_positive, n_negative=g.n_negative)
-                )
-                for m, d in adjusted[g.name].items()
-            }
-            for g in eligible
-        },
-        "unchanged": list(metric_registry.prevalence_free_keys()),
-        "why_unchanged": "sensitivity, specificity, FNR, FPR, likelihood ratios and AUROC condition on the "
-        "true class, so reweighting the classes cannot change them: their gaps are not explained by "
-        "prevalence differences",
+    """Return ``groups.<value>``: sizes, prevalence and every metric (undefined below the minimum size).
+
+    Fills ``g.dists`` for an eligible group; appends the section-level warnings.
+    """
+    clustered = analyzer.arrays.clusters is not None
+    y_bin = analyzer.arrays.y[g.rows] == 1 if analyzer.arrays.is_binary else None
+    prev = proportion(
+        y_bin if y_bin is not None else np.zeros(len(g.rows)),
+        clusters=analyzer.arrays.clusters[g.rows] if clustered else None,
+        level=analyzer.engine.settings.level,
+    )
+    block: dict[str, Any] = {
+        "n": len(g.rows),
+        "n_patients": len(np.unique(patients[g.rows])) if patients is not None else len(g.rows),
+        "n_positive": g.n_positive,
     }
+    if y_bin is not None:
+        block["prevalence"] = Estimate(prev.estimate, prev.ci_low, prev.ci_high, method=prev.method)
+    g_warn: list[str] = []
+    if g.name == MISSING:
+        g_warn.append(f"{len(g.rows)} cases have no value for {name!r}; they are reported but left out of gaps")
+    if not g.eligible and g.name != MISSING:
+        reason = f"group has {len(g.rows)} cases, below the minimum group size of {settings.min_group_size}"
+        g_warn.append(reason)
+        warnings.append(f"{name}={g.name}: {reason}; left out of gaps")
+        block.update({m: Estimate.undefined(reason) for m in _metric_names()})
+    else:
+        g.dists = analyzer.metrics(g.rows)
+        block.update(_estimates(analyzer, g.dists, g.n_positive, g.n_negative, g.rows))
+    if g.n_positive < settings.min_events and g.name != MISSING:
+        msg = (
+            f"only {g.n_positive} events (positive cases) in {name}={g.name}; its estimates are "
+            f"imprecise (fewer than {settings.min_events})"
+        )
+        g_warn.append(msg)
+        if g.eligible:
+            warnings.append(msg)
+    block["warnings"] = g_warn
+    return block

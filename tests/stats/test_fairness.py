@@ -57,12 +57,11 @@ def run(y, s, g, *, n_boot=300, settings=FairnessSettings(), columns=("sex",), s
         columns=list(columns),
         cohort="test",
         settings=settings,
-        gap_family=gap,
-        vs_rest_family=rest,
     )
-    gap.adjust("holm")
-    rest.adjust("holm")
-    return section
+    section.register(settings.primary_metrics, gap, rest)
+    adjusted = section.with_adjusted(gap.adjusted("holm") + rest.adjusted("holm"), None)
+    assert section.gap is not adjusted.gap or not len(gap)  # an adjusted copy; the section is left alone
+    return adjusted.to_dict()
 
 
 def test_group_values_gap_and_ratio_match_fairlearn():
