@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.data.splits import SPLITS
 from auditkit.errors import PredictionsError
 from auditkit.fileio import sha256_file
 from auditkit.labels import ClassSpec, encode_labels, infer_class_spec
@@ -41,8 +42,8 @@ SCORE_PREFIX = "score_"
 METADATA_KEY = "auditkit"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-SPLITS = ("train", "val", "test", "external")
-RESERVED_SITE_NAMES = ("val", "test", "train", "external")
+#: a site may not be named like a split (its cohort would collide with the split's).
+RESERVED_SITE_NAMES = SPLITS
 PASSTHROUGH = (
     "patient_id",
     "site",

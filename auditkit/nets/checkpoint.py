@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from auditkit.data.splits import SPLITS
 from auditkit.errors import AuditkitError, CheckpointError, InvalidInputError, short_repr
 from auditkit.fileio import (
     atomic_write_bytes,
@@ -57,7 +58,7 @@ TORCHSCRIPT_FILE = "architecture.torchscript.pt"
 SPLITS_FILE = "splits.csv"
 HISTORY_FILE = "history.csv"
 HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auroc", "lr")
-SPLIT_VALUES = ("train", "val", "test", "external")
+SPLIT_VALUES = SPLITS
 
 _REQUIRED_KEYS = ("arch", "classes", "input_size", "in_channels", "preprocess", "target_layer", "weights")
 
