@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from auditkit.data.manifest_file import CSV_SUFFIXES, PARQUET_SUFFIXES
 from auditkit.data.splits import SPLITS
 from auditkit.errors import PredictionsError
 from auditkit.fileio import sha256_file
@@ -40,8 +41,6 @@ SCORE = "score"
 SCORE_PREFIX = "score_"
 #: key of the schema metadata ``auditkit predict`` writes into a Parquet table.
 METADATA_KEY = "auditkit"
-PARQUET_SUFFIXES = (".parquet", ".pq")
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 #: a site may not be named like a split (its cohort would collide with the split's).
 RESERVED_SITE_NAMES = SPLITS
 PASSTHROUGH = (

@@ -16,8 +16,9 @@ import pandas as pd
 
 from auditkit.errors import ManifestError
 
-CSV_SUFFIXES: frozenset[str] = frozenset({".csv", ".tsv", ".txt"})
-PARQUET_SUFFIXES: frozenset[str] = frozenset({".parquet", ".pq"})
+#: the table suffixes auditkit reads (manifests and predictions tables alike).
+CSV_SUFFIXES: tuple[str, ...] = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES: tuple[str, ...] = (".parquet", ".pq")
 
 
 def cell_text(value: Any) -> str | None:
