@@ -20,6 +20,7 @@ from rich.text import Text
 
 from auditkit.fileio import atomic_write_text, dumps_json
 from auditkit.gate.evaluate import CheckResult, GateOutcome, blocking_ids
+from auditkit.gate.verdicts import format_number
 from auditkit.results.format import format_estimate
 from auditkit.textsafe import md_code, md_text
 
@@ -50,13 +51,7 @@ _ICONS = {
 
 
 def _num(x: float | int | bool | None) -> str:
-    if x is None:
-        return "-"
-    if isinstance(x, bool):
-        return str(x).lower()
-    if isinstance(x, int):
-        return str(x)
-    return f"{x:.3f}"
+    return format_number(x, missing="-", spec=".3f")
 
 
 def format_value(check: CheckResult) -> str:

@@ -123,14 +123,18 @@ def _classify(value: Any, *, rule: Rule, path: str, source: str) -> _Value:
     )
 
 
-def _fmt(x: float | int | bool | None) -> str:
+def format_number(x: float | int | bool | None, *, missing: str = "n/a", spec: str = ".4g") -> str:
+    """Return a value as text: ``missing`` for None, true/false, an int as is, a float by ``spec``."""
     if x is None:
-        return "n/a"
+        return missing
     if isinstance(x, bool):
         return str(x).lower()
     if isinstance(x, int):
         return str(x)
-    return f"{x:.4g}"
+    return format(x, spec)
+
+
+_fmt = format_number
 
 
 def _judge_number(rule: Rule, val: _Value, ci_name: str) -> tuple[str, float | None, str]:
