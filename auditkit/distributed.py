@@ -95,6 +95,17 @@ def context() -> Context:
     )
 
 
+def group_context() -> Context:
+    """Return the live process group's Context, or the single-process one when no group was joined.
+
+    For a step that only splits work when the run's earlier steps joined the
+    group (the audit's saliency after its sharded prediction).
+    """
+    import torch.distributed as dist
+
+    return context() if dist.is_available() and dist.is_initialized() else Context()
+
+
 def rank_device(device: str | torch.device | None) -> str | torch.device | None:
     """Return the device this rank should use for ``device``: a bare ``cuda`` becomes ``cuda:LOCAL_RANK``.
 

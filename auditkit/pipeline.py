@@ -224,11 +224,13 @@ def run_pipeline(config: AuditConfig) -> PipelineOutcome:
 
 
 def _helper_rank(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
-    """Return once this torchrun rank (not rank 0) has scored its shard of the manifest.
+    """Return once this torchrun rank (not rank 0) has scored and explained its shards.
 
-    The model run is the audit's distributed step (:mod:`auditkit.predict_shards`);
-    rank 0 then computes the statistics, the saliency evaluation, the gate and
-    the report alone.
+    The model run (:mod:`auditkit.predict_shards`) and the saliency maps
+    (:func:`auditkit.audit.saliency.run_saliency` with rank 0's settings, its
+    shard of the sampled cases into the shared map cache) are the audit's
+    distributed steps; rank 0 computes the statistics, the saliency evidence,
+    the gate and the report alone.
     """
     from auditkit.audit.inference import EMBEDDINGS_NAME, PREDICTIONS_NAME, load_model
     from auditkit.data.manifest import read_manifest
@@ -241,11 +243,15 @@ def _helper_rank(config: AuditConfig, out_dir: Path) -> PipelineOutcome:
             config.manifest, data_root=config.data_root, allow_outside_root=config.allow_outside_root,
             class_spec=loaded.classes,
         )  # fmt: skip
-        predict(  # the same call as rank 0's auditkit.audit.inference.score_manifest
+        table = predict(  # the same call as rank 0's auditkit.audit.inference.score_manifest
             loaded, manifest, out=out_dir / PREDICTIONS_NAME, batch_size=config.batch_size,
             embeddings_out=out_dir / EMBEDDINGS_NAME if loaded.embedding_layer else None,
-            external_sites=config.settings.external_sites,
+            external_sites=config.settings.external_sites, positive_class=config.settings.positive_class,
         )  # fmt: skip
+        if config.explain:  # rank 0 calls run_saliency whenever it has a model and explain is on
+            from auditkit.audit.saliency import run_saliency
+
+            run_saliency(loaded, table, out_dir=out_dir)
     results = out_dir / RESULTS_NAME
     return PipelineOutcome(results=AuditResults({}, results), gate=None, files={"results": results})
 

@@ -1,4 +1,4 @@
-"""``predict``: score every image of a manifest with a checkpoint and write the predictions table.
+"""``predict``: score every image of a manifest with a checkpoint; return the predictions table and write it.
 
 The table is the waist between models and statistics (docs/architecture.md):
 ``id``, ``y_true`` (class index), ``score`` (binary: the softmax probability of
@@ -22,7 +22,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,13 +30,15 @@ import torch
 
 from auditkit import distributed
 from auditkit.errors import InvalidInputError, ManifestError
-from auditkit.fileio import atomic_write_bytes
+from auditkit.fileio import atomic_write_bytes, sha256_file
 from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
 from auditkit.nets.device import autocast, memory_format, select_device
 from auditkit.nets.embed import capture_head_input, embedding_layer_name
 from auditkit.predictions_table import (
     PARQUET_SUFFIXES,
+    PredictionsTable,
     build_frame,
+    from_frame,
     table_metadata,
     write_predictions,
 )
@@ -46,7 +48,6 @@ from auditkit.train.loop import split_outputs
 
 if TYPE_CHECKING:
     from auditkit.data.manifest import Manifest
-
 
 
 def resolve_splits(
@@ -157,6 +158,74 @@ def _infer(
     return prob, features
 
 
+def score_frame(
+    loaded: LoadedModel,
+    frame: pd.DataFrame,
+    *,
+    batch_size: int | None = None,
+    num_workers: int | None = None,
+    ctx: distributed.Context | None = None,
+) -> np.ndarray:
+    """Return the released (calibrated) class probabilities (N, K) float64 of the manifest rows ``frame``.
+
+    ``predict``'s batched inference (the same ``_infer``) without its output
+    files: ``auditkit explain`` scores with it, so its probabilities and
+    predicted classes are predict's. Under torchrun (``ctx`` active; default:
+    the joined process group) each rank scores its shard and every rank
+    receives all rows, in ``frame`` order.
+    """
+    ctx = ctx or distributed.group_context()
+    size = batch_size or (256 if loaded.device.type == "cuda" else 128)
+
+    def score(rows: pd.DataFrame) -> tuple[np.ndarray, None]:
+        return _infer(loaded, rows, device=loaded.device, batch_size=size, num_workers=num_workers,
+                      embeddings=False)[0], None  # fmt: skip
+
+    if ctx.active:
+        from auditkit.predict_shards import infer_sharded
+
+        return infer_sharded(score, frame, ctx=ctx, out=None, key_fields={}, batch_size=size, embeddings=False)[0]
+    return score(frame)[0]
+
+
+def _check_arguments(
+    out: str | os.PathLike[str] | None, embeddings_out: str | os.PathLike[str] | None, batch_size: int | None
+) -> None:
+    """Refuse a bad output suffix or batch size before any model load or manifest read."""
+    if out is not None and Path(out).suffix.lower() not in (*PARQUET_SUFFIXES, ".csv"):
+        raise InvalidInputError(f"--out {os.fspath(out)!r} must end in .parquet or .csv")
+    if embeddings_out is not None and Path(embeddings_out).suffix.lower() not in (*PARQUET_SUFFIXES, ".npy"):
+        raise InvalidInputError(f"--embeddings {os.fspath(embeddings_out)!r} must end in .parquet or .npy")
+    if batch_size is not None and int(batch_size) < 1:
+        raise InvalidInputError(f"--batch-size must be 1 or more, got {batch_size}")
+
+
+def _manifest_of(
+    manifest: str | os.PathLike[str] | Manifest, loaded: LoadedModel, *, data_root: Any, allow_outside_root: bool
+) -> Manifest:
+    """Return the manifest to score, read with the model's classes (a given Manifest must have them)."""
+    from auditkit.data.manifest import Manifest, read_manifest
+
+    if isinstance(manifest, Manifest):
+        if manifest.classes.classes != loaded.classes.classes:
+            raise ManifestError(
+                f"{str(manifest.path)!r}: its classes {list(manifest.classes.classes)} differ from the model's "
+                f"{list(loaded.classes.classes)}; read it with the model's classes"
+            )
+        return manifest
+    return read_manifest(
+        manifest, data_root=data_root, allow_outside_root=allow_outside_root, class_spec=loaded.classes
+    )
+
+
+def _table_digest(table: pd.DataFrame) -> str:
+    """Return a SHA-256 of a table's contents (the fingerprint of a table that was not written to a file)."""
+    import hashlib
+
+    values = pd.util.hash_pandas_object(table, index=False).to_numpy()
+    return hashlib.sha256(",".join(map(str, table.columns)).encode() + values.tobytes()).hexdigest()
+
+
 def predict(
     model_dir: str | os.PathLike[str] | LoadedModel,
     manifest: str | os.PathLike[str] | Manifest,
@@ -170,52 +239,40 @@ def predict(
     data_root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
     trust_code: bool = False,
-) -> pd.DataFrame:
-    """Return the predictions table of a checkpoint on every row of ``manifest`` (and write it to ``out``).
+    positive_class: str | None = None,
+) -> PredictionsTable:
+    """Return the validated predictions table of a checkpoint on every row of ``manifest`` (written to ``out`` too).
 
     Batched inference on the best device (or ``device``) under
-    ``torch.inference_mode`` with autocast on GPU. ``embeddings_out`` also
-    writes the penultimate-layer embeddings keyed by id (:func:`write_embeddings`).
-    Parquet output carries ``{classes, positive_class, model_name,
-    model_sha256}`` under the schema metadata key ``auditkit``. ``trust_code``
-    allows a ``module:factory`` checkpoint, whose loading imports Python code.
+    ``torch.inference_mode`` with autocast on GPU. The table is validated once,
+    in memory (:func:`auditkit.predictions_table.from_frame`); ``out`` (Parquet
+    or CSV) is an output artefact: its ``path`` and ``sha256`` are the table's
+    (without ``out``: the manifest's path and a digest of the table's
+    contents). ``embeddings_out`` also writes the penultimate-layer embeddings
+    keyed by id (:func:`write_embeddings`). Parquet output carries
+    ``{classes, positive_class, model_name, model_sha256, data_root}`` under
+    the schema metadata key ``auditkit``. ``trust_code`` allows a
+    ``module:factory`` checkpoint, whose loading imports Python code.
+    ``positive_class`` overrides the checkpoint's for the returned table.
     Under ``torchrun`` each rank scores its shard (:mod:`auditkit.predict_shards`),
     every rank returns the whole table, rank 0 alone writes it (metadata
     ``world_size``).
     """
-    from auditkit.data.manifest import Manifest, read_manifest
-
-    # Argument checks first: a typo must not cost a model load and a manifest read.
-    if out is not None and Path(out).suffix.lower() not in (*PARQUET_SUFFIXES, ".csv"):
-        raise InvalidInputError(f"--out {os.fspath(out)!r} must end in .parquet or .csv")
-    if embeddings_out is not None and Path(embeddings_out).suffix.lower() not in (*PARQUET_SUFFIXES, ".npy"):
-        raise InvalidInputError(f"--embeddings {os.fspath(embeddings_out)!r} must end in .parquet or .npy")
-    if batch_size is not None and int(batch_size) < 1:
-        raise InvalidInputError(f"--batch-size must be 1 or more, got {batch_size}")
+    _check_arguments(out, embeddings_out, batch_size)
     target = select_device(distributed.rank_device(device))
     ctx = distributed.init(target)
-    loaded = model_dir if isinstance(model_dir, LoadedModel) else load_checkpoint(model_dir, device=target, trust_code=trust_code)
     if isinstance(model_dir, LoadedModel):
-        target = loaded.device
-    if isinstance(manifest, Manifest):
-        data = manifest
-        if data.classes.classes != loaded.classes.classes:
-            raise ManifestError(
-                f"{str(data.path)!r}: its classes {list(data.classes.classes)} differ from the model's "
-                f"{list(loaded.classes.classes)}; read it with the model's classes"
-            )
+        loaded, target = model_dir, model_dir.device
     else:
-        data = read_manifest(
-            manifest, data_root=data_root, allow_outside_root=allow_outside_root, class_spec=loaded.classes
-        )
-    training = loaded.meta.get("training", {})
+        loaded = load_checkpoint(model_dir, device=target, trust_code=trust_code)
+    data = _manifest_of(manifest, loaded, data_root=data_root, allow_outside_root=allow_outside_root)
     sites = set(data.frame["site"].astype(str))
     unknown = [s for s in external_sites if s not in sites]
     if unknown:
         raise InvalidInputError(
             f"--external-site {unknown[0]!r} is not a site of {str(data.path)!r}; its sites are {sorted(sites)}"
         )
-    external = [*training.get("external_sites", []), *external_sites]
+    external = [*loaded.meta.get("training", {}).get("external_sites", []), *external_sites]
     split = resolve_splits(data.frame, loaded.splits, external_sites=external, where=str(data.path))
     size = batch_size or (256 if target.type == "cuda" else 128)
     if ctx.active:  # torchrun: this rank scores its shard only (auditkit.predict_shards)
@@ -235,18 +292,30 @@ def predict(
             loaded, data.frame, device=target, batch_size=size, num_workers=num_workers,
             embeddings=embeddings_out is not None,
         )  # fmt: skip
-    table = build_frame(data.frame, prob, split, loaded.classes.classes)
-    if not ctx.is_main:  # rank 0 writes the merged outputs
-        return table
+    frame = build_frame(data.frame, prob, split, loaded.classes.classes)
+    metadata = table_metadata(loaded, data.root)
+    if ctx.is_main:  # rank 0 writes the merged outputs
+        _write_outputs(frame, features, out=out, embeddings_out=embeddings_out, metadata=metadata, ctx=ctx)
+    written = out is not None and ctx.is_main
+    return from_frame(
+        frame, metadata, path=Path(out) if out is not None else Path(data.path),
+        sha256=sha256_file(out) if written else _table_digest(frame), positive_class=positive_class,
+        external_sites=external_sites,
+    )  # fmt: skip
+
+
+def _write_outputs(
+    frame: pd.DataFrame, features: np.ndarray | None, *, out: Any, embeddings_out: Any,
+    metadata: dict[str, Any], ctx: distributed.Context,
+) -> None:  # fmt: skip
+    """Write the table (metadata ``world_size`` under torchrun) and the embeddings; drop the shard files."""
     if out is not None:
-        metadata = table_metadata(loaded, data.root)
         if ctx.active:
-            metadata["world_size"] = ctx.world_size
-        write_predictions(table, out, metadata=metadata)
+            metadata = {**metadata, "world_size": ctx.world_size}
+        write_predictions(frame, out, metadata=metadata)
     if embeddings_out is not None and features is not None:
-        write_embeddings(table["id"].tolist(), features, embeddings_out)
+        write_embeddings(frame["id"].tolist(), features, embeddings_out)
     if ctx.active and out is not None:
         from auditkit.predict_shards import remove_shards
 
         remove_shards(out)
-    return table

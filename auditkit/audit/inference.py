@@ -55,7 +55,6 @@ def score_manifest(config: AuditConfig, out_dir: Path, loaded: Any) -> ModelRun:
     """
     from auditkit.data.manifest import read_manifest
     from auditkit.predict import predict
-    from auditkit.predictions_table import from_frame, table_metadata
 
     manifest = read_manifest(
         config.manifest,
@@ -66,21 +65,16 @@ def score_manifest(config: AuditConfig, out_dir: Path, loaded: Any) -> ModelRun:
     status(f"predicting {len(manifest.frame)} images of {config.manifest} with {loaded.name}")
     predictions_path = out_dir / PREDICTIONS_NAME
     embeddings_path = out_dir / EMBEDDINGS_NAME if loaded.embedding_layer else None
-    frame = predict(
+    # validated once, in memory: the Parquet file is an output artefact, not re-read
+    table = predict(
         loaded,
         manifest,
         out=predictions_path,
         batch_size=config.batch_size,
         embeddings_out=embeddings_path,
         external_sites=config.settings.external_sites,
+        positive_class=config.settings.positive_class,
     )
-    # validated once, in memory: the Parquet file is an output artefact, not re-read
-    s = config.settings
-    table = from_frame(
-        frame, table_metadata(loaded, manifest.root), path=predictions_path,
-        sha256=sha256_file(predictions_path), positive_class=s.positive_class,
-        external_sites=s.external_sites,
-    )  # fmt: skip
     return ModelRun(loaded, predictions_path, embeddings_path, manifest.sha256, len(manifest.frame), table)
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from auditkit import distributed
 from auditkit.data.paths import data_root_or, resolve_paths
 from auditkit.errors import InvalidInputError
 from auditkit.explain.cache import MapCache
@@ -38,7 +39,8 @@ from auditkit.explain.config import SaliencyConfig
 from auditkit.explain.evidence import EvidenceInputs, method_evidence
 from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
 from auditkit.explain.overlay import shared_scale, write_image, write_mask, write_overlay
-from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, explain_inputs, safe_names
+from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, safe_names
+from auditkit.explain.sample import ImageSet, explain_sample
 from auditkit.explain.sampling import stratified_sample
 from auditkit.progress import status
 
@@ -74,8 +76,50 @@ def run_saliency(
     (:func:`auditkit.data.paths.resolve_path`); otherwise PathEscapeError
     names the table, row and column.
     """
+    ctx = distributed.group_context()
     cfg = SaliencyConfig.from_any(config)
+    if ctx.active:  # every rank explains with rank 0's settings (its frozen operating point, its data root)
+        cfg, data_root, allow_outside_root = distributed.broadcast((cfg, data_root, allow_outside_root))
     out_dir = Path(out_dir)
+    frame, classes, positive = _resolved_table(predictions, cfg, data_root, allow_outside_root)
+    sample = _sample(frame, cfg)
+    if sample.empty:
+        return {}, []
+    status(f"saliency: explaining {len(sample)} images with {', '.join(cfg.methods)}")
+    images = load_images(sample, loaded_model.preprocess, description="saliency: reading images")
+    target, target_text = _target(cfg.target, classes, positive, sample)
+    sets = {"sample": ImageSet(images.inputs, target)}
+    val_frame = _validation_with_masks(frame, cfg)
+    val_images = None
+    if len(val_frame):
+        val_images = load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
+        sets["validation"] = ImageSet(val_images.inputs, _target(cfg.target, classes, positive, val_frame)[0])
+    mean, std = normalization_of(loaded_model.preprocess)
+    attributes = _attributes(predictions, sample, cfg)
+    section: dict[str, Any] = {}
+    displays: dict[str, np.ndarray] = {}
+    for entry in explain_sample(  # under torchrun: every rank's shard first; rank 0 alone gets the maps
+        loaded_model, sets, methods=cfg.methods, params={m: _method_params(m, cfg) for m in cfg.methods},
+        cache=MapCache(cfg.cache_dir or out_dir / "explain" / "cache"), batch_size=cfg.batch_size, ctx=ctx,
+    ):  # fmt: skip
+        maps = entry.maps["sample"]
+        displays[entry.method] = maps.display()
+        section[entry.method] = method_evidence(EvidenceInputs(
+            entry.method, maps, entry.maps.get("validation"), images, val_images, sample, loaded_model, cfg,
+            entry.kwargs, target_text, mean, std, attributes,
+        ))  # fmt: skip
+    if not ctx.is_main:
+        return {}, []
+    gallery = _gallery(sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std)
+    # every explained case for the viewer and exports (explain/cases.json)
+    record_cases(out_dir, sample, images, displays, section, classes, positive, cfg, attributes, mean, std)
+    return section, gallery
+
+
+def _resolved_table(
+    predictions: Any, cfg: SaliencyConfig, data_root: str | os.PathLike[str] | None, allow_outside_root: bool
+) -> tuple[pd.DataFrame, Any, int | None]:
+    """Return (the table's rows with ``y_pred``/``_score`` and fenced file paths, classes, positive index)."""
     frame, probs, classes, base = _table(predictions)
     if "image" not in frame.columns or frame["image"].isna().all():
         raise InvalidInputError(
@@ -92,55 +136,7 @@ def run_saliency(
                 frame[column], root=root, allow_outside_root=allow_outside_root,
                 where=lambda row, column=column: f"{where} row {row + 1}, column '{column}'",
             )  # fmt: skip
-
-    sample = _sample(frame, cfg)
-    if sample.empty:
-        return {}, []
-    status(f"saliency: explaining {len(sample)} images with {', '.join(cfg.methods)}")
-    images = load_images(sample, loaded_model.preprocess, description="saliency: reading images")
-    val_frame = _validation_with_masks(frame, cfg)
-    val_images = (
-        load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
-        if len(val_frame)
-        else None
-    )
-    target, target_text = _target(cfg.target, classes, positive, sample)
-    val_target = (
-        _target(cfg.target, classes, positive, val_frame)[0] if val_images is not None else None
-    )
-    mean, std = normalization_of(loaded_model.preprocess)
-    cache = MapCache(cfg.cache_dir or out_dir / "explain" / "cache")
-    attributes = _attributes(predictions, sample, cfg)
-
-    section: dict[str, Any] = {}
-    displays: dict[str, np.ndarray] = {}
-    for method in cfg.methods:
-        params = _method_params(method, cfg, mean, std)
-        common = dict(
-            method=method,
-            target_layer=loaded_model.target_layer,
-            params=params,
-            model_sha256=loaded_model.sha256,
-            cache=cache,
-            batch_size=cfg.batch_size,
-        )
-        maps = explain_inputs(loaded_model.model, images.inputs, target=target, **common)
-        val_maps = (
-            explain_inputs(loaded_model.model, val_images.inputs, target=val_target, **common)
-            if val_images is not None
-            else None
-        )
-        displays[method] = maps.display()
-        section[method] = method_evidence(EvidenceInputs(
-            method, maps, val_maps, images, val_images, sample, loaded_model, cfg, params, target_text,
-            mean, std, attributes,
-        ))  # fmt: skip
-    gallery = _gallery(
-        sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std
-    )
-    # every explained case for the viewer and exports (explain/cases.json)
-    record_cases(out_dir, sample, images, displays, section, classes, positive, cfg, attributes, mean, std)
-    return section, gallery
+    return frame, classes, positive
 
 
 # --- the table ----------------------------------------------------------------------------
@@ -256,9 +252,10 @@ def _target(spec: str, classes: Any, positive: int | None, rows: pd.DataFrame) -
     )
 
 
-def _method_params(method: str, cfg: SaliencyConfig, mean: Any, std: Any) -> dict[str, Any]:
+def _method_params(method: str, cfg: SaliencyConfig) -> dict[str, Any]:
+    """Return the saliency settings' parameters of ``method`` (the input normalization is added by explain_sample)."""
     if method == "ig":
-        return {"n_steps": cfg.ig_steps, "baseline": cfg.ig_baseline, "mean": mean, "std": std}
+        return {"n_steps": cfg.ig_steps, "baseline": cfg.ig_baseline}
     if method == "smoothgrad":
         return {
             "n_samples": cfg.smoothgrad_samples,

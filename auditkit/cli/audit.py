@@ -127,6 +127,10 @@ def audit_command(
         },
     )
     outcome = run_pipeline(audit_config)
+    from auditkit.distributed import env_rank
+
+    if env_rank() > 0:  # a torchrun helper rank: rank 0 reports the audit (each rank named its shards)
+        return int(ExitCode.OK)
     typer.echo(f"results: {outcome.files['results']}")
     if "report_pdf" in outcome.files:
         typer.echo(f"report:  {outcome.files['report_pdf']}")

@@ -80,8 +80,11 @@ def explain(
             allow_outside_root=allow_outside_root,
             trust_code=trust_model_code,
         )
-    status(
-        f"explained {summary.n_images} images with {', '.join(summary.methods)} "
-        f"({summary.n_from_cache} maps from the cache); index: {summary.index}"
-    )
+    from auditkit.distributed import env_rank
+
+    if env_rank() == 0:  # under torchrun the summary is rank 0's; each rank named its shard already
+        status(
+            f"explained {summary.n_images} images with {', '.join(summary.methods)} "
+            f"({summary.n_from_cache} maps from the cache); index: {summary.index}"
+        )
     return int(ExitCode.OK)

@@ -186,7 +186,10 @@ def predict_command(
             allow_outside_root=allow_outside_root,
             trust_code=trust_model_code,
         )
-    counts = table["split"].value_counts().to_dict()
-    status(f"{len(table)} images scored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
-    typer.echo(str(out))
+    from auditkit.distributed import env_rank
+
+    if env_rank() == 0:  # under torchrun the summary is rank 0's; each rank named its shard already
+        counts = table.frame["split"].value_counts().to_dict()
+        status(f"{len(table)} images scored ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})")
+        typer.echo(str(out))
     return 0

@@ -180,55 +180,10 @@ def write_cases(
     per_method = {m: _metrics(d, masks, rois, corner_fraction) for m, d in displays.items()}
     cases = []
     for i in track(range(len(sample)), total=len(sample), description="saliency: case records for the viewer"):
-        stem = stems[i]
-        image_rel = f"{CASES_DIR}/{stem}.png"
-        atomic_write_bytes(out_dir / image_rel, _png(_grey_or_rgb(shown[i])))
-        map_paths = {}
-        arrays = {}
-        for method, maps in displays.items():
-            rel = f"{CASES_DIR}/{stem}__{method}.png"
-            atomic_write_bytes(out_dir / rel, _png(quantise(maps[i], scales[method])))
-            map_paths[method] = rel
-            arrays[method] = np.asarray(maps[i], dtype=np.float32)
-        mask_rel = None
-        if masks[i] is not None:
-            mask_rel = f"{CASES_DIR}/{stem}__mask.png"
-            atomic_write_bytes(out_dir / mask_rel, _png(np.asarray(masks[i], dtype=np.uint8) * 255))
-        arrays_rel = f"{CASES_DIR}/{stem}.npz"
-        atomic_write_bytes(out_dir / arrays_rel, npz_bytes(arrays))
-
-        y_true = int(sample["y_true"].iloc[i])
-        y_pred = int(sample["y_pred"].iloc[i])
-        score = float(sample["_score"].iloc[i])
-        target = 1.0 if positive is not None and y_true == positive else 0.0
-        source = _text(sample, "image", i)
+        files = _write_case_files(out_dir, stems[i], shown[i], masks[i], {m: d[i] for m, d in displays.items()}, scales)
         metrics = {m: values[i] for m, values in per_method.items()}
-        cases.append(
-            {
-                "id": str(sample["id"].iloc[i]),
-                "stem": stem,
-                "cohort": _text(sample, "_cohort", i),
-                "split": _text(sample, "split", i),
-                "site": _text(sample, "site", i),
-                "outcome": OUTCOME_CODES.get(categories[i], categories[i]),
-                "label": class_names[y_true] if 0 <= y_true < len(class_names) else str(y_true),
-                "predicted": class_names[y_pred] if 0 <= y_pred < len(class_names) else str(y_pred),
-                "score": score,
-                "error": abs(target - score) if positive is not None else None,
-                "attributes": {c: plain_cell(sample[c].iloc[i]) for c in attributes},
-                "image": image_rel,
-                "shape": list(np.asarray(shown[i]).shape[:2]),
-                "mask": mask_rel,
-                "maps": map_paths,
-                "arrays": arrays_rel,
-                "source": {"path": source, "format": _source_format(source)},
-                "metrics": metrics,
-                "flags": {
-                    flag: any(v["flags"][flag] for v in metrics.values())
-                    for flag in ("shortcut_suspected", "peak_outside_lesion", "low_localisation")
-                },
-            }
-        )
+        cases.append(_case(sample, i, stems[i], files, metrics, categories[i], class_names, positive, attributes,
+                           shape=list(np.asarray(shown[i]).shape[:2])))  # fmt: skip
     document = {
         "schema_version": CASES_SCHEMA_VERSION,
         "classes": list(class_names),
@@ -248,6 +203,63 @@ def write_cases(
         "cases": cases,
     }
     return write_json(out_dir / CASES_FILE, document)
+
+
+def _write_case_files(
+    out_dir: Path, stem: str, shown: np.ndarray, mask: np.ndarray | None, maps: dict[str, np.ndarray],
+    scales: dict[str, OverlayScale],
+) -> dict[str, Any]:  # fmt: skip
+    """Write one case's image, quantised maps, mask and float maps; return their paths relative to ``out_dir``."""
+    image_rel = f"{CASES_DIR}/{stem}.png"
+    atomic_write_bytes(out_dir / image_rel, _png(_grey_or_rgb(shown)))
+    map_paths = {}
+    for method, values in maps.items():
+        rel = f"{CASES_DIR}/{stem}__{method}.png"
+        atomic_write_bytes(out_dir / rel, _png(quantise(values, scales[method])))
+        map_paths[method] = rel
+    mask_rel = None
+    if mask is not None:
+        mask_rel = f"{CASES_DIR}/{stem}__mask.png"
+        atomic_write_bytes(out_dir / mask_rel, _png(np.asarray(mask, dtype=np.uint8) * 255))
+    arrays_rel = f"{CASES_DIR}/{stem}.npz"
+    atomic_write_bytes(out_dir / arrays_rel, npz_bytes({m: np.asarray(v, dtype=np.float32) for m, v in maps.items()}))
+    return {"image": image_rel, "maps": map_paths, "mask": mask_rel, "arrays": arrays_rel}
+
+
+def _case(
+    sample: pd.DataFrame, i: int, stem: str, files: dict[str, Any], metrics: dict[str, Any], category: str,
+    class_names: Sequence[str], positive: int | None, attributes: Sequence[str], *, shape: list[int],
+) -> dict[str, Any]:  # fmt: skip
+    """Return case ``i``'s record of cases.json: identity, outcome, score, attributes, files, metrics, flags."""
+    y_true = int(sample["y_true"].iloc[i])
+    y_pred = int(sample["y_pred"].iloc[i])
+    score = float(sample["_score"].iloc[i])
+    target = 1.0 if positive is not None and y_true == positive else 0.0
+    source = _text(sample, "image", i)
+    return {
+        "id": str(sample["id"].iloc[i]),
+        "stem": stem,
+        "cohort": _text(sample, "_cohort", i),
+        "split": _text(sample, "split", i),
+        "site": _text(sample, "site", i),
+        "outcome": OUTCOME_CODES.get(category, category),
+        "label": class_names[y_true] if 0 <= y_true < len(class_names) else str(y_true),
+        "predicted": class_names[y_pred] if 0 <= y_pred < len(class_names) else str(y_pred),
+        "score": score,
+        "error": abs(target - score) if positive is not None else None,
+        "attributes": {c: plain_cell(sample[c].iloc[i]) for c in attributes},
+        "image": files["image"],
+        "shape": shape,
+        "mask": files["mask"],
+        "maps": files["maps"],
+        "arrays": files["arrays"],
+        "source": {"path": source, "format": _source_format(source)},
+        "metrics": metrics,
+        "flags": {
+            flag: any(v["flags"][flag] for v in metrics.values())
+            for flag in ("shortcut_suspected", "peak_outside_lesion", "low_localisation")
+        },
+    }
 
 
 def record_cases(

@@ -42,6 +42,10 @@ class AttributionMethod:
     aliases: tuple[str, ...] = ()
     diagnostics: tuple[str, ...] = ()
     """per-image checks the method reports (IG's completeness)."""
+    normalized_baseline: bool = False
+    """its explainer takes the input normalization (``mean``, ``std``) to place a baseline given in
+    pixel terms (IG's black image) in the model's input space; :func:`auditkit.explain.sample.method_kwargs`
+    supplies the checkpoint's unless the caller gave one."""
 
     @property
     def full_label(self) -> str:
@@ -113,7 +117,7 @@ for _method in (
         frozenset({"n_steps", "method", "baseline", "mean", "std", "internal_batch_size", "tolerance", "autocast"}),
         ("sum_channels",), ("relu",),
         "positive Integrated-Gradients attribution per pixel (logit units; the map sums to the logit difference)",
-        aliases=("integrated_gradients",), diagnostics=("completeness",),
+        aliases=("integrated_gradients",), diagnostics=("completeness",), normalized_baseline=True,
     ),
     AttributionMethod(
         "smoothgrad", "SmoothGrad", "Smilkov et al. 2017", "gradient",

@@ -8,7 +8,9 @@ and produces identical maps. Each finished map is written to the
 
 :func:`explain_manifest` is the command's work: load the checkpoint and the
 manifest, choose the images (``--select``, ``--limit``), explain them with each
-method, and write overlays, the plain images and an index table.
+method through :func:`auditkit.explain.sample.explain_sample` (the audit's
+saliency step uses the same function), and write overlays, the plain images
+and an index table.
 """
 
 from __future__ import annotations
@@ -36,10 +38,8 @@ from auditkit.explain.api import (
     run_explainer,
 )
 from auditkit.explain.cache import CachedMap, MapCache, cache_key, input_digest
-from auditkit.explain.guard import borrowed_model, model_device
+from auditkit.explain.guard import model_device
 from auditkit.explain.postprocess import apply_steps
-from auditkit.explain.targets import class_probabilities
-from auditkit.nets.scores import calibrated_probabilities
 from auditkit.progress import track
 
 DISPLAY_STEPS: dict[str, tuple[str, ...]] = {
@@ -137,14 +137,8 @@ def explain_inputs(
     if cache is not None:
         sha = model_sha256 or model_digest(model)
         keys = [
-            cache_key(
-                model_sha256=sha,
-                input_sha256=input_digest(inputs[i]),
-                method=method,
-                params=recorded,
-                postprocessing=steps,
-                target=specs[i],
-            )
+            cache_key(model_sha256=sha, input_sha256=input_digest(inputs[i]), method=method, params=recorded,
+                      postprocessing=steps, target=specs[i])
             for i in range(n)
         ]
     device = model_device(model)
@@ -166,22 +160,9 @@ def explain_inputs(
         batch_target = explainer_target if isinstance(explainer_target, str) else explainer_target[start:stop]
         result = run_explainer(explainer, inputs[start:stop].to(device), target=batch_target, postprocess=steps)
         names = result.postprocessing
-        for key in ("internal_batch_size", "precision", "tolerance"):
-            if key in result.extras:
-                batch_info[key] = result.extras[key]
+        batch_info.update({k: result.extras[k] for k in _BATCH_FACTS if k in result.extras})
         for j, i in enumerate(range(start, stop)):
-            extras = {
-                k: (v[j].item() if isinstance(v, np.ndarray) else v)
-                for k, v in result.extras.items()
-                if k in ("delta", "relative_delta", "completeness_passed")
-            }
-            entry = CachedMap(
-                map=result.maps[j],
-                target=int(result.targets[j]),
-                scores=result.scores[j],
-                extras=extras,
-                postprocessing=result.postprocessing,
-            )
+            entry = _entry(result, j)
             if cache is not None and cached[j] is None:
                 cache.put(keys[i], entry)
             entries[i] = entry if cached[j] is None else cached[j]
@@ -194,30 +175,23 @@ def explain_inputs(
         targets=np.array([e.target for e in done], dtype=np.int64),
         scores=np.stack([e.scores for e in done]) if done else np.empty((0, 0), np.float32),
         extras=[dict(sorted(e.extras.items())) for e in done],  # one key order, fresh or cached
-        params=recorded,
-        postprocessing=names,
-        n_from_cache=from_cache,
-        batch_info=batch_info,
-    )
+        params=recorded, postprocessing=names, n_from_cache=from_cache, batch_info=batch_info,
+    )  # fmt: skip
 
 
-def class_probabilities_of(
-    model: nn.Module, inputs: torch.Tensor, *, batch_size: int = 64, meta: Mapping[str, Any] | None = None
-) -> np.ndarray:
-    """Return the model's class probabilities for ``inputs`` (N, C, H, W), (N, K) float64.
+_BATCH_FACTS = ("internal_batch_size", "precision", "tolerance")
+"""Batch-level diagnostics of a result (one value per batch, not per image)."""
+_IMAGE_FACTS = ("delta", "relative_delta", "completeness_passed")
+"""Per-image diagnostics of a result, kept with each cached map."""
 
-    With a checkpoint's ``meta`` they are the released, calibrated scores
-    (:func:`auditkit.nets.scores.calibrated_probabilities`, as ``auditkit
-    predict`` computes them); without, the raw softmax.
-    """
-    device = model_device(model)
-    out = []
-    with borrowed_model(model), torch.no_grad():
-        for start in range(0, inputs.shape[0], batch_size):
-            outputs = model(inputs[start : start + batch_size].to(device))
-            probs = class_probabilities(outputs) if meta is None else calibrated_probabilities(outputs, dict(meta))
-            out.append(probs.double().cpu())
-    return torch.cat(out).numpy() if out else np.empty((0, 0))
+
+def _entry(result: Any, j: int) -> CachedMap:
+    """Return the cache entry of image ``j`` of an :class:`~auditkit.explain.api.AttributionResult`."""
+    extras = {
+        k: (v[j].item() if isinstance(v, np.ndarray) else v) for k, v in result.extras.items() if k in _IMAGE_FACTS
+    }
+    return CachedMap(map=result.maps[j], target=int(result.targets[j]), scores=result.scores[j], extras=extras,
+                     postprocessing=result.postprocessing)  # fmt: skip
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -302,145 +276,149 @@ def explain_manifest(
     ``select``: ``all`` (manifest order), ``random``, ``errors`` (misclassified,
     most confident first), ``top`` (highest score of the explained class) or
     ``stratified``; ``limit`` caps the count. ``target``: ``predicted``,
-    ``true`` or a class name/index.
+    ``true`` or a class name/index. The images are scored by
+    :func:`auditkit.predict.score_frame` and explained by
+    :func:`auditkit.explain.sample.explain_sample`, as in the audit; under
+    torchrun both are split over the ranks and rank 0 writes every output.
     """
+    from auditkit import distributed
     from auditkit.data.manifest import read_manifest
-    from auditkit.explain.images import display_images, load_images, normalization_of
-    from auditkit.explain.overlay import shared_scale, write_image, write_overlay
-    from auditkit.explain.sampling import select as select_rows
-    from auditkit.fileio import write_csv, write_json
+    from auditkit.explain.images import load_images
+    from auditkit.explain.sample import ImageSet, explain_sample
     from auditkit.nets.checkpoint import load_checkpoint
     from auditkit.nets.device import select_device
 
     methods = parse_methods(methods)
     out = Path(out)
-    from auditkit import distributed
-
     run_device = select_device(distributed.rank_device(device))
     ctx = distributed.init(run_device)
     loaded = load_checkpoint(model_dir, device=run_device, trust_code=trust_code)
     manifest = read_manifest(
         manifest_path, class_spec=loaded.classes, data_root=data_root, allow_outside_root=allow_outside_root
     )
-    frame = manifest.frame.reset_index(drop=True)
     wanted = resolve_target(str(target), loaded.classes)
     size = int(batch_size or 16)
-
-    if select in ("errors", "top", "stratified"):
-        images = load_images(frame, loaded.preprocess, description="reading images")
-        probs = class_probabilities_of(loaded.model, images.inputs, batch_size=size, meta=loaded.meta)
-        frame = frame.assign(y_pred=probs.argmax(axis=1))
-        column = int(wanted) if isinstance(wanted, int) else None
-        frame["score"] = probs[np.arange(len(frame)), frame["y_pred"]] if column is None else probs[:, column]
-        keep = select_rows(frame, how=select, limit=limit, random_state=random_state)
-        positions = frame.index.get_indexer(keep)
-        frame = frame.loc[keep].reset_index(drop=True)
-        images = type(images)(
-            ids=[images.ids[p] for p in positions],
-            inputs=images.inputs[torch.as_tensor(positions, dtype=torch.long)],
-            masks=[images.masks[p] for p in positions],
-            rois=[images.rois[p] for p in positions],
-        )
-        probs = probs[positions]
-    else:
-        keep = select_rows(frame, how=select, limit=limit, random_state=random_state)
-        frame = frame.loc[keep].reset_index(drop=True)
-        images = load_images(frame, loaded.preprocess, description="reading images")
-        probs = class_probabilities_of(loaded.model, images.inputs, batch_size=size, meta=loaded.meta)
+    frame, probs = _chosen(loaded, manifest.frame.reset_index(drop=True), select=select, limit=limit,
+                           wanted=wanted, random_state=random_state, batch_size=size, ctx=ctx)  # fmt: skip
     if len(frame) == 0:
         raise InvalidInputError(
             f"{manifest_path}: no images to explain after --select {select}"
             + (f" --limit {limit}" if limit is not None else "")
             + "; choose another selection"
         )
-
-    if wanted == "true":
-        target_arg: Any = frame["y_true"].to_numpy(dtype=np.int64)
-    elif wanted == "predicted":
-        # the class the released (calibrated) model predicts, as predict reports it
-        target_arg = probs.argmax(axis=1).astype(np.int64)
-    else:
-        target_arg = wanted
-    mean, std = normalization_of(loaded.preprocess)
-    shown = display_images(images.inputs, mean=mean, std=std)
-    stems = safe_names(images.ids)
-    cache = MapCache(out / "cache")
-    ext = "jpg" if overlay_format == "jpeg" else "png"
-    rows: list[dict[str, Any]] = []
+    images = load_images(frame, loaded.preprocess, description="reading images")
+    pages = _Pages(out, loaded, images, overlay_format) if ctx.is_main else None
     record: dict[str, Any] = {}
     n_cached = 0
+    for entry in explain_sample(  # under torchrun: every rank's shard first; rank 0 alone gets the maps
+        loaded, {"images": ImageSet(images.inputs, _explained_class(wanted, frame, probs))}, methods=methods,
+        params=params, cache=MapCache(out / "cache"), batch_size=size, ctx=ctx,
+    ):  # fmt: skip
+        n_cached += entry.n_from_cache
+        record[entry.method] = pages.method(entry.method, entry.maps["images"], frame, probs)
+    summary = ExplainSummary(out=out, index=out / "explanations.csv", n_images=len(frame), methods=methods,
+                             n_from_cache=n_cached)  # fmt: skip
+    if pages is not None:
+        selection = {"how": select, "limit": limit, "target": str(target), "n_images": len(frame)}
+        pages.finish(summary.index, manifest_path, manifest.sha256, selection, record, ctx)
+    return summary
 
-    def kwargs_of(method: str) -> dict[str, Any]:
-        method_kwargs = dict((params or {}).get(method, {}))
-        if method == "ig" and mean is not None:
-            method_kwargs.setdefault("mean", mean)
-            method_kwargs.setdefault("std", std)
-        return method_kwargs
 
-    if ctx.active:  # torchrun: each rank fills the cache with its shard; rank 0 draws from it
-        from auditkit.explain.shards import explain_shard
+def _chosen(
+    loaded: Any, frame: pd.DataFrame, *, select: str, limit: int | None, wanted: str | int,
+    random_state: int, batch_size: int, ctx: Any,
+) -> tuple[pd.DataFrame, np.ndarray]:  # fmt: skip
+    """Return the rows ``--select``/``--limit`` choose and their released class probabilities (N, K).
 
-        n_cached = explain_shard(
-            loaded.model, images.inputs, methods=methods, method_kwargs=kwargs_of, target=target_arg,
-            target_layer=loaded.target_layer, model_sha256=loaded.sha256, cache=cache, batch_size=size, ctx=ctx,
-        )  # fmt: skip
-        if not ctx.is_main:
-            return ExplainSummary(out=out, index=out / "explanations.csv", n_images=len(frame),
-                                  methods=methods, n_from_cache=n_cached)  # fmt: skip
-    for i, stem in enumerate(stems):
-        write_image(out / "images" / f"{stem}.{ext}", shown[i], fmt=overlay_format)
-    for method in methods:
-        method_kwargs = kwargs_of(method)
-        result = explain_inputs(
-            loaded.model,
-            images.inputs,
-            method=method,
-            target=target_arg,
-            target_layer=loaded.target_layer,
-            params=method_kwargs,
-            model_sha256=loaded.sha256,
-            cache=cache,
-            batch_size=size,
-        )
-        n_cached += 0 if ctx.active else result.n_from_cache
+    ``errors``, ``top`` and ``stratified`` rank by score, so every row is
+    scored first (under torchrun each rank its shard); the other selections
+    score only the chosen rows.
+    """
+    from auditkit.explain.sampling import select as select_rows
+    from auditkit.predict import score_frame
+
+    if select in ("errors", "top", "stratified"):
+        probs = score_frame(loaded, frame, batch_size=batch_size, ctx=ctx)
+        frame = frame.assign(y_pred=probs.argmax(axis=1))
+        column = int(wanted) if isinstance(wanted, int) else None
+        frame["score"] = probs[np.arange(len(frame)), frame["y_pred"]] if column is None else probs[:, column]
+        keep = select_rows(frame, how=select, limit=limit, random_state=random_state)
+        probs = probs[frame.index.get_indexer(keep)]
+        return frame.loc[keep].reset_index(drop=True), probs
+    keep = select_rows(frame, how=select, limit=limit, random_state=random_state)
+    frame = frame.loc[keep].reset_index(drop=True)
+    return frame, score_frame(loaded, frame, batch_size=batch_size, ctx=ctx)
+
+
+def _explained_class(wanted: str | int, frame: pd.DataFrame, probs: np.ndarray) -> Any:
+    """Return the class to explain per image: the true class, the released model's prediction, or one index."""
+    if wanted == "true":
+        return frame["y_true"].to_numpy(dtype=np.int64)
+    if wanted == "predicted":
+        # the class the released (calibrated) model predicts, as predict reports it
+        return probs.argmax(axis=1).astype(np.int64)
+    return wanted
+
+
+class _Pages:
+    """What ``auditkit explain`` writes on rank 0: the plain images, each method's overlays, the index."""
+
+    def __init__(self, out: Path, loaded: Any, images: Any, overlay_format: str) -> None:
+        from auditkit.explain.images import display_images, normalization_of
+        from auditkit.explain.overlay import write_image
+
+        self.out, self.loaded, self.images, self.format = out, loaded, images, overlay_format
+        self.ext = "jpg" if overlay_format == "jpeg" else "png"
+        mean, std = normalization_of(loaded.preprocess)
+        self.shown = display_images(images.inputs, mean=mean, std=std)
+        self.stems = safe_names(images.ids)
+        self.rows: list[dict[str, Any]] = []
+        for i, stem in enumerate(self.stems):
+            write_image(out / "images" / f"{stem}.{self.ext}", self.shown[i], fmt=overlay_format)
+
+    def method(self, method: str, result: MapSet, frame: pd.DataFrame, probs: np.ndarray) -> dict[str, Any]:
+        """Write ``method``'s overlays on one shared scale, add its index rows; return its explain.json record."""
+        from auditkit.explain.overlay import shared_scale, write_overlay
+
         display = result.display()
         steps = [*result.postprocessing, *DISPLAY_STEPS[method]]
         scale = shared_scale(display, label=f"{METHOD_LABELS[method]}, {', '.join(DISPLAY_STEPS[method])}, shared scale")
-        for i, stem in enumerate(stems):
-            path = out / "overlays" / f"{stem}__{method}.{ext}"
-            write_overlay(path, shown[i], display[i], scale, mask=images.masks[i], fmt=overlay_format)
-            row = {
-                "id": images.ids[i],
+        for i, stem in enumerate(self.stems):
+            overlay = f"overlays/{stem}__{method}.{self.ext}"
+            write_overlay(self.out / overlay, self.shown[i], display[i], scale, mask=self.images.masks[i], fmt=self.format)
+            k = int(result.targets[i])
+            self.rows.append({
+                "id": self.images.ids[i],
                 "method": method,
-                "target_index": int(result.targets[i]),
-                "target_class": _class_name(loaded.classes, int(result.targets[i])),
-                "probability": float(probs[i, int(result.targets[i])]) if probs.size else float("nan"),
+                "target_index": k,
+                "target_class": _class_name(self.loaded.classes, k),
+                "probability": float(probs[i, k]) if probs.size else float("nan"),
                 "y_true": int(frame.loc[i, "y_true"]) if "y_true" in frame.columns else None,
-                "image": f"images/{stem}.{ext}",
-                "overlay": f"overlays/{stem}__{method}.{ext}",
-            }
-            row.update({k: v for k, v in result.extras[i].items()})
-            rows.append(row)
-        record[method] = {
-            "params": result.params,
-            "postprocessing": steps,
-            "overlay_scale": scale.to_dict(),
-            **result.batch_info,
-        }
-    table = pd.DataFrame(rows)
-    index = out / "explanations.csv"
-    write_csv(index, table)
-    write_json(
-        out / "explain.json",
-        {
-            "model": {"name": loaded.name, "sha256": loaded.sha256, "target_layer": loaded.target_layer},
-            "manifest": {"path": str(manifest_path), "sha256": manifest.sha256},
-            "selection": {"how": select, "limit": limit, "target": str(target), "n_images": len(frame)},
-            "methods": record,
-            **({"distributed": {"world_size": ctx.world_size}} if ctx.active else {}),
-        },
-    )
-    return ExplainSummary(out=out, index=index, n_images=len(frame), methods=methods, n_from_cache=n_cached)
+                "image": f"images/{stem}.{self.ext}",
+                "overlay": overlay,
+                **result.extras[i],
+            })  # fmt: skip
+        return {"params": result.params, "postprocessing": steps, "overlay_scale": scale.to_dict(), **result.batch_info}
+
+    def finish(
+        self, index: Path, manifest_path: Any, manifest_sha256: str, selection: dict[str, Any],
+        record: dict[str, Any], ctx: Any,
+    ) -> None:  # fmt: skip
+        """Write explanations.csv and explain.json (model, manifest, selection, methods, world size)."""
+        from auditkit.fileio import write_csv, write_json
+
+        write_csv(index, pd.DataFrame(self.rows))
+        loaded = self.loaded
+        write_json(
+            self.out / "explain.json",
+            {
+                "model": {"name": loaded.name, "sha256": loaded.sha256, "target_layer": loaded.target_layer},
+                "manifest": {"path": str(manifest_path), "sha256": manifest_sha256},
+                "selection": selection,
+                "methods": record,
+                **({"distributed": {"world_size": ctx.world_size}} if ctx.active else {}),
+            },
+        )
 
 
 def _class_name(classes: Any, index: int) -> str:

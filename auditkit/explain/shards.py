@@ -12,6 +12,7 @@ draw the overlays and write the index, as a single process would.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from auditkit.fileio import write_json
 from auditkit.progress import status
 
 SHARDS_FILE = "shards.json"
+_SLUG = re.compile(r"[^A-Za-z0-9_-]")
 
 
 def explain_shard(
@@ -40,46 +42,42 @@ def explain_shard(
     cache: MapCache,
     batch_size: int,
     ctx: distributed.Context,
-) -> int:
-    """Compute this rank's shard of every method's maps into ``cache``; return the maps all ranks found cached.
+    what: str = "images",
+) -> dict[str, int]:
+    """Compute this rank's shard of every method's maps into ``cache``; return per method the maps all ranks found cached.
 
-    Returns after every rank has finished (a barrier); rank 0 records the
-    split in ``cache/shards.json`` (world size and each rank's rows).
+    Returns after every rank has finished (a collective); rank 0 records the
+    split in ``cache/shards.json`` (``what`` = ``images``; another set of
+    images: ``cache/shards-<what>.json``): world size and each rank's rows.
     """
     from auditkit.explain.runner import METHOD_LABELS, explain_inputs
 
     n = int(inputs.shape[0])
     start, stop = distributed.shard_bounds(n, ctx, align=batch_size)
     status(
-        f"{ctx.label()}: explaining shard images {start + 1}-{stop} ({stop - start} of {n}) "
+        f"{ctx.label()}: explaining shard {what} {start + 1}-{stop} ({stop - start} of {n}) "
         f"with {', '.join(methods)}"
     )
-    found = 0
+    found = dict.fromkeys(methods, 0)
     for k, method in enumerate(methods):
         if stop > start:
             shard_target = target if isinstance(target, (str, int, np.integer)) else np.asarray(target)[start:stop]
             result = explain_inputs(
-                model,
-                inputs[start:stop],
-                method=method,
-                target=shard_target,
-                target_layer=target_layer,
-                params=method_kwargs(method),
-                model_sha256=model_sha256,
-                cache=cache,
-                batch_size=batch_size,
+                model, inputs[start:stop], method=method, target=shard_target, target_layer=target_layer,
+                params=method_kwargs(method), model_sha256=model_sha256, cache=cache, batch_size=batch_size,
                 description=f"{METHOD_LABELS.get(method, method)} ({ctx.label()})",
-            )
-            found += result.n_from_cache
+            )  # fmt: skip
+            found[method] = result.n_from_cache
         if k == 0:
             distributed.maybe_fault(ctx)  # the resume test: killed with later methods unfinished
     bounds = distributed.all_gather((start, stop, found))
     if ctx.is_main:
+        name = SHARDS_FILE if what == "images" else f"shards-{_SLUG.sub('_', what)}.json"
         write_json(
-            Path(cache.root) / SHARDS_FILE,
+            Path(cache.root) / name,
             {
                 "world_size": ctx.world_size,
                 "shards": [{"rank": r, "rows": [a, b]} for r, (a, b, _) in enumerate(bounds)],
             },
         )
-    return int(sum(f for _, _, f in bounds))
+    return {m: int(sum(f[m] for _, _, f in bounds)) for m in methods}

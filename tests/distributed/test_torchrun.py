@@ -64,7 +64,8 @@ def _single_predictions(tiny, name: str) -> pd.DataFrame:
     root, manifest, model = tiny
     set_quiet(True)
     try:
-        return predict(model, manifest, out=root / name, device="cpu", batch_size=8, num_workers=0)
+        predict(model, manifest, out=root / name, device="cpu", batch_size=8, num_workers=0)
+        return pd.read_parquet(root / name)
     finally:
         set_quiet(False)
 
@@ -127,6 +128,24 @@ def test_explain_two_ranks_after_a_killed_rank_equal_one_process(tiny):
     assert json.loads((root / "e2" / "explain.json").read_text())["distributed"]["world_size"] == 2
     pd.testing.assert_frame_equal(pd.read_csv(root / "e2" / "explanations.csv"),
                                   pd.read_csv(root / "e3" / "explanations.csv"))  # fmt: skip
+    assert rerun.stderr.count("explained 16 images") == 1  # the summary line is rank 0's alone
+
+    # --select errors scores every image first: each rank its shard, gathered (not all on every rank)
+    errors = torchrun("explain", "--model", str(model), "--manifest", str(manifest), "--methods", "gradcam",
+                      "--select", "errors", "--limit", "6", "--out", str(root / "e4"), "--batch-size", "4",
+                      "--device", "cpu", cwd=root)  # fmt: skip
+    assert errors.returncode == 0, errors.stderr[-2000:]
+    half = N_IMAGES // 2
+    assert f"rank 0/2: scoring shard rows 1-{half} ({half} of {N_IMAGES} images)" in errors.stderr
+    assert f"rank 1/2: scoring shard rows {half + 1}-{N_IMAGES} ({half} of {N_IMAGES} images)" in errors.stderr
+    set_quiet(True)
+    try:
+        explain_manifest(model, manifest, methods=("gradcam",), out=root / "e5", select="errors", limit=6,
+                         batch_size=4, device="cpu")  # fmt: skip
+    finally:
+        set_quiet(False)
+    pd.testing.assert_frame_equal(pd.read_csv(root / "e4" / "explanations.csv"),
+                                  pd.read_csv(root / "e5" / "explanations.csv"))  # fmt: skip
 
 
 def test_train_two_ranks_records_gathered_validation_and_resumes_after_a_killed_rank(tiny):
@@ -148,7 +167,7 @@ def test_train_two_ranks_records_gathered_validation_and_resumes_after_a_killed_
         table = predict(root / "m2", manifest, device="cpu", num_workers=0)
     finally:
         set_quiet(False)
-    val = table[table["split"] == "val"]
+    val = table.frame[table.frame["split"] == "val"]
     assert meta["metrics"]["val_auroc"] == pytest.approx(roc_auc_score(val["y_true"], val["score"]), abs=1e-6)
 
     killed = torchrun(*args, "--out", str(root / "m3"), env={"AUDITKIT_FAULT_KILL_RANK": "1"}, cwd=root)
@@ -159,3 +178,41 @@ def test_train_two_ranks_records_gathered_validation_and_resumes_after_a_killed_
     assert (root / "m3" / "weights.safetensors").read_bytes() == (root / "m2" / "weights.safetensors").read_bytes()
     history = pd.read_csv(root / "m3" / "history.csv")
     pd.testing.assert_frame_equal(history, pd.read_csv(root / "m2" / "history.csv"))
+
+
+def test_audit_saliency_two_ranks_equal_one_process(tiny):
+    """The audit's saliency maps are split over the ranks; rank 0's evidence equals a single process's."""
+    from auditkit.cli import run
+    from auditkit.progress import set_quiet
+
+    root, manifest, model = tiny
+    config = root / "audit.yaml"
+    config.write_text(
+        "n_boot: 50\nsaliency: {methods: [gradcam, ig], ig_steps: 4, max_images: 12, max_val_images: 4,\n"
+        "  sanity_images: 2, sanity_blocks: 1, faithfulness_images: 2, stability_images: 2, gallery_max: 2,\n"
+        "  n_boot: 50, batch_size: 4}\n"
+    )
+    args = ["audit", "--model", str(model), "--manifest", str(manifest), "--config", str(config), "--no-report",
+            "--device", "cpu"]  # fmt: skip
+    two = torchrun(*args, "--out", str(root / "a2"), cwd=root)
+    assert two.returncode == 0, two.stderr[-3000:]
+    set_quiet(True)
+    try:
+        assert run(["--quiet", *args, "--out", str(root / "a1")]) == 0
+    finally:
+        set_quiet(False)
+    one_doc = json.loads((root / "a1" / "results.json").read_text())
+    two_doc = json.loads((root / "a2" / "results.json").read_text())
+    assert set(one_doc["saliency"]) == {"gradcam", "ig"}
+    assert two_doc["saliency"] == one_doc["saliency"] and two_doc["gallery"] == one_doc["gallery"]
+    one_maps, two_maps = _maps(root / "a1" / "explain"), _maps(root / "a2" / "explain")
+    assert one_maps.keys() == two_maps.keys() and len(one_maps) > 0
+    for key in one_maps:
+        np.testing.assert_array_equal(two_maps[key], one_maps[key])
+    # each rank explained about half of the sampled cases, and named its rank and shard size
+    shards = json.loads((root / "a2" / "explain" / "cache" / "shards-sample.json").read_text())
+    assert shards["world_size"] == 2
+    (a, b), (c, d) = (s["rows"] for s in shards["shards"])
+    assert a == 0 and b == c and d > c and abs((b - a) - (d - c)) <= 4
+    assert f"rank 1/2: explaining shard sample {c + 1}-{d} ({d - c} of {d})" in two.stderr
+    assert two.stdout.count("results: ") == 1  # the final summary is rank 0's alone

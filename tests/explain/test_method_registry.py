@@ -82,3 +82,32 @@ def test_aliases_and_the_settings_accept_exactly_the_registered_methods():
         SaliencyConfig.from_any({"methods": ["lime"]})
     with pytest.raises(ValueError, match="already registered"):
         registry.register(registry.get("ig"))
+
+
+def test_explain_sample_gives_ig_the_checkpoints_normalization_and_the_maps_of_the_api(tmp_path):
+    """The one "explain a sample" path: its IG arguments and maps against the API called by hand.
+
+    Oracle: ``api.attribute`` with the normalization written out by hand
+    (IG's black baseline is ``(0 - mean) / std`` in the model's input space).
+    """
+    from types import SimpleNamespace
+
+    from auditkit.explain.cache import MapCache
+    from auditkit.explain.sample import ImageSet, explain_sample, method_kwargs
+
+    preprocess = SimpleNamespace(mean=(0.5, 0.25), std=(0.2, 0.4))
+    assert method_kwargs("ig", {"n_steps": 8}, preprocess) == {"n_steps": 8, "mean": (0.5, 0.25), "std": (0.2, 0.4)}
+    assert method_kwargs("ig", {"mean": [0.0, 0.0]}, preprocess)["mean"] == [0.0, 0.0]  # the caller's wins
+    assert method_kwargs("gradcam", {}, preprocess) == {}  # a CAM takes no normalization
+    model = Tiny()
+    x = torch.randn(5, 2, 8, 8, generator=torch.Generator().manual_seed(1))
+    loaded = SimpleNamespace(model=model, preprocess=preprocess, target_layer="features", sha256="tiny")
+    entries = list(explain_sample(loaded, {"a": ImageSet(x, 1)}, methods=("ig", "gradcam"),
+                                  params={"ig": {"n_steps": 8}}, cache=MapCache(tmp_path / "c"), batch_size=2))  # fmt: skip
+    assert [e.method for e in entries] == ["ig", "gradcam"] and entries[0].n_from_cache == 0
+    by_hand = api.attribute(model, x, method="ig", target=1, n_steps=8, mean=(0.5, 0.25), std=(0.2, 0.4))
+    np.testing.assert_allclose(entries[0].maps["a"].maps, by_hand.maps, rtol=1e-5, atol=1e-6)
+    again = list(explain_sample(loaded, {"a": ImageSet(x, 1)}, methods=("ig",), params={"ig": {"n_steps": 8}},
+                                cache=MapCache(tmp_path / "c"), batch_size=2))  # fmt: skip
+    assert again[0].n_from_cache == 5
+    np.testing.assert_array_equal(again[0].maps["a"].maps, entries[0].maps["a"].maps)

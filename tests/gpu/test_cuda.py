@@ -129,7 +129,7 @@ def test_training_on_cuda_learns_and_its_predictions_agree_with_cpu(quick_phanto
         set_quiet(False)
     meta = json.loads((result.model_dir / "model.json").read_text())
     assert "cuda" in str(meta["training"]["device"]).lower()
-    merged = on_gpu.merge(on_cpu, on="id", suffixes=("_gpu", "_cpu"))
+    merged = on_gpu.frame.merge(on_cpu.frame, on="id", suffixes=("_gpu", "_cpu"))
     assert len(merged) == len(on_gpu) == len(on_cpu)
     score = "score"  # binary phantom: one score column, P(positive)
     gap = np.abs(merged[f"{score}_gpu"] - merged[f"{score}_cpu"])

@@ -108,7 +108,14 @@ def test_csv_and_npy_outputs_and_the_callers_model_is_left_as_it_was(
     from_csv = pd.read_csv(tmp_path / "p.csv", dtype={"id": str})
     reference = pd.read_parquet(quick_predictions).set_index("id").loc[from_csv["id"]]
     np.testing.assert_allclose(from_csv["score"].to_numpy(), reference["score"].to_numpy(), atol=1e-6)
-    assert from_csv["split"].tolist() == reference["split"].tolist() == table["split"].tolist()
+    assert from_csv["split"].tolist() == reference["split"].tolist() == table.frame["split"].tolist()
+    # predict returns the validated table; the file it wrote is an artefact of the same table
+    from auditkit.predictions_table import PredictionsTable, read_predictions
+
+    assert isinstance(table, PredictionsTable) and table.path == tmp_path / "p.csv"
+    again = read_predictions(tmp_path / "p.csv")
+    np.testing.assert_allclose(table.probs, again.probs, rtol=0, atol=1e-12)
+    assert table.frame["id"].tolist() == again.frame["id"].tolist()
     record = np.load(tmp_path / "e.npy", allow_pickle=False)
     assert record.dtype.names == ("id", "embedding") and record["id"].tolist() == from_csv["id"].tolist()
     assert record["embedding"].shape == (len(from_csv), 128)
@@ -127,6 +134,6 @@ def test_multiclass_scores_sum_to_one(phantom_subset, quick_phantom, tmp_path):
     table = predict(tmp_path / "m", manifest, data_root=quick_phantom.out_dir, device="cpu", num_workers=0)
     classes = sorted(frame["label"].unique())
     columns = [f"score_{c}" for c in classes]
-    assert [c for c in table.columns if c.startswith("score")] == columns
-    np.testing.assert_allclose(table[columns].sum(axis=1), 1.0, atol=1e-6)
-    assert table["y_true"].tolist() == [classes.index(v) for v in frame["label"]]
+    assert [c for c in table.frame.columns if c.startswith("score")] == columns
+    np.testing.assert_allclose(table.frame[columns].sum(axis=1), 1.0, atol=1e-6)
+    assert table.frame["y_true"].tolist() == [classes.index(v) for v in frame["label"]]

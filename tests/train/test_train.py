@@ -176,4 +176,4 @@ def test_epochs_zero_packages_a_user_factory_model_and_predicts_with_it(phantom_
     with torch.no_grad():
         logits = (loaded.model(x) + offset) / calibration["temperature"]
         expected = torch.softmax(logits, dim=1)[:, 1].numpy()
-    np.testing.assert_allclose(table["score"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(table.frame["score"].to_numpy(), expected, rtol=1e-5, atol=1e-6)
