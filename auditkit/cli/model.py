@@ -126,6 +126,10 @@ def train_command(
             calibration=calibration,
             split_fractions=_parse_fractions(split),
         )
+    from auditkit.distributed import env_rank
+
+    if env_rank() > 0:  # under torchrun the summary is rank 0's
+        return 0
     score = "n/a" if math.isnan(result.best_score) else f"{result.best_score:.4f}"
     status(
         f"best epoch {result.best_epoch} of {result.epochs_run} ({result.monitor} {score}); "
