@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 MIN_EVENTS_EXTERNAL = 100
 #: flexible calibration curves need this many events and non-events (Van Calster et al. 2016).
 MIN_EVENTS_CALIBRATION = 200
-#: external deltas that get a sample-size statement (those the default policy gates).
-EXTERNAL_POWER = ("auroc", "sensitivity", "specificity", "ece_l1_debiased")
 ROLE = {"val": "validation", "test": "internal_test"}
 #: what the gated calibration number is (results.json calibration.<cohort>.gated_calibration_error).
 GATED_CALIBRATION_ERROR = {

@@ -8,10 +8,7 @@ import numpy as np
 from scipy.stats import chi2_contingency
 
 from auditkit.analysis.blocks import _calibration_block, _discrimination_block
-from auditkit.analysis.context import (
-    EXTERNAL_POWER,
-    AnalysisContext,
-)
+from auditkit.analysis.context import AnalysisContext
 from auditkit.analysis.sections import CohortSummary, ExternalSite
 from auditkit.results import Estimate
 from auditkit.results.section import Caveat
@@ -82,7 +79,7 @@ def _deltas(
             )
             continue
         delta[metric] = _delta(ctx, metric, a, b, site, rows, test_rows)
-        if metric in EXTERNAL_POWER:
+        if metric_registry.get(metric).external_power:
             power[metric] = power_record(
                 bootstrap_se(a - b),
                 level=ctx.run.ci_level,

@@ -20,9 +20,8 @@ from auditkit.stats.cohort import CohortAnalyzer, undefined_reason
 from auditkit.stats.delong import delong_homogeneity_test
 from auditkit.stats.intervals import PROPORTION_METRICS, bootstrap_se, power_record, range_estimate
 
-#: gaps that get a power statement besides the primary ones.
-POWER_METRICS = ("fnr", "fpr", "auroc")
-
+#: gaps that get a power statement besides the primary ones (the registry's ``gap_power`` flag).
+POWER_METRICS = metric_registry.keys(gap_power=True)
 
 @dataclass
 class _Group:

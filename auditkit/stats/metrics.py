@@ -80,6 +80,14 @@ class Metric:
     """its site − test difference is in the external family of tests."""
     summary: bool = False
     """shown in summary.md's tables."""
+    summary_delta: bool = False
+    """its site − test difference is shown in summary.md's external table."""
+    summary_gap: bool = False
+    """its subgroup gap is shown in summary.md's fairness table."""
+    external_power: bool = False
+    """its site − test difference gets a sample-size (power) statement (those the default policy gates)."""
+    gap_power: bool = False
+    """its subgroup gap gets a power statement even when it is not a primary gap."""
     multiclass_macro: bool = True
     """multi-class: reported as the macro mean of the one-vs-rest values."""
     binning: str | None = None
@@ -225,15 +233,16 @@ _RATE = {"needs_threshold": True}
 for _metric in (
     Metric("auroc", "AUROC", "discrimination", "P(score of a random positive > score of a random negative), "
            "ties counted half (weighted Mann-Whitney)", interval="bootstrap (or DeLong, unclustered data)",
-           fairness_primary=True, ratio=True, worst_group=True, external_primary=True, summary=True, **_BOTH),
+           fairness_primary=True, ratio=True, worst_group=True, external_primary=True, summary=True,
+           summary_delta=True, summary_gap=True, external_power=True, gap_power=True, **_BOTH),
     Metric("auprc", "AUPRC", "discrimination", "average precision: step-wise area under the precision-recall "
            "curve", prevalence_dependent=True, ratio=True, summary=True, **_POS),
     Metric("sensitivity", "Sensitivity", "discrimination", "TP / (TP + FN) at the frozen operating point",
            from_counts=_sens, ratio=True, worst_group=True, twin="fnr", external_primary=True, summary=True,
-           **_POS, **_RATE),
+           summary_delta=True, external_power=True, **_POS, **_RATE),
     Metric("specificity", "Specificity", "discrimination", "TN / (TN + FP) at the frozen operating point",
            from_counts=_spec, ratio=True, worst_group=True, twin="fpr", external_primary=True, summary=True,
-           **_NEG, **_RATE),
+           summary_delta=True, external_power=True, **_NEG, **_RATE),
     Metric("ppv", "PPV", "discrimination", "TP / (TP + FP): positive predictive value at the operating point",
            from_counts=lambda tp, fp, tn, fn: tp / (tp + fp), prevalence_dependent=True, ratio=True,
            fairness_primary=True, external_primary=True, summary=True,
@@ -244,10 +253,10 @@ for _metric in (
            zero_denominator="no case is called negative at the operating point", **_RATE),
     Metric("fnr", "FNR", "discrimination", "FN / (TP + FN) = 1 − sensitivity (underdiagnosis)",
            higher_is_better=False, from_counts=lambda tp, fp, tn, fn: fn / (tp + fn), ratio=True,
-           fairness_primary=True, **_POS, **_RATE),
+           fairness_primary=True, summary_gap=True, gap_power=True, **_POS, **_RATE),
     Metric("fpr", "FPR", "discrimination", "FP / (TN + FP) = 1 − specificity", higher_is_better=False,
            from_counts=lambda tp, fp, tn, fn: fp / (tn + fp), ratio=True, fairness_primary=True,
-           **_NEG, **_RATE),
+           summary_gap=True, gap_power=True, **_NEG, **_RATE),
     Metric("lr_positive", "LR+", "discrimination", "sensitivity / (1 − specificity)", decimals=2,
            from_counts=_lr_positive, zero_denominator=_SPEC_UNDEFINED, **_BOTH, **_RATE),
     Metric("lr_negative", "LR\u2212", "discrimination", "(1 − sensitivity) / specificity", decimals=2,
@@ -263,7 +272,7 @@ for _metric in (
     Metric("ece", "ECE (equal-width bins)", "calibration", "Σ_b (n_b/n)|ȳ_b − p̄_b| on n_bins equal-width "
            "bins on [0, 1] (Guo et al. 2017)", higher_is_better=False, prevalence_dependent=True, ratio=True,
            binning="{n_bins} equal-width bins on [0, 1] (Guo et al. 2017)", gateable=False,
-           fairness_primary=True, external_primary=True, summary=True),
+           fairness_primary=True, external_primary=True, summary=True, summary_delta=True, summary_gap=True),
     Metric("ece_equal_mass", "ECE (equal-mass bins)", "calibration", "binned ECE on n_bins equal-mass bins "
            "(Nixon et al. 2019)", higher_is_better=False, prevalence_dependent=True,
            binning="{n_bins} equal-mass bins (quantiles of this cohort's scores)", gateable=False),
@@ -272,7 +281,7 @@ for _metric in (
            binning="sqrt of the debiased squared L2 calibration error, {n_bins} equal-mass bins (Kumar et al. 2019)"),
     Metric("ece_l1_debiased", "ECE (L1, debiased)", "calibration", "E|P(Y=1 | p) − p| on n_bins equal-mass "
            "bins, each bin's |ȳ_b − p̄_b| debiased by the Gaussian approximation (Kumar et al. 2019 §5)",
-           higher_is_better=False, interval="normal (bootstrap standard error)"),
+           higher_is_better=False, interval="normal (bootstrap standard error)", external_power=True),
     Metric("mce", "MCE", "calibration", "the largest |ȳ_b − p̄_b| over non-empty equal-width bins",
            higher_is_better=False, prevalence_dependent=True, gateable=False),
     Metric("brier", "Brier score", "calibration", "mean of (p − y)² (Brier 1950)", higher_is_better=False,
@@ -291,7 +300,7 @@ for _metric in (
            zero_denominator=_FIT_UNDEFINED, external_primary=True, summary=True, **_BOTH),
     Metric("prevalence", "Prevalence", "cohort", "share of positive cases (Wilson interval)"),
     Metric("equalized_odds", "Equalized odds", "fairness", "max(sensitivity range, FPR range) over groups",
-           higher_is_better=False),
+           higher_is_better=False, summary_gap=True),
     Metric("temperature", "Temperature", "recalibration", "temperature scaling fitted on val", decimals=2,
            higher_is_better=None, gateable=False),
     Metric("hit_rate", "Hit rate (pointing game)", "saliency", "share of maps whose maximum is in the lesion"),
