@@ -16,122 +16,72 @@ Gateable paths (one Estimate each):
 * ``clinical.conformal.<method>.<cohort>.min_group_coverage`` — the lowest
   per-subgroup coverage (its group named), and ``...overall.coverage``;
 * ``clinical.slices.test.worst_auroc_gap`` — the worst slice's AUROC minus the rest's;
-* ``clinical.robustness.worst.auroc_drop`` / ``sensitivity_drop`` / ``flip_rate``.
+* ``clinical.robustness.worst.auroc_drop`` / ``sensitivity_drop`` / ``flip_rate``, and
+  ``clinical.robustness.worst_by_severity.s<k>.<same>`` (the worst among severity k's conditions:
+  ``s1``, the mildest, is what a model must withstand in routine use).
+
+Every interval comes from the statistics step's :class:`~auditkit.stats.engine.Engine`
+when the caller passes it (``engine=``, what :func:`auditkit.audit.run.run_audit` does),
+so the clinical numbers are paired with the rest of results.json; without it
+the step builds the same resamples itself. Multi-class audits get the
+conformal sets (they are multi-class by nature) and say in results.json why
+the other analyses do not apply (:data:`NOT_APPLICABLE_MULTICLASS`).
 """
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from auditkit.audit.predictions import PredictionsTable
-from auditkit.errors import ConfigError, describe_validation_error
+from auditkit.clinical.examples import SLICE_EXAMPLE_PX, SLICE_EXAMPLES_DIR, write_slice_examples
+from auditkit.clinical.settings import (
+    ClinicalSettings,
+    ConformalSettings,
+    DecisionCurveSettings,
+    RobustnessSettings,
+    SliceDiscoverySettings,
+    check_clinical_settings,
+)
 from auditkit.progress import status
 from auditkit.results import Estimate
 from auditkit.stats import conformal as cp
+from auditkit.stats import metrics as metric_registry
 from auditkit.stats.bootstrap import make_resamples
 from auditkit.stats.decision_curve import decision_curve, net_benefit_at_many, threshold_grid
 from auditkit.stats.engine import Engine
 from auditkit.stats.slices import SliceSettings, candidate_slices, representatives, slice_report
 from auditkit.stats.views import BinaryView
 
+__all__ = [
+    "NOT_APPLICABLE_MULTICLASS",
+    "SLICE_EXAMPLES_DIR",
+    "SLICE_EXAMPLE_PX",
+    "ClinicalSettings",
+    "ConformalSettings",
+    "DecisionCurveSettings",
+    "RobustnessSettings",
+    "SliceDiscoverySettings",
+    "add_clinical",
+    "check_clinical_settings",
+    "compute_clinical",
+    "robustness_section",
+    "threshold_key",
+    "write_slice_examples",
+]
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class DecisionCurveSettings(_Frozen):
-    """The threshold-probability range the intended use names, and the thresholds reported as numbers."""
-
-    range: tuple[float, float] = (0.01, 0.50)
-    step: float = Field(0.01, gt=0, lt=0.5)
-    key_thresholds: tuple[float, ...] = (0.05, 0.10, 0.20)
-
-    @model_validator(mode="after")
-    def _check(self) -> DecisionCurveSettings:
-        low, high = self.range
-        if not 0 < low <= high < 1:
-            raise ValueError(f"range must satisfy 0 < low <= high < 1, got {list(self.range)}")
-        if any(not 0 < t < 1 for t in self.key_thresholds):
-            raise ValueError(f"key_thresholds must lie in (0, 1), got {list(self.key_thresholds)}")
-        return self
-
-
-class ConformalSettings(_Frozen):
-    """Split and class-conditional conformal sets at error rate ``alpha``; the subgroup tolerance."""
-
-    alpha: float = Field(0.10, gt=0, lt=0.5)
-    methods: tuple[str, ...] = ("split", "mondrian")
-    tolerance: float = Field(0.05, ge=0, lt=0.5)
-    min_group_size: int = Field(20, ge=2)
-
-    @model_validator(mode="after")
-    def _check(self) -> ConformalSettings:
-        bad = [m for m in self.methods if m not in cp.METHODS]
-        if bad:
-            raise ValueError(f"methods: {bad[0]!r} is unknown; choose among {list(cp.METHODS)}")
-        return self
-
-
-class SliceDiscoverySettings(_Frozen):
-    """Candidate slices: k-means clusters of the embeddings (plus one-hot attributes)."""
-
-    n_slices: int | None = Field(None, ge=2, le=50)
-    """None: one slice per 60 test images, between 2 and 8 (a slice needs enough of both classes to test)."""
-    n_components: int = Field(16, ge=1, le=256)
-    use_attributes: bool = False
-    """join one-hot attributes to the embeddings (off: the fairness analysis already slices by them)."""
-    attribute_weight: float = Field(0.3, ge=0, le=10)
-    """scale of the one-hot attributes beside the unit-RMS embedding components: they tilt, not split, clusters."""
-    min_size: int = Field(20, ge=5)
-    representatives: int = Field(4, ge=0, le=16)
-
-
-class RobustnessSettings(_Frozen):
-    """The declared perturbations, their severities and the images they run on."""
-
-    enabled: bool = False
-    perturbations: tuple[str, ...] | None = None
-    """names from auditkit.clinical.perturbations (all when omitted)."""
-    severities: tuple[int, ...] = (1, 2, 3)
-    cohort: str = "test"
-    max_images: int = Field(2000, ge=10)
-    batch_size: int = Field(64, ge=1)
-
-    @model_validator(mode="after")
-    def _check(self) -> RobustnessSettings:
-        if any(s not in (1, 2, 3) for s in self.severities):
-            raise ValueError(f"severities must be among 1, 2, 3, got {list(self.severities)}")
-        return self
-
-
-class ClinicalSettings(_Frozen):
-    """The ``clinical:`` block of the audit config."""
-
-    enabled: bool = True
-    decision_curve: DecisionCurveSettings = DecisionCurveSettings()
-    conformal: ConformalSettings = ConformalSettings()
-    slices: SliceDiscoverySettings = SliceDiscoverySettings()
-    robustness: RobustnessSettings = RobustnessSettings()
-
-    @classmethod
-    def from_any(cls, value: dict[str, Any] | None, *, source: str = "audit settings: clinical") -> ClinicalSettings:
-        """Return validated settings from the config's mapping (defaults for ``None``); ConfigError names the field."""
-        try:
-            return cls.model_validate(value or {})
-        except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, source, noun="field")) from None
-
-
-def check_clinical_settings(value: dict[str, Any] | None, *, source: str) -> dict[str, Any] | None:
-    """Return ``value`` unchanged after validating it as :class:`ClinicalSettings` (for the audit config)."""
-    ClinicalSettings.from_any(value, source=source)
-    return value
+#: why the binary analyses are not run on a multi-class audit (results.json says so in each sub-section).
+NOT_APPLICABLE_MULTICLASS = {
+    "decision_curve": "a decision curve weighs acting on one risk against one threshold probability; a "
+    "multi-class model has one risk per class: audit the one-vs-rest binary table of the class you would act on",
+    "slices": "slice discovery ranks slices by their AUROC gap, a binary statistic; audit the one-vs-rest "
+    "binary table of the class of interest with its embeddings",
+    "robustness": "the robustness drops are of AUROC and sensitivity at the binary operating point; audit "
+    "the one-vs-rest binary checkpoint of the class of interest",
+}
 
 
 # --------------------------------------------------------------------------- the run's engine
@@ -213,8 +163,8 @@ def _decision_curves(
         out[name] = block
     out["settings"] = {"range": list(cfg.range), "step": cfg.step, "key_thresholds": list(cfg.key_thresholds)}
     out["method"] = (
-        "net benefit TP/n - FP/n * t/(1-t) (Vickers & Elkin 2006), calls score >= t as dcurves; "
-        "pointwise percentile bands of the patient-clustered bootstrap"
+        f"{metric_registry.get('net_benefit').estimand}, calls score >= t as dcurves; advantage: "
+        f"{metric_registry.get('advantage').estimand}; pointwise bands of the patient-clustered bootstrap"
     )
     return out
 
@@ -331,31 +281,43 @@ def _slices(
 
 
 def compute_clinical(
-    table: PredictionsTable, settings: Any, sections: dict[str, Any], *, embeddings: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Return results.json's ``clinical`` section (``{}`` when disabled or the task is not binary)."""
+    table: PredictionsTable, settings: Any, sections: dict[str, Any], *, embeddings: np.ndarray | None = None,
+    engine: Engine | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Return results.json's ``clinical`` section (``{}`` when disabled or the task is neither binary nor multi-class).
+
+    ``engine`` is the statistics step's engine over the audited rows (same
+    order as :func:`_cohort_rows`); ``None`` builds the same resamples here.
+    """
     cfg = ClinicalSettings.from_any(getattr(settings, "clinical", None))
-    if not cfg.enabled or table.classes.task != "binary":
+    task = table.classes.task
+    if not cfg.enabled or task not in ("binary", "multiclass"):
         return {}
-    status("clinical validation: decision curves, conformal sets, slices")
-    engine = _engine(table, settings)
+    status("clinical validation: " + ("decision curves, conformal sets, slices" if task == "binary" else "conformal sets"))
+    engine = engine if engine is not None else _engine(table, settings)
     audited, cohorts = _cohort_rows(table)
     frame = table.frame.iloc[audited].reset_index(drop=True)
     y = frame["y_true"].to_numpy(np.int64)
     probs = table.probs[audited]
-    s = probs[:, 1]
     attributes = _attributes(table, settings)
-    threshold = (sections.get("operating_point") or {}).get("threshold")
-    emb = embeddings[audited] if embeddings is not None else None
-    out: dict[str, Any] = {
-        "decision_curve": _decision_curves(engine, y, s, frame, cohorts, cfg.decision_curve, attributes),
-        "conformal": _conformal(engine, y, probs, frame, cohorts, cfg.conformal, attributes),
-        "slices": _slices(engine, y, s, frame, cohorts, emb, cfg.slices, attributes, threshold=threshold,
-                          multiplicity=settings.multiplicity, seed=settings.seed),
-        "robustness": None,
-        "repeatability": _repeatability(frame, cohorts, s, threshold),
-        "settings": cfg.model_dump(mode="json"),
-    }
+    conformal = _conformal(engine, y, probs, frame, cohorts, cfg.conformal, attributes)
+    out: dict[str, Any] = {"task": task, "conformal": conformal}
+    if task == "binary":
+        s = probs[:, 1]
+        threshold = (sections.get("operating_point") or {}).get("threshold")
+        emb = embeddings[audited] if embeddings is not None else None
+        out.update({
+            "decision_curve": _decision_curves(engine, y, s, frame, cohorts, cfg.decision_curve, attributes),
+            "slices": _slices(engine, y, s, frame, cohorts, emb, cfg.slices, attributes, threshold=threshold,
+                              multiplicity=settings.multiplicity, seed=settings.seed),
+            "robustness": None,
+            "repeatability": _repeatability(frame, cohorts, s, threshold),
+        })  # fmt: skip
+    else:
+        # one-vs-rest would need a threshold and an action per class: say which analyses do not apply, and why
+        out.update({key: {"not_applicable": reason} for key, reason in NOT_APPLICABLE_MULTICLASS.items()})
+        out["repeatability"] = None
+    out["settings"] = cfg.model_dump(mode="json")
     return {"clinical": out}
 
 
@@ -373,20 +335,25 @@ def _repeatability(frame: pd.DataFrame, cohorts: dict[str, np.ndarray], s: np.nd
 
 def robustness_section(
     loaded: Any, table: PredictionsTable, settings: Any, sections: dict[str, Any], *, data_root: Path | None,
-    allow_outside_root: bool = False,
+    allow_outside_root: bool = False, engine: Engine | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
-    """Return ``clinical.robustness`` from running the model on perturbed images (None when not asked)."""
+    """Return ``clinical.robustness`` from running the model on perturbed images (None when not asked).
+
+    ``engine``: the statistics step's engine (as for :func:`compute_clinical`).
+    """
     cfg = ClinicalSettings.from_any(getattr(settings, "clinical", None))
     r = cfg.robustness
     threshold = (sections.get("operating_point") or {}).get("threshold")
-    if not cfg.enabled or not r.enabled or table.classes.task != "binary" or threshold is None:
+    if not cfg.enabled or not r.enabled:
+        return None
+    if table.classes.task != "binary":
+        return {"not_applicable": NOT_APPLICABLE_MULTICLASS["robustness"]}
+    if threshold is None:
         return None
     from auditkit.clinical.perturbations import resolve
     from auditkit.clinical.robustness import image_batches, model_forward, run_perturbations
     from auditkit.data.paths import data_root_or, resolve_paths
-    from auditkit.stats.robustness import condition_effects, precision_summary, worst_condition
-
-    engine = _engine(table, settings)
+    engine = engine if engine is not None else _engine(table, settings)
     audited, cohorts = _cohort_rows(table)
     rows = cohorts.get(r.cohort)
     if rows is None or len(rows) == 0 or "image" not in table.frame.columns:
@@ -409,82 +376,57 @@ def robustness_section(
     status(f"robustness: {len(scores.conditions)} conditions x {len(rows)} images in {scores.seconds:.1f} s "
            f"({rate:.0f} images/s on {scores.device})")  # fmt: skip
     y = frame["y_true"].to_numpy(np.int64)[rows]
+    recorded = table.probs[audited][rows, 1]
+    return {"cohort": r.cohort, **_robustness_block(engine, rows, y, scores, perturbations, float(threshold), recorded)}
+
+
+def _robustness_block(
+    engine: Engine, rows: np.ndarray, y: np.ndarray, scores: Any, perturbations: list[Any], threshold: float,
+    recorded: np.ndarray,
+) -> dict[str, Any]:  # fmt: skip
+    """Return the robustness record of the perturbed scores: conditions, paired effects, worst drops, precision."""
+    from auditkit.stats.robustness import condition_effects, precision_summary, worst_condition
+
     base = scores.base[:, 1]
     pert = {k: v[:, 1] for k, v in scores.perturbed.items()}
-    effects = condition_effects(engine, rows, y, base, pert, threshold=float(threshold))
+    effects = condition_effects(engine, rows, y, base, pert, threshold=threshold)
     mild = {k: v for k, v in pert.items() if k.endswith("@1")}
     precision = precision_summary(base, mild)
     precision.pop("per_image_sd")
-    recorded = table.probs[audited][rows, 1]
+    metrics = ("auroc_drop", "sensitivity_drop", "flip_rate")
+    by_severity = {
+        f"s{sev}": {m: worst_condition({k: v for k, v in effects.items() if k.endswith(f"@{sev}")}, m) for m in metrics}
+        for sev in sorted({c.severity for c in scores.conditions})
+    }
     return {
-        "cohort": r.cohort,
         "n_images": len(rows),
-        "threshold": float(threshold),
+        "threshold": threshold,
         "conditions": [{"key": c.key, "perturbation": c.perturbation, "severity": c.severity, "value": c.value,
                         "label": next(p.label for p in perturbations if p.name == c.perturbation),
                         "parameter": next(p.parameter for p in perturbations if p.name == c.perturbation)}
                        for c in scores.conditions],
         "effects": effects,
-        "worst": {m: worst_condition(effects, m) for m in ("auroc_drop", "sensitivity_drop", "flip_rate")},
+        "worst": {m: worst_condition(effects, m) for m in metrics},
+        "worst_by_severity": by_severity,
         "precision": precision,
         "max_abs_diff_vs_recorded": float(np.max(np.abs(base - recorded))) if len(rows) else None,
-        "method": "paired: the same images and bootstrap resamples unperturbed and perturbed; drop = unperturbed - "
-        "perturbed (patient-clustered bootstrap, z-test p)",
+        "method": "paired: the same images and bootstrap resamples unperturbed and perturbed; "
+        f"{metric_registry.get('auroc_drop').estimand}; flip rate: {metric_registry.get('flip_rate').estimand} "
+        "(patient-clustered bootstrap, z-test p)",
     }
 
 
-#: folder (inside the audit folder) of the slices' example images, and their size in pixels.
-SLICE_EXAMPLES_DIR = "clinical/slices"
-SLICE_EXAMPLE_PX = 128
+def add_clinical(
+    config: Any, inputs: Any, loaded: Any, sections: dict[str, Any], *, engine: Engine | None = None
+) -> None:
+    """Add the ``clinical`` section to ``sections`` (robustness too when the audit has the model and images).
 
-
-def write_slice_examples(
-    clinical: dict[str, Any], table: PredictionsTable, out_dir: Path, *, data_root: Path | None,
-    allow_outside_root: bool = False,
-) -> None:  # fmt: skip
-    """Write each slice's representative images as PNGs into the audit folder; record their relative paths.
-
-    The report may read only inside the audit folder, so the examples are
-    copied there (grey, at most 128 px) as ``clinical/slices/<slice>_<k>.png``
-    under ``representative_images``; nothing happens without an ``image`` column.
+    ``engine``: the statistics step's engine, reused for every clinical interval (None: rebuilt here).
     """
-    block = (clinical.get("slices") or {}).get("test")
-    if not block or "image" not in table.frame.columns:
-        return
-    from PIL import Image
-
-    from auditkit.data.paths import data_root_or, resolve_paths
-    from auditkit.data.readers import read_image
-    from auditkit.data.transforms import to_luma
-    from auditkit.fileio import atomic_write_bytes
-
-    by_id = dict(zip(table.frame["id"].astype(str), table.frame["image"], strict=True))
-    root = data_root_or(data_root, table.path.parent)
-    folder = out_dir / SLICE_EXAMPLES_DIR
-    for rec in block["records"]:
-        written = []
-        ids = rec.get("representative_ids") or []
-        paths = resolve_paths([by_id.get(i) for i in ids], root=root, allow_outside_root=allow_outside_root,
-                              where=lambda k, ids=ids: f"{table.path} image of id {ids[k]!r}")  # fmt: skip
-        for k, path in enumerate(paths):
-            if path is None:
-                continue
-            img = np.asarray(read_image(path), dtype=np.float32)
-            img = to_luma(img[..., :3]) if img.ndim == 3 else img
-            pil = Image.fromarray((np.clip(img, 0, 1) * 255).round().astype(np.uint8))
-            pil.thumbnail((SLICE_EXAMPLE_PX, SLICE_EXAMPLE_PX))
-            buffer = io.BytesIO()
-            pil.save(buffer, format="PNG")
-            name = f"{SLICE_EXAMPLES_DIR}/slice{rec['slice']}_{k}.png"
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(out_dir / name, buffer.getvalue())
-            written.append(name)
-        rec["representative_images"] = written
-
-
-def add_clinical(config: Any, inputs: Any, loaded: Any, sections: dict[str, Any]) -> None:
-    """Add the ``clinical`` section to ``sections`` (robustness too when the audit has the model and images)."""
-    sections.update(compute_clinical(inputs.table, config.settings, sections, embeddings=inputs.embeddings))
+    if engine is None and inputs.table.classes.task in ("binary", "multiclass"):
+        engine = _engine(inputs.table, config.settings)  # built once, shared by the sections and the robustness run
+    sections.update(compute_clinical(inputs.table, config.settings, sections, embeddings=inputs.embeddings,
+                                     engine=engine))  # fmt: skip
     if "clinical" not in sections:
         return
     from auditkit.data.paths import resolve_root
@@ -504,7 +446,9 @@ def add_clinical(config: Any, inputs: Any, loaded: Any, sections: dict[str, Any]
         )
     if loaded is None:
         return
-    sections["clinical"]["robustness"] = robustness_section(
+    robustness = robustness_section(
         loaded, inputs.table, config.settings, sections, data_root=data_root,
-        allow_outside_root=config.allow_outside_root,
+        allow_outside_root=config.allow_outside_root, engine=engine,
     )  # fmt: skip
+    if robustness is not None:  # None: not asked (a multi-class audit keeps its not_applicable reason)
+        sections["clinical"]["robustness"] = robustness

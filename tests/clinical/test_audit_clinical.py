@@ -103,3 +103,35 @@ def test_gate_rules_on_clinical_paths(audited, tmp_path):
     assert verdict("  - {id: d, metric: clinical.decision_curve.test.at.t20.advantage, min: 0, use: ci_low}\n") == 0
     # the planted slice is credibly worse than the rest by more than 0.1 AUROC
     assert verdict("  - {id: s, metric: clinical.slices.test.worst_auroc_gap, min: -0.10, use: ci_high}\n") == 1
+
+
+def test_multiclass_audit_has_conformal_sets_and_says_what_does_not_apply(tmp_path):
+    """A three-class audit: split-conformal coverage equals crepes' sets; the binary analyses give their reason."""
+    crepes = pytest.importorskip("crepes")
+    rng = np.random.default_rng(3)
+    n, classes = 900, np.array(["normal", "benign", "malignant"])
+    y = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), y] += 1.5
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    split = rng.choice(["val", "test"], n)
+    frame = pd.DataFrame({"id": [f"m{i}" for i in range(n)], "y_true": classes[y], "split": split})
+    for k, name in enumerate(classes):
+        frame[f"score_{name}"] = p[:, k]
+    frame.to_csv(tmp_path / "preds.csv", index=False)
+    (tmp_path / "audit.yaml").write_text("n_boot: 100\ndate: '2026-01-01'\n")
+    code = run(["-q", "audit", "--predictions", str(tmp_path / "preds.csv"), "--config", str(tmp_path / "audit.yaml"),
+                "--out", str(tmp_path / "out"), "--no-report", "--no-explain"])  # fmt: skip
+    assert code in (0, 1)
+    clinical = json.loads((tmp_path / "out" / "results.json").read_text())["clinical"]
+    assert clinical["task"] == "multiclass"
+    val, test = split == "val", split == "test"
+    cc = crepes.ConformalClassifier()
+    cc.fit(1 - p[val][np.arange(val.sum()), y[val]])
+    sets = cc.predict_set(1 - p[test], confidence=0.9, smoothing=False).astype(bool)
+    covered = sets[np.arange(test.sum()), y[test]]
+    block = clinical["conformal"]["split"]["test"]
+    assert block["overall"]["coverage"]["estimate"] == pytest.approx(covered.mean())
+    assert set(block["groups"]["class"]) == {"0", "1", "2"}
+    for key in ("decision_curve", "slices", "robustness"):
+        assert "one-vs-rest" in clinical[key]["not_applicable"]

@@ -32,9 +32,9 @@ def clinical_availability(results: Mapping[str, Any]) -> dict[str, bool]:
     c = results.get("clinical") if isinstance(results.get("clinical"), Mapping) else {}
     rob = c.get("robustness") if isinstance(c.get("robustness"), Mapping) else {}
     return {
-        "decision_curve": any(k not in ("settings", "method") for k in (c.get("decision_curve") or {})),
+        "decision_curve": any(k not in ("settings", "method", "not_applicable") for k in (c.get("decision_curve") or {})),
         "conformal": bool(c.get("conformal")),
-        "slices": bool(c.get("slices")),
+        "slices": bool((c.get("slices") or {}).get("test")),
         "robustness": bool(rob.get("effects")),
         "precision": bool(rob.get("precision")) or bool(c.get("repeatability")),
         "monitoring_plan": bool(c),
@@ -72,6 +72,8 @@ def _dca_svg(blocks: list[tuple[str, Mapping[str, Any]]]) -> str:
 def build_decision_curves(source: Source) -> dict[str, Any]:
     """Return the decision-curve sub-section: figure, net benefit at the key thresholds, subgroups."""
     dca = _clinical(source).get("decision_curve")
+    if isinstance(dca, Mapping) and dca.get("not_applicable"):
+        return {"available": False, "not_assessed": not_assessed(str(dca["not_applicable"]))}
     if not isinstance(dca, Mapping) or not any(k not in ("settings", "method") for k in dca):
         return {"available": False, "not_assessed": not_assessed("no decision-curve analysis (binary tasks only)")}
     cohorts = [(k, v) for k, v in dca.items() if k not in ("settings", "method") and isinstance(v, Mapping)]
@@ -149,7 +151,10 @@ def _strip(source: Source, images: list[str]) -> str | None:
 
 def build_slices(source: Source) -> dict[str, Any]:
     """Return the hidden-stratification sub-section: every candidate slice, flagged ones first."""
-    block = (_clinical(source).get("slices") or {}).get("test") if isinstance(_clinical(source).get("slices"), Mapping) else None
+    slices = _clinical(source).get("slices")
+    if isinstance(slices, Mapping) and slices.get("not_applicable"):
+        return {"available": False, "not_assessed": not_assessed(str(slices["not_applicable"]))}
+    block = slices.get("test") if isinstance(slices, Mapping) else None
     if not isinstance(block, Mapping):
         return {"available": False,
                 "not_assessed": not_assessed("slice discovery needs the model's embeddings of the internal test split")}
@@ -217,7 +222,7 @@ def build_robustness(source: Source) -> dict[str, Any]:
             + " (Bland & Altman 1999)."
         )  # fmt: skip
     if not rob or not rob.get("effects"):
-        reason = (rob or {}).get("not_assessed") or "the robustness run is off (clinical.robustness.enabled) or the audit had no model"
+        reason = (rob or {}).get("not_assessed") or (rob or {}).get("not_applicable") or "the robustness run is off (clinical.robustness.enabled) or the audit had no model"
         out["not_assessed"] = not_assessed(reason)
         return out
     effects = rob["effects"]
@@ -231,6 +236,7 @@ def build_robustness(source: Source) -> dict[str, Any]:
                      "flip": source.cell(e.get("flip_rate"), "flip_rate")})  # fmt: skip
     prec = rob.get("precision") or {}
     worst = (rob.get("worst") or {}).get("auroc_drop") or {}
+    mild = ((rob.get("worst_by_severity") or {}).get("s1") or {}).get("auroc_drop") or {}
 
     def num(key: str, digits: int = 4) -> str:
         v = prec.get(key)
@@ -240,11 +246,14 @@ def build_robustness(source: Source) -> dict[str, Any]:
         "available": True, "rows": rows, "n_images": rob.get("n_images"), "cohort": source.cohort_label(rob.get("cohort", "test")),
         "reference": source.cell((effects.get("none") or {}).get("auroc"), "auroc"),
         "figure": source.assets.svg(_robustness_svg(rob.get("conditions", []), effects)),
-        "worst": f"{(worst.get('groups') or ['?'])[0]}: AUROC drop {source.est(worst, 'auroc')}" if worst else "",
+        "worst": (f"{(worst.get('groups') or ['?'])[0]}: AUROC drop {source.est(worst, 'auroc')}" if worst else "")
+        + (f"; at the mildest severity, {(mild.get('groups') or ['?'])[0]}: AUROC drop {source.est(mild, 'auroc')}"
+           if mild else ""),
         "precision": (f"Per-image score SD over the unperturbed image and its {prec.get('n_conditions', 1) - 1} mildest "
                       f"perturbations: median {num('sd_median')}, 95th percentile {num('sd_p95')}; %CV median "
                       f"{num('cv_percent_median', 1)}%, 95th percentile {num('cv_percent_p95', 1)}%."),
-        "gate": gate_marks(source, "clinical.robustness.worst.auroc_drop"),
+        "gate": gate_marks(source, "clinical.robustness.worst.auroc_drop")
+        + gate_marks(source, "clinical.robustness.worst_by_severity.s1.auroc_drop"),
     })  # fmt: skip
     return out
 
