@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -92,7 +93,6 @@ def train_command(
 ) -> int:
     """Train a model on a manifest and write its checkpoint (weights, model.json, splits, history)."""
     from auditkit.fileio import output_lock, protect_input
-    from auditkit.progress import status
     from auditkit.train import train
 
     protect_input(manifest, "the manifest (--manifest)")
@@ -126,17 +126,23 @@ def train_command(
             calibration=calibration,
             split_fractions=_parse_fractions(split),
         )
+    _print_training_summary(result)
+    return 0
+
+
+def _print_training_summary(result: Any) -> None:
+    """Print the best epoch on stderr and the checkpoint folder on stdout (rank 0 only under torchrun)."""
     from auditkit.distributed import env_rank
+    from auditkit.progress import status
 
     if env_rank() > 0:  # under torchrun the summary is rank 0's
-        return 0
+        return
     score = "n/a" if math.isnan(result.best_score) else f"{result.best_score:.4f}"
     status(
         f"best epoch {result.best_epoch} of {result.epochs_run} ({result.monitor} {score}); "
         f"checkpoint in {result.model_dir}"
     )
     typer.echo(str(result.model_dir))
-    return 0
 
 
 @app.command("predict")
