@@ -29,6 +29,7 @@ from auditkit.report.sections.explanations import (
 from auditkit.report.sections.external import build_external
 from auditkit.report.sections.fairness import build_fairness
 from auditkit.report.sections.model import build_model
+from auditkit.report.sections.multilabel import build_multilabel, multilabel_toc
 from auditkit.report.sections.performance import build_calibration, build_discrimination
 from auditkit.report.sections.reproducibility import build_reproducibility
 from auditkit.report.sections.review import build_review
@@ -140,7 +141,9 @@ def _sections(
             "keywords": ["audit", "medical imaging", "AI", "validation"],
             "ci_label": source.ci_label,
         },
-        "toc": [{"anchor": anchor, "number": number, "title": title} for anchor, number, title in SECTIONS],
+        "toc": multilabel_toc(source, [{"anchor": anchor, "number": number, "title": title}
+                                       for anchor, number, title in SECTIONS]),
+        "multilabel": build_multilabel(source),
         "cover": cover,
         "key_results": build_key_results(source),
         "findings": build_findings(source),

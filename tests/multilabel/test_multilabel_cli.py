@@ -109,3 +109,20 @@ def test_the_gate_catches_the_planted_gap_in_its_finding_only(audited):
     for finding in ("atelectasis", "effusion"):
         assert checks[f"findings.{finding}.fairness.sex.gap.fnr"] == "pass"
     assert all(checks[f"findings.{f}.discrimination.test.auroc"] == "pass" for f in FINDINGS)
+
+
+def test_the_report_has_a_section_per_finding(audited, tmp_path):
+    import re
+
+    _, _, document = audited
+    folder = Path(document["inputs"]["predictions"]["path"]).parent / "audit"
+    assert run(["--quiet", "report", str(folder), "--out", str(folder / "report.html")]) == 0
+    text = re.sub(r"<[^>]+>", " ", (folder / "report.html").read_text(encoding="utf-8"))
+    assert "Findings of a multi-label model" in text
+    for finding in FINDINGS:
+        assert f"Finding: {finding}" in text
+        auroc = document["findings"][finding]["discrimination"]["test"]["auroc"]["estimate"]
+        assert f"{auroc:.3f} (95% CI" in text
+    nodule_gap = document["findings"]["nodule"]["fairness"]["sex"]["gap"]["fnr"]
+    assert f"{nodule_gap['estimate']:.3f} (95% CI {nodule_gap['ci_low']:.3f}" in text
+    assert "Holm-adjusted jointly across findings" in text
