@@ -325,14 +325,14 @@ def _run_checked(
     if config.report:
         from auditkit.report import render_report
 
-        pdf, html, card = render_report(
+        pdf, html, card, chai = render_report(
             out_dir / RESULTS_NAME,
             out_pdf=out_dir / REPORT_PDF,
             out_html=out_dir / REPORT_HTML,
             force=True,
             policy=files.get("policy"),
         )
-        files.update(report_pdf=pdf, report_html=html, model_card=card)
+        files.update(report_pdf=pdf, report_html=html, model_card=card, model_card_chai=chai)
         status(f"report: {pdf}")
     remove_stale_outputs(out_dir, earlier)
     return PipelineOutcome(results, outcome, files)

@@ -209,7 +209,7 @@ ITEMS: tuple[Item, ...] = (
          "monitoring_plan", "no clinical-validation section: auditkit monitor and its policy can still be used"),
     Item(52, "I", "Predetermined change control plan", "HUMAN", ("AIA 2(f)", "FDA PCCP")),
     Item(53, "I", "Cybersecurity evidence", "HUMAN", ("FDA \u00a7XII", "AIA 2(h)")),
-    Item(54, "J", "Model card (FDA App. E layout), also as model_card.json", "MIXED", ("FDA App. E",),
+    Item(54, "J", "Model card (FDA App. E layout), also as model_card.json and CHAI model_card_chai.xml", "MIXED", ("FDA App. E",),
          "sec-model-card", "always"),
     Item(55, "J", "Data and code availability, funding, conflicts of interest, registration, ethics", "HUMAN",
          ("T17", "T18", "T19", "S6", "S36", "S37", "S38", "S39", "S40a", "C34", "C42", "C43", "C44")),

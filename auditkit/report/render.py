@@ -19,6 +19,7 @@ import jinja2
 from auditkit.errors import OutputExistsError
 from auditkit.fileio import atomic_write_bytes, atomic_write_text, dumps_json, sha256_bytes
 from auditkit.progress import status
+from auditkit.report.chai_card import CHAI_CARD_NAME, chai_card_bytes
 from auditkit.report.context import build_context
 from auditkit.report.model_card import build_model_card
 from auditkit.report.pdf import EvidenceFile, audit_datetime, evidence_files, html_to_pdf
@@ -94,7 +95,7 @@ def render_report(
     policy: str | os.PathLike[str] | None = None,
     review: str | os.PathLike[str] | None = None,
 ) -> list[Path]:
-    """Render the report of ``results_path``; return the paths written (PDF first, then HTML, then model_card.json).
+    """Render the report of ``results_path``; return the paths written (PDF, HTML, model_card.json, model_card_chai.xml).
 
     With neither output given, writes ``report.pdf`` next to results.json.
     Existing outputs are refused (OutputExistsError) unless ``force``; both
@@ -118,14 +119,23 @@ def render_report(
     report_dir = path.parent
     results_sha = sha256_bytes(raw)
     card_path = Path(out_pdf if out_pdf is not None else out_html).parent / MODEL_CARD_NAME
-    card = dumps_json(build_model_card(Source(results, report_dir))).encode("utf-8")
-    # the card is a pure function of results.json: the same bytes may be rewritten, a different card may not
-    if not force and card_path.exists() and card_path.read_bytes() != card:
-        raise OutputExistsError(f"{card_path}: a different model card already exists; pass --force to overwrite it")
+    card_source = Source(results, report_dir)
+    card_data = build_model_card(card_source)
+    card = dumps_json(card_data).encode("utf-8")
+    chai_path = card_path.parent / CHAI_CARD_NAME
+    chai = chai_card_bytes(card_data, card_source)
+    # the cards are pure functions of results.json: the same bytes may be rewritten, different ones may not
+    for existing, content in ((card_path, card), (chai_path, chai)):
+        if not force and existing.exists() and existing.read_bytes() != content:
+            raise OutputExistsError(
+                f"{existing}: a different model card already exists; pass --force to overwrite it"
+            )
     attachments = evidence_files(results, results_bytes=raw, policy_path=policy) if out_pdf is not None else []
     if out_pdf is not None:
         attachments.append(EvidenceFile(MODEL_CARD_NAME, card, "The model card (FDA draft guidance 2025, "
                                         "Appendix E layout) as JSON", "Supplement"))
+        attachments.append(EvidenceFile(CHAI_CARD_NAME, chai, "The model card in the CHAI Applied Model Card "
+                                        "v0.2 XML schema", "Supplement"))
     if out_pdf is not None and review is not None:
         # the reader's verdicts are evidence too: attached as given, next to the section that reports them
         attachments.append(EvidenceFile("review.json", Path(review).read_bytes(),
@@ -143,4 +153,5 @@ def render_report(
     if out_html is not None:
         written.append(atomic_write_text(out_html, context["assets"].inline(html)))
     written.append(atomic_write_bytes(card_path, card))
+    written.append(atomic_write_bytes(chai_path, chai))
     return written

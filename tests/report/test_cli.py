@@ -19,7 +19,7 @@ def test_html_only_output_and_no_overwrite_without_force(small_results, capsys):
     out = small_results.parent / "dossier.html"
     assert run(["report", str(small_results), "--out", str(out)]) == ExitCode.OK
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
-    assert capsys.readouterr().out.split() == [str(out), str(out.parent / "model_card.json")]
+    assert capsys.readouterr().out.split() == [str(out), str(out.parent / "model_card.json"), str(out.parent / "model_card_chai.xml")]
     before = out.read_bytes()
     assert run(["report", str(small_results), "--out", str(out)]) == ExitCode.INPUT_ERROR
     err = capsys.readouterr().err.strip()
@@ -34,7 +34,9 @@ def test_pdf_next_to_results_with_html_beside_it(small_results, capsys):
     pdf, html = small_results.parent / "report.pdf", small_results.parent / "report.html"
     assert pdf.read_bytes().startswith(b"%PDF-1.7")
     assert html.is_file()
-    assert capsys.readouterr().out.split() == [str(pdf), str(html), str(pdf.parent / "model_card.json")]
+    assert capsys.readouterr().out.split() == [
+        str(pdf), str(html), str(pdf.parent / "model_card.json"), str(pdf.parent / "model_card_chai.xml")
+    ]
     leftovers = [p.name for p in small_results.parent.iterdir() if p.name.endswith(".tmp")]
     assert leftovers == []
 

@@ -175,6 +175,32 @@ def test_model_card_json_follows_appendix_e_with_numbers_from_results(full_resul
     assert requested["race"].startswith("absent") and requested["acquisition equipment"].startswith("absent")
     assert requested["sex"].startswith("analysed")
     assert card["risk_management"]["software_quality"] == "To be provided by the manufacturer."
+    # the CHAI Applied Model Card v0.2: the root's children in the schema's xs:sequence order (transcribed
+    # from github.com/coalition-for-health-ai/mc-schema v0.2/schema.xsd), numbers from results.json
+    from xml.etree import ElementTree
+
+    assert folder / "model_card_chai.xml" in written
+    ns = "{https://mc.chai.org/v0.2/schema.xsd}"
+    root = ElementTree.parse(folder / "model_card_chai.xml").getroot()
+    assert root.tag == ns + "AppliedModelCard"
+    assert [c.tag.removeprefix(ns) for c in root] == [
+        "BasicInfo", "ReleaseInfo", "ModelSummary", "UsesAndDirections", "Warnings", "TrustIngredients",
+        "KeyMetrics", "Resources", "Bibliography",
+    ]
+    assert [c.tag.removeprefix(ns) for c in root.find(ns + "KeyMetrics")] == [
+        "UsefulnessUsabilityEfficacy", "FairnessEquity", "SafetyReliability",
+    ]
+    results = {r.findtext(ns + "Label"): json.loads(r.findtext(ns + "ValueJson")) for r in root.iter(ns + "MetricResult")}
+    sens = full_doc["discrimination"]["test"]["sensitivity"]
+    assert results["Sensitivity (internal test)"] == {
+        "kind": "estimate_ci", "estimate": sens["estimate"], "lower": sens["ci_low"], "upper": sens["ci_high"],
+        "level": 95.0, "unit": "",
+    }
+    gap = full_doc["fairness"]["sex"]["gap"]["fnr"]
+    assert results["FNR gap across sex (highest minus lowest group)"]["estimate"] == gap["estimate"]
+    assert root.findtext(f"{ns}BasicInfo/{ns}ModelDeveloper") == full_doc["intended_use"]["manufacturer"]
+    funding = root.findtext(f"{ns}TrustIngredients/{ns}TransparencyInformation/{ns}FundingSource")
+    assert funding == "To be provided by the manufacturer."
 
 
 def test_calibration_chain_shows_raw_delivered_and_refit_and_yes_no_checks_read_as_such(full_doc, full_results):

@@ -56,7 +56,7 @@ def test_attachments_are_the_evidence_package(full_pdf, full_results, full_doc):
 
     reader = PdfReader(io.BytesIO(full_pdf.read_bytes()))
     attachments = {name: data[0] for name, data in reader.attachments.items()}
-    assert set(attachments) == {"results.json", "fingerprints.json", "model_card.json"}
+    assert set(attachments) == {"results.json", "fingerprints.json", "model_card.json", "model_card_chai.xml"}
     assert attachments["results.json"] == full_results.read_bytes()
     fingerprints = json.loads(attachments["fingerprints.json"])
     assert fingerprints["results.json"]["sha256"] == hashlib.sha256(full_results.read_bytes()).hexdigest()
@@ -76,7 +76,10 @@ def test_pdfa3b_identification_and_dates_from_results_json(full_pdf):
     assert info["/ModDate"].startswith("D:20250314")
     af = reader.trailer["/Root"]["/AF"]
     relationships = {str(spec.get_object()["/UF"]): str(spec.get_object()["/AFRelationship"]) for spec in af}
-    assert relationships == {"results.json": "/Source", "fingerprints.json": "/Data", "model_card.json": "/Supplement"}
+    assert relationships == {
+        "results.json": "/Source", "fingerprints.json": "/Data", "model_card.json": "/Supplement",
+        "model_card_chai.xml": "/Supplement",
+    }
 
 
 def test_same_results_render_to_identical_bytes_and_the_policy_is_attached(factory, tmp_path):
