@@ -216,22 +216,44 @@ def _size(counts: Any) -> str:
 
 def card_context(source: Source, card: Mapping[str, Any]) -> dict[str, Any]:
     """Return the model card's display strings: key-value rows and tables the template lays out."""
-    device = card["device_information"]
-    description = card["description"]
-    inputs = description["inputs"]
-    size = inputs.get("input_size")
-    outputs = description["outputs"] if isinstance(description["outputs"], Mapping) else {}
-    point = description["operating_point"] if isinstance(description["operating_point"], Mapping) else {}
-    calibration = description["output_calibration"] if isinstance(description["output_calibration"], Mapping) else {}
-    split_rows = []
+    sites = card["performance"]["internal_sites"]
+    return {
+        "format": card["format"],
+        **_identity_rows(source, card),
+        "splits": _split_rows(source, card),
+        "demographics": _demographics(source, card),
+        "requested": card["data"]["requested_subgroups"],
+        "overall_headers": [fmt.metric_label(m) for m in PERFORMANCE_METRICS],
+        "overall": _overall_rows(source, card),
+        "subgroups": _subgroup_rows(source, card),
+        "sites": _site_rows(source, card),
+        "external_subgroups": card["performance"]["external_subgroups"],
+        "sites_threshold": fmt.format_number((sites or {}).get("threshold"), digits=4) if sites else "",
+        "power": _power_rows(source, card),
+        "limitations": card["limitations"],
+        "risk": _kv([(k.replace("_", " ").capitalize(), v) for k, v in card["risk_management"].items()]),
+        "data_tbp": _kv([("Reference standard", card["data"]["reference_standard"]),
+                         ("Collection period and sources", card["data"]["collection_period_and_sources"])]),
+        "ci_label": source.ci_label,
+    }
+
+
+def _split_rows(source: Source, card: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Return one row per split: its role, images, patients, positives and prevalence."""
+    rows = []
     for name, counts in card["data"]["splits"].items():
         n, pos = counts.get("n_images"), counts.get("n_positive")
-        split_rows.append({"split": source.cohort_label(name) if name != "external" else "External",
-                           "role": counts.get("role", ""), "images": fmt.format_count(n),
-                           "patients": fmt.format_count(counts.get("n_patients")),
-                           "positives": fmt.format_count(pos),
-                           "prevalence": fmt.format_percent(pos / n) if isinstance(n, int) and n and isinstance(pos, int)
-                           else "\u2014"})
+        rows.append({"split": source.cohort_label(name) if name != "external" else "External",
+                     "role": counts.get("role", ""), "images": fmt.format_count(n),
+                     "patients": fmt.format_count(counts.get("n_patients")),
+                     "positives": fmt.format_count(pos),
+                     "prevalence": fmt.format_percent(pos / n) if isinstance(n, int) and n and isinstance(pos, int)
+                     else "\u2014"})
+    return rows
+
+
+def _demographics(source: Source, card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return one table per attribute: each value's size in every split, then the total."""
     demographics = []
     sizes = card["data"]["subgroup_sizes"] if isinstance(card["data"]["subgroup_sizes"], Mapping) else {}
     names = [n for n in sizes if isinstance(sizes[n], Mapping)]
@@ -247,29 +269,49 @@ def card_context(source: Source, card: Mapping[str, Any]) -> dict[str, Any]:
         rows.append({"value": "total", "cells": [_size(sizes[name].get("total")) for name in names]})
         demographics.append({"attribute": attribute, "columns": [source.cohort_label(n) if n in SPLIT_ROLES
                                                                  else f"External: {n}" for n in names], "rows": rows})
+    return demographics
+
+
+def _overall_rows(source: Source, card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the overall performance rows (internal test, each external site)."""
     overall = []
     for cohort, block in card["performance"]["overall"].items():
         label = "Internal test" if cohort == "internal_test" else f"External: {cohort.split(':', 1)[1]}"
         overall.append({"cohort": label, "cells": [source.cell(block.get(m), m) for m in PERFORMANCE_METRICS]})
-    subgroup_rows = []
+    return overall
+
+
+def _subgroup_rows(source: Source, card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return one row per subgroup: its size and its AUROC, sensitivity and specificity."""
+    rows = []
     for attribute, block in card["performance"]["subgroups"].items():
         for value, group in block["groups"].items():
-            subgroup_rows.append({
+            rows.append({
                 "attribute": attribute, "group": str(value),
                 "size": _size({"n_images": group.get("n_images"), "n_patients": group.get("n_patients")}),
                 "cells": [source.cell(group.get(m), m) for m in ("auroc", "sensitivity", "specificity")],
                 "cohort": source.cohort_label(str(block.get("cohort") or "test")),
             })
-    site_rows = []
+    return rows
+
+
+def _site_rows(source: Source, card: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return one row per internal site: its size, metrics and AUROC against the other sites."""
+    rows = []
     sites = card["performance"]["internal_sites"]
     for site, entry in ((sites or {}).get("sites") or {}).items():
         vs = entry.get("auroc_vs_rest") if isinstance(entry.get("auroc_vs_rest"), Mapping) else None
-        site_rows.append({
+        rows.append({
             "site": site, "size": _size(entry),
             "cells": [source.cell(entry.get(m), m) for m in ("auroc", "sensitivity", "specificity")],
             "versus": (f"{fmt.format_number(vs.get('estimate'))} (p = {fmt.format_number(vs.get('p_value'))})"
                        if vs and vs.get("estimate") is not None else str(entry.get("reason") or "\u2014")),
         })
+    return rows
+
+
+def _power_rows(source: Source, card: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Return the sample-size statements of the gated comparisons (all of them when none is gated)."""
     power = []
     gated = {str(rule.get("metric")) for rule in source.gate_rules()}
     records = [r for r in card["performance"]["sample_size"] if r["comparison"] in gated]
@@ -280,8 +322,19 @@ def card_context(source: Source, card: Mapping[str, Any]) -> dict[str, Any]:
             statement = (f"minimum detectable difference {fmt.format_number(detectable)} at the observed sizes"
                          if isinstance(detectable, (int, float)) else "not recorded")
         power.append({"comparison": record["comparison"].replace(".", ".\u200b"), "statement": str(statement)})
+    return power
+
+
+def _identity_rows(source: Source, card: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """Return the device, description and input/output key-value rows."""
+    device = card["device_information"]
+    description = card["description"]
+    inputs = description["inputs"]
+    size = inputs.get("input_size")
+    outputs = description["outputs"] if isinstance(description["outputs"], Mapping) else {}
+    point = description["operating_point"] if isinstance(description["operating_point"], Mapping) else {}
+    calibration = description["output_calibration"] if isinstance(description["output_calibration"], Mapping) else {}
     return {
-        "format": card["format"],
         "device": _kv([("Name", device["name"]), ("Version", device["version"]), ("Date (audit)", device["date"]),
                        ("Model architecture", device["model_architecture"]),
                        ("Parameters", fmt.format_count(device["parameters"]) if device["parameters"] else None),
@@ -304,19 +357,4 @@ def card_context(source: Source, card: Mapping[str, Any]) -> dict[str, Any]:
                                            f"{source.cohort_label(str(calibration.get('fitted_on')))} "
                                            f"(temperature {fmt.format_number(calibration.get('temperature'))})"
                                            if calibration else "none recorded"))]),
-        "splits": split_rows,
-        "demographics": demographics,
-        "requested": card["data"]["requested_subgroups"],
-        "overall_headers": [fmt.metric_label(m) for m in PERFORMANCE_METRICS],
-        "overall": overall,
-        "subgroups": subgroup_rows,
-        "sites": site_rows,
-        "external_subgroups": card["performance"]["external_subgroups"],
-        "sites_threshold": fmt.format_number((sites or {}).get("threshold"), digits=4) if sites else "",
-        "power": power,
-        "limitations": card["limitations"],
-        "risk": _kv([(k.replace("_", " ").capitalize(), v) for k, v in card["risk_management"].items()]),
-        "data_tbp": _kv([("Reference standard", card["data"]["reference_standard"]),
-                         ("Collection period and sources", card["data"]["collection_period_and_sources"])]),
-        "ci_label": source.ci_label,
     }

@@ -112,6 +112,7 @@ def _value_cell(source: Source, value: Any) -> dict[str, str]:
 
 
 def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Return the saliency evidence groups: localisation, faithfulness, sanity, shortcut/stability/completeness."""
     names = list(methods)
     groups = []
     loc_rows = []
@@ -135,11 +136,18 @@ def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[
             faith_rows.append(_row(source, fmt.metric_label(key), values, key))
     groups.append({"title": "Faithfulness: deletion and insertion vs random order (Petsiuk et al. 2018)",
                    "rows": faith_rows, "note": "" if faith_rows else not_assessed("not computed in this audit")})
+    groups.append(_sanity_group(source, methods, names))
+    groups.append(_other_group(source, methods, names))
+    return groups
+
+
+def _sanity_group(source: Source, methods: Mapping[str, Mapping[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Return the model-randomisation sanity check rows (verdict, baseline and cascading SSIM)."""
     sanity_rows = []
     verdicts, baselines, cascading, criteria = [], [], [], []
     for m in names:
         sanity = methods[m].get("sanity") if isinstance(methods[m].get("sanity"), Mapping) else None
-        if sanity is None:
+        if sanity is None:  # not assessed for this method: an absent cell in every row
             verdicts.append({"text": "not assessed", "css": "absent"})
             baselines.append({"text": "\u2014", "css": "absent"})
             cascading.append({"text": "\u2014", "css": "absent"})
@@ -152,24 +160,23 @@ def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[
         if sanity.get("criterion"):
             criteria.append(f"{SHORT_NAMES.get(m, m)}: {sanity['criterion']}")
     if any(c["css"] != "absent" for c in verdicts):
-        sanity_rows.append({"label": "Model-randomisation sanity check", "cells": verdicts})
-        sanity_rows.append({"label": "Baseline SSIM of random map pairs", "cells": baselines})
+        sanity_rows += [{"label": "Model-randomisation sanity check", "cells": verdicts},
+                        {"label": "Baseline SSIM of random map pairs", "cells": baselines}]
         if any(c["text"] != "\u2014" for c in cascading):
             sanity_rows.append({"label": "Mean SSIM, trained vs randomised model", "cells": cascading})
-    groups.append({"title": "Sanity check: cascading model randomisation (Adebayo et al. 2018; Arun et al. 2021)",
-                   "rows": sanity_rows, "note": "; ".join(criteria) if sanity_rows else not_assessed(
-                       "no randomisation test was run")})
+    return {"title": "Sanity check: cascading model randomisation (Adebayo et al. 2018; Arun et al. 2021)",
+            "rows": sanity_rows, "note": "; ".join(criteria) if sanity_rows else not_assessed(
+                "no randomisation test was run")}
+
+
+def _other_group(source: Source, methods: Mapping[str, Mapping[str, Any]], names: list[str]) -> dict[str, Any]:
+    """Return the shortcut score (overall and per cohort), stability and IG completeness rows."""
     other = []
     values = [methods[m].get("shortcut_score") for m in names]
     if any(v is not None for v in values):
         other.append(_row(source, "Shortcut score (share of attribution in the suspected shortcut region)", values))
-    cohorts: list[str] = []
-    for m in names:
-        shortcut = methods[m].get("shortcut") if isinstance(methods[m].get("shortcut"), Mapping) else {}
-        for cohort in (shortcut.get("by_cohort") or {}):
-            if cohort not in cohorts:
-                cohorts.append(cohort)
-    for cohort in cohorts:
+    shortcuts = [methods[m].get("shortcut") if isinstance(methods[m].get("shortcut"), Mapping) else {} for m in names]
+    for cohort in dict.fromkeys(c for shortcut in shortcuts for c in (shortcut.get("by_cohort") or {})):
         values = [((methods[m].get("shortcut") or {}).get("by_cohort") or {}).get(cohort)
                   if isinstance(methods[m].get("shortcut"), Mapping) else None for m in names]
         other.append(_row(source, f"Shortcut score, {source.cohort_label(cohort)}", values))
@@ -189,9 +196,8 @@ def _evidence(source: Source, methods: Mapping[str, Mapping[str, Any]]) -> list[
             completeness.append({"text": "not applicable", "css": "absent"})
     if any(c["css"] != "absent" for c in completeness):
         other.append({"label": "IG completeness: sum of attributions = F(x) \u2212 F(baseline)", "cells": completeness})
-    groups.append({"title": "Shortcut reliance, stability and completeness", "rows": other,
-                   "note": "" if other else not_assessed("not computed in this audit")})
-    return groups
+    return {"title": "Shortcut reliance, stability and completeness", "rows": other,
+            "note": "" if other else not_assessed("not computed in this audit")}
 
 
 #: A hit rate whose upper CI bound is below this puts the map's peak outside the lesion in most images.

@@ -116,47 +116,8 @@ def build_review(source: Source, review: Mapping[str, Any] | None, *, results_sh
             f"the review file {review.get('path', '')} names no case of this audit with a verdict")}  # fmt: skip
     counts = {v: sum(1 for _, verdict in rows if verdict == v) for v in VERDICTS}
     definite = [(c, v) for c, v in rows if v != "cannot_tell"]
-
-    def table(key: Any, values: Sequence[str], label: str) -> dict[str, Any]:
-        out = []
-        for value in values:
-            chosen = [v == "looks_elsewhere" for c, v in definite if key(c) == value]
-            if not chosen and not any(key(c) == value for c, _ in rows):
-                continue
-            unsure = sum(1 for c, v in rows if key(c) == value and v == "cannot_tell")
-            out.append({"group": str(value), "cannot_tell": str(unsure), **_rate(chosen, source)})
-        return {"title": label, "rows": out}
-
-    tables = [table(lambda c: c.get("outcome"), [o for o in OUTCOMES if any(c.get("outcome") == o for c, _ in rows)]
-                    or sorted({str(c.get("outcome")) for c, _ in rows}), "By outcome at the operating point")]  # fmt: skip
-    cohorts = sorted({str(c.get("cohort")) for c, _ in rows})
-    cohort_table = table(lambda c: str(c.get("cohort")), cohorts, "By cohort (internal test, external sites)")
-    for row in cohort_table["rows"]:
-        row["group"] = source.cohort_label(row["group"])
-    tables.append(cohort_table)
-    for attribute in document.get("attributes", []):
-        values = sorted({str((c.get("attributes") or {}).get(attribute)) for c, _ in rows})
-        tables.append(table(lambda c, a=attribute: str((c.get("attributes") or {}).get(a)), values, f"By {attribute}"))
-
-    agreement = []
-    methods = document.get("methods", {})
-    for flag, flag_label in FLAG_LABELS.items():
-        for method in methods:
-            flagged = [(((c.get("metrics") or {}).get(method) or {}).get("flags") or {}).get(flag) for c, _ in definite]
-            if not any(f is not None for f in flagged):
-                continue
-            y = np.array([v == "looks_elsewhere" for _, v in definite], dtype=float)
-            mask = np.array([bool(f) for f in flagged])
-            on, off = _rate(y[mask], source), _rate(y[~mask], source)
-            row = {"flag": flag_label, "method": str(methods[method].get("label", method)), "flagged": on, "unflagged": off,
-                   "difference": "n/a", "p_value": "n/a"}  # fmt: skip
-            if mask.any() and (~mask).any():
-                d, low, high = newcombe_difference(int(y[mask].sum()), int(mask.sum()), int(y[~mask].sum()),
-                                                   int((~mask).sum()), level=float(source.ci_level))  # fmt: skip
-                row["difference"] = source.est({"estimate": d, "ci_low": low, "ci_high": high})
-                row["p_value"] = format_p_value(compare_proportions(y[mask], y[~mask]).p_value)
-            agreement.append(row)
-
+    tables = _tables(source, rows, definite, document.get("attributes", []))
+    agreement = _agreement(source, definite, document.get("methods", {}))
     notes = []
     if unknown:
         notes.append(f"{unknown} verdicts name cases that are not in this audit's case records and are left out.")
@@ -184,3 +145,56 @@ def build_review(source: Source, review: Mapping[str, Any] | None, *, results_sh
             "the cases reviewed may not be a random sample of the audit's."
         ),
     }
+
+
+def _tables(
+    source: Source, rows: list[tuple[Mapping[str, Any], str]], definite: list[tuple[Mapping[str, Any], str]],
+    attributes: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Return the "looks elsewhere" rates by outcome, by cohort and by each attribute."""
+
+    def table(key: Any, values: Sequence[str], label: str) -> dict[str, Any]:
+        out = []
+        for value in values:
+            chosen = [v == "looks_elsewhere" for c, v in definite if key(c) == value]
+            if not chosen and not any(key(c) == value for c, _ in rows):
+                continue
+            unsure = sum(1 for c, v in rows if key(c) == value and v == "cannot_tell")
+            out.append({"group": str(value), "cannot_tell": str(unsure), **_rate(chosen, source)})
+        return {"title": label, "rows": out}
+
+    tables = [table(lambda c: c.get("outcome"), [o for o in OUTCOMES if any(c.get("outcome") == o for c, _ in rows)]
+                    or sorted({str(c.get("outcome")) for c, _ in rows}), "By outcome at the operating point")]  # fmt: skip
+    cohorts = sorted({str(c.get("cohort")) for c, _ in rows})
+    cohort_table = table(lambda c: str(c.get("cohort")), cohorts, "By cohort (internal test, external sites)")
+    for row in cohort_table["rows"]:
+        row["group"] = source.cohort_label(row["group"])
+    tables.append(cohort_table)
+    for attribute in attributes:
+        values = sorted({str((c.get("attributes") or {}).get(attribute)) for c, _ in rows})
+        tables.append(table(lambda c, a=attribute: str((c.get("attributes") or {}).get(a)), values, f"By {attribute}"))
+    return tables
+
+
+def _agreement(
+    source: Source, definite: list[tuple[Mapping[str, Any], str]], methods: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """Return, per automatic flag and method, the "looks elsewhere" rate among flagged and other cases."""
+    agreement = []
+    for flag, flag_label in FLAG_LABELS.items():
+        for method in methods:
+            flagged = [(((c.get("metrics") or {}).get(method) or {}).get("flags") or {}).get(flag) for c, _ in definite]
+            if not any(f is not None for f in flagged):
+                continue
+            y = np.array([v == "looks_elsewhere" for _, v in definite], dtype=float)
+            mask = np.array([bool(f) for f in flagged])
+            on, off = _rate(y[mask], source), _rate(y[~mask], source)
+            row = {"flag": flag_label, "method": str(methods[method].get("label", method)), "flagged": on, "unflagged": off,
+                   "difference": "n/a", "p_value": "n/a"}  # fmt: skip
+            if mask.any() and (~mask).any():
+                d, low, high = newcombe_difference(int(y[mask].sum()), int(mask.sum()), int(y[~mask].sum()),
+                                                   int((~mask).sum()), level=float(source.ci_level))  # fmt: skip
+                row["difference"] = source.est({"estimate": d, "ci_low": low, "ci_high": high})
+                row["p_value"] = format_p_value(compare_proportions(y[mask], y[~mask]).p_value)
+            agreement.append(row)
+    return agreement
