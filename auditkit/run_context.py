@@ -12,7 +12,7 @@ interval.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import Field
 
@@ -23,16 +23,18 @@ DEFAULT_SEED = 0
 DEFAULT_N_BOOT = 1000
 DEFAULT_CI_LEVEL = 0.95
 DEFAULT_CI_METHOD = "auto"
+MIN_SEED = 0
 MIN_N_BOOT = 50
 MAX_N_BOOT = 100_000
-CI_METHODS = ("auto", "percentile", "bca")
 
-Seed = Annotated[int, Field(ge=0, description="Seed of every random choice (resamples, samples).")]
+Seed = Annotated[int, Field(ge=MIN_SEED, description="Seed of every random choice (resamples, samples).")]
 NBoot = Annotated[
     int, Field(ge=MIN_N_BOOT, le=MAX_N_BOOT, description="Bootstrap resamples of every interval.")
 ]
 CiLevel = Annotated[float, Field(gt=0.5, lt=1.0, description="Confidence level of every interval.")]
 CiMethod = Literal["auto", "percentile", "bca"]
+#: the interval methods (from :data:`CiMethod`: the settings' field type, the CLI's choices and the check below).
+CI_METHODS: tuple[str, ...] = get_args(CiMethod)
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,20 @@ def test_the_cli_options_follow_the_declared_bounds():
     assert str(run_context.DEFAULT_N_BOOT) in options["n_boot"].help
 
 
+def test_the_cli_ci_method_choices_are_the_declared_methods(capsys):
+    """--ci-method offers exactly run_context's CiMethod (the settings' field type): one declaration."""
+    import typing
+
+    from auditkit.cli import run
+    from auditkit.cli.audit import CiMethodChoice
+
+    assert tuple(m.value for m in CiMethodChoice) == run_context.CI_METHODS == typing.get_args(run_context.CiMethod)
+    assert typing.get_args(AuditSettings.model_fields["ci_method"].annotation) == run_context.CI_METHODS
+    assert run(["audit", "--predictions", "x.csv", "--ci-method", "jackknife"]) == 2
+    err = capsys.readouterr().err
+    assert "--ci-method" in err and all(m in err for m in run_context.CI_METHODS)
+
+
 def test_one_context_is_built_from_the_settings_and_reaches_saliency():
     settings = build_settings(overrides={"n_boot": 200, "seed": 4, "ci_level": 0.9, "ci_method": "bca",
                                          "saliency": {"max_images": 8}})  # fmt: skip
