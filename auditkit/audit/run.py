@@ -318,7 +318,9 @@ def run_audit(config: AuditConfig) -> AuditResults:
     """Return the results of the audit ``config`` describes, written to ``config.out``."""
     out_dir = prepare_output(config)
     from auditkit.audit.multilabel_run import is_multilabel_run, run_multilabel_audit
+    from auditkit.train.kinds import score_other_kind
 
+    config = score_other_kind(config, out_dir)  # a 3-D or multi-label --model: scored into a table first
     if is_multilabel_run(config):  # label_<f>/score_<f> columns: every analysis per finding
         return run_multilabel_audit(config, out_dir)
     loaded = load_model(config) if config.model is not None else None

@@ -65,36 +65,9 @@ def _scores(model: nn.Module, dataset: VolumeDataset, batch_size: int) -> np.nda
     return torch.cat(probs).numpy().astype(np.float64)
 
 
-def train_volumes(
-    manifest: str | os.PathLike[str],
-    *,
-    out: str | os.PathLike[str],
-    preprocess: VolumePreprocess,
-    arch: str = "smallcnn3d",
-    epochs: int = 8,
-    batch_size: int = 8,
-    lr: float = 3e-3,
-    seed: int = 0,
-    external_sites: Sequence[str] = (),
-    positive_class: str | None = None,
-) -> Path:
-    """Train a 3-D model on a manifest of volumes and return its checkpoint folder (CPU or CUDA)."""
-    data = read_manifest(manifest, positive_class=positive_class, check_files=False)
-    _check_volumes(data)
-    frame = data.frame.copy()
-    frame["split"] = assign_splits(frame, seed=seed, external_sites=external_sites)
-    train_rows = frame[frame["split"] == "train"].reset_index(drop=True)
-    val_rows = frame[frame["split"] == "val"].reset_index(drop=True)
-    torch.manual_seed(seed)
-    model = build_model_3d(
-        arch, in_channels=preprocess.in_channels, num_classes=data.classes.n_classes
-    )
-    layer, _ = resolve_target_layer(model, input_size=preprocess.size)
-    train_set = VolumeDataset(train_rows, preprocess, cache=True)
-    val_set = VolumeDataset(val_rows, preprocess, cache=True)
-    counts = np.bincount(train_set.targets, minlength=data.classes.n_classes).astype(float)
-    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(counts), dtype=torch.float32)
-    loss_fn = nn.CrossEntropyLoss(weight=weights)
+def _fit(model: nn.Module, train_set: VolumeDataset, val_set: VolumeDataset, loss_fn: nn.Module, *,
+         epochs: int, batch_size: int, lr: float, seed: int) -> tuple[int, list[dict[str, float]]]:
+    """Train ``model`` in place, load its best epoch's weights; return that epoch and the history."""
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-2)
     generator = torch.Generator().manual_seed(seed)
     best: tuple[float, int, dict[str, torch.Tensor]] | None = None
@@ -124,8 +97,12 @@ def train_volumes(
     assert best is not None  # epochs >= 1
     model.load_state_dict(best[2])
     model.eval()
-    spec = ARCHITECTURES_3D[arch]
-    meta: dict[str, Any] = {
+    return best[1], history
+
+
+def _meta(out: str | os.PathLike[str], arch: str, data: Manifest, frame: pd.DataFrame,
+          preprocess: VolumePreprocess, layer: str, training: dict[str, Any]) -> dict[str, Any]:
+    return {
         "name": Path(out).name,
         "arch": arch,
         "task": {"kind": TASK_KIND, "spatial_dims": 3},
@@ -139,17 +116,10 @@ def train_volumes(
         "in_channels": preprocess.in_channels,
         "preprocess": preprocess.to_dict(),
         "target_layer": layer,
-        "embedding_layer": spec.head,
-        "seed": seed,
+        "embedding_layer": ARCHITECTURES_3D[arch].head,
+        "seed": training.pop("seed"),
         "training": {
-            "epochs": epochs,
-            "best_epoch": best[1],
-            "batch_size": batch_size,
-            "lr": lr,
-            "optimizer": "adamw",
-            "loss": "cross_entropy",
-            "class_weights": weights.tolist(),
-            "external_sites": list(external_sites),
+            **training,
             "completed": True,
             "data_fingerprint": {
                 "manifest_path": str(data.path),
@@ -157,8 +127,51 @@ def train_volumes(
                 "n_images": len(frame),
             },
         },
-        "metrics": {"epoch": best[1], "val_auroc": history[best[1] - 1]["val_auroc"]},
     }
+
+
+def train_volumes(
+    manifest: str | os.PathLike[str],
+    *,
+    out: str | os.PathLike[str],
+    preprocess: VolumePreprocess,
+    arch: str = "smallcnn3d",
+    epochs: int = 8,
+    batch_size: int = 8,
+    lr: float = 3e-3,
+    seed: int = 0,
+    external_sites: Sequence[str] = (),
+    positive_class: str | None = None,
+    fractions: dict[str, float] | None = None,
+) -> Path:
+    """Train a 3-D model on a manifest of volumes and return its checkpoint folder (CPU or CUDA).
+
+    ``fractions``: patient-level train/val/test shares for rows without a
+    split (default: :func:`~auditkit.data.splits.assign_splits`'s).
+    """
+    data = read_manifest(manifest, positive_class=positive_class, check_files=False)
+    _check_volumes(data)
+    frame = data.frame.copy()
+    frame["split"] = assign_splits(frame, seed=seed, external_sites=external_sites,
+                                   **({"fractions": fractions} if fractions else {}))  # fmt: skip
+    train_rows = frame[frame["split"] == "train"].reset_index(drop=True)
+    val_rows = frame[frame["split"] == "val"].reset_index(drop=True)
+    torch.manual_seed(seed)
+    model = build_model_3d(
+        arch, in_channels=preprocess.in_channels, num_classes=data.classes.n_classes
+    )
+    layer, _ = resolve_target_layer(model, input_size=preprocess.size)
+    train_set = VolumeDataset(train_rows, preprocess, cache=True)
+    val_set = VolumeDataset(val_rows, preprocess, cache=True)
+    counts = np.bincount(train_set.targets, minlength=data.classes.n_classes).astype(float)
+    weights = torch.tensor(counts.sum() / np.maximum(counts, 1) / len(counts), dtype=torch.float32)
+    best_epoch, history = _fit(model, train_set, val_set, nn.CrossEntropyLoss(weight=weights),
+                               epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)  # fmt: skip
+    training = {"seed": seed, "epochs": epochs, "best_epoch": best_epoch, "batch_size": batch_size, "lr": lr,
+                "optimizer": "adamw", "loss": "cross_entropy", "class_weights": weights.tolist(),
+                "external_sites": list(external_sites)}  # fmt: skip
+    meta = _meta(out, arch, data, frame, preprocess, layer, training)
+    meta["metrics"] = {"epoch": best_epoch, "val_auroc": history[best_epoch - 1]["val_auroc"]}
     out_dir = Path(out)
     ckpt.save_checkpoint(out_dir, model, meta)
     ckpt.write_splits(out_dir, frame[["patient_id", "split"]])

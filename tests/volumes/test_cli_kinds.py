@@ -1,0 +1,77 @@
+"""3-D and multi-label models through the command line: ``auditkit train``, ``predict`` and ``audit --model``.
+
+Oracles: the CLI's 3-D checkpoint is the Python API's (``train_volumes`` with
+the same arguments gives the same weights' SHA-256), the CLI's predictions
+are ``predict_volumes``' scores, and the audit's AUROC is scikit-learn's on
+the table's test rows; a multi-label checkpoint's table carries one
+``label_<f>``/``score_<f>`` pair per finding and the audit nests every finding.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auditkit.cli import run
+from auditkit.data.phantom.multilabel import (
+    FINDINGS,
+    MultilabelPhantomConfig,
+    generate_multilabel_phantom,
+)
+from auditkit.data.phantom3d import LUNG_WINDOW, VolumePhantomConfig, generate_volume_phantom
+from auditkit.data.volumes import VolumePreprocess
+from auditkit.train.volumes import predict_volumes, train_volumes
+
+SIZE = 16
+
+
+@pytest.mark.slow
+def test_a_volume_model_trains_predicts_and_is_audited_from_the_cli(tmp_path):
+    from sklearn.metrics import roc_auc_score
+
+    phantom = generate_volume_phantom(tmp_path / "data", VolumePhantomConfig(n_volumes=72, size=SIZE, seed=1))
+    window = f"{LUNG_WINDOW[0]:g},{LUNG_WINDOW[1]:g}"
+    assert run(["--quiet", "train", "--manifest", str(phantom.manifest_path), "--arch", "smallcnn3d",
+                "--out", str(tmp_path / "model"), "--input-size", str(SIZE), "--window", window,
+                "--epochs", "2", "--batch-size", "8", "--lr", "0.003"]) == 0  # fmt: skip
+    api = train_volumes(phantom.manifest_path, out=tmp_path / "api", epochs=2, batch_size=8, lr=0.003,
+                        preprocess=VolumePreprocess(size=(SIZE,) * 3, window=LUNG_WINDOW))  # fmt: skip
+    cli_meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert cli_meta["sha256"] == json.loads((api / "model.json").read_text())["sha256"]
+    assert cli_meta["task"]["kind"] == "volume"
+
+    out = tmp_path / "predictions.parquet"
+    assert run(["--quiet", "predict", "--model", str(tmp_path / "model"), "--manifest",
+                str(phantom.manifest_path), "--out", str(out)]) == 0  # fmt: skip
+    table = pd.read_parquet(out)
+    expected = predict_volumes(api, phantom.manifest_path)
+    np.testing.assert_allclose(table["score"].to_numpy(), expected["score"].to_numpy(), rtol=1e-6)
+
+    assert run(["--quiet", "audit", "--model", str(tmp_path / "model"), "--manifest", str(phantom.manifest_path),
+                "--out", str(tmp_path / "audit"), "--n-boot", "100", "--no-report"]) == 0  # fmt: skip
+    document = json.loads((tmp_path / "audit" / "results.json").read_text())
+    test = table[table["split"] == "test"]
+    classes = document["run"]["classes"]
+    y = test["y_true"].map(lambda v: v if isinstance(v, (int, np.integer)) else classes.index(str(v)))
+    auroc = document["discrimination"]["test"]["auroc"]["estimate"]
+    assert auroc == pytest.approx(roc_auc_score(y, test["score"]))
+
+
+@pytest.mark.slow
+def test_a_multilabel_model_trains_predicts_and_is_audited_from_the_cli(tmp_path):
+    phantom = generate_multilabel_phantom(tmp_path / "data", MultilabelPhantomConfig(n_images=300, size=16))
+    assert run(["--quiet", "train", "--manifest", str(phantom.manifest_path), "--arch", "smallcnn",
+                "--out", str(tmp_path / "model"), "--input-size", "16", "--epochs", "1"]) == 0  # fmt: skip
+    meta = json.loads((tmp_path / "model" / "model.json").read_text())
+    assert meta["task"] == {"kind": "multilabel", "findings": list(FINDINGS)}
+    assert meta["output"]["activation"] == "sigmoid"
+    assert run(["--quiet", "audit", "--model", str(tmp_path / "model"), "--manifest", str(phantom.manifest_path),
+                "--out", str(tmp_path / "audit"), "--n-boot", "100", "--no-report"]) == 0  # fmt: skip
+    document = json.loads((tmp_path / "audit" / "results.json").read_text())
+    assert document["run"]["task"] == "multilabel" and sorted(document["findings"]) == sorted(FINDINGS)
+    table = pd.read_parquet(tmp_path / "audit" / "predictions.parquet")
+    assert [c for c in table.columns if c.startswith("score_")] == [f"score_{f}" for f in FINDINGS]
+    assert table[[f"score_{f}" for f in FINDINGS]].stack().between(0, 1).all()
