@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from auditkit import run_context
 from auditkit.cli import app
 
 
@@ -19,8 +20,12 @@ def monitor_command(
     embeddings: Path | None = typer.Option(
         None, "--embeddings", help="The batch's embeddings (id, emb_0..), tested against the baseline's."
     ),
-    n_boot: int = typer.Option(500, "--n-boot", min=50, help="Bootstrap resamples of the batch."),
-    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the resamples and permutation tests."),
+    n_boot: int = typer.Option(
+        500, "--n-boot", min=run_context.MIN_N_BOOT, max=run_context.MAX_N_BOOT, help="Bootstrap resamples of the batch."
+    ),
+    seed: int = typer.Option(
+        run_context.DEFAULT_SEED, "--seed", min=run_context.MIN_SEED, help="Seed of the resamples and permutation tests."
+    ),
     prevalence_tolerance: float = typer.Option(
         0.05, "--prevalence-tolerance", min=0.0, max=1.0,
         help="Flag a prevalence change whose CI lies wholly beyond ± this.",
