@@ -4,8 +4,9 @@ The embedded data set of the demo and the tests (real medical data cannot be
 downloaded here), and the ground truth later analyses are checked against:
 a learnable lesion with its exact mask, a lung region of interest, several
 acquisition sites, patients with several images, ``sex`` and ``age_group``,
-and four switchable flaws (shortcut marker, underdiagnosis, label noise, site
-shift), all recorded in ``phantom.json``.
+and switchable flaws (shortcut marker, underdiagnosis, label noise, site
+shift; off by default: a hidden slice, and the fragility of lesions drawn as
+one-pixel texture), all recorded in ``phantom.json``.
 
 - :mod:`~auditkit.data.phantom.config` -- ``PhantomConfig``, ``Flaws``, ``FlawConfig``, ``SiteConfig``
 - :mod:`~auditkit.data.phantom.cohort` -- ``sample_cases`` (the per-image table)

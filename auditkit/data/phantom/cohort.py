@@ -216,6 +216,9 @@ def _lesion_columns(
         lesion["lesion_contrast_base"][patient_of] * (1 + 0.08 * jitter[:, 3]) * contrast_factor
     )
     frame["underdiagnosed"] = hit & frame["lesion"].to_numpy()
+    fragility = flaws.fragility
+    # no random draw: the flaw changes how every lesion looks, not which images have one
+    frame["fine_texture"] = fragility.strength if fragility.enabled else 0.0
 
 
 def _labels(rng: np.random.Generator, frame: pd.DataFrame, config: PhantomConfig) -> None:

@@ -16,7 +16,9 @@ from auditkit.errors import ConfigError, describe_validation_error
 
 SEXES: tuple[str, ...] = ("F", "M")
 AGE_GROUPS: tuple[str, ...] = ("18-40", "40-60", "60-80", "80+")
-FLAW_NAMES: tuple[str, ...] = ("shortcut", "underdiagnosis", "label_noise", "site_shift", "hidden_slice")
+FLAW_NAMES: tuple[str, ...] = (
+    "shortcut", "underdiagnosis", "label_noise", "site_shift", "hidden_slice", "fragility",
+)
 LABEL_NAMES: tuple[str, str] = ("normal", "lesion")
 SITE_LETTERS = "ABCDEFGH"
 
@@ -93,6 +95,14 @@ class Flaws(_Frozen):
       lower lung, like a chest drain) and their lesions' contrast is
       multiplied by ``1 - 0.7 s``: hidden stratification for slice discovery
       to find. Membership is recorded only in phantom.json (``hidden_slice``).
+    - ``fragility`` (off by default): the acquisition's post-processing (an
+      edge-enhancement filter) renders every lesion mainly as pixel-scale
+      texture: the smooth lesion's contrast is multiplied by ``1 - 0.9 s`` and
+      a checkerboard of amplitude ``0.6 s`` times the lesion contrast is added
+      inside the lesion after the site's blur and intensity transfer. A model
+      that learns it reads the finest detail, which mild blur, JPEG
+      re-compression, resolution loss and small rotations remove: planted
+      fragility for the robustness analysis to find.
 
     The defaults were calibrated with ``smallcnn`` (benchmarks/RESULTS.md):
     alone, each flaw moves the number its analysis reads (external AUROC,
@@ -107,6 +117,7 @@ class Flaws(_Frozen):
     label_noise: FlawConfig = FlawConfig(strength=0.3, attribute="age_group", value="80+")
     site_shift: FlawConfig = FlawConfig(strength=1.0)
     hidden_slice: FlawConfig = FlawConfig(enabled=False, strength=0.8)
+    fragility: FlawConfig = FlawConfig(enabled=False, strength=1.0)
 
     def enabled_names(self) -> tuple[str, ...]:
         """Return the names of the enabled flaws, in canonical order."""

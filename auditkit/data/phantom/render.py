@@ -31,6 +31,10 @@ MARKER_LEVEL = 0.97
 _PATIENT_STREAM = 0x5EED_0001
 _IMAGE_STREAM = 0x5EED_0002
 _TISSUE_GRID, _VESSEL_GRID, _LESION_GRID = 5, 14, 8
+#: the fragility flaw at strength s: the smooth lesion keeps 1 - 0.9 s of its contrast, and a
+#: checkerboard of 0.6 s times the lesion's signal carries the rest (see config.Flaws).
+FRAGILITY_SMOOTH_LOSS = 0.9
+FRAGILITY_DETAIL_GAIN = 0.6
 
 # a 5x7 pixel letter "R": the laterality marker radiographers burn into the image
 _GLYPH = np.array(
@@ -176,14 +180,20 @@ def render_cases(cases: pd.DataFrame, config: PhantomConfig, *, lesions: bool = 
                         _col(cases, "lesion_ry"), _col(cases, "lesion_angle"))
     present = cases["lesion"].to_numpy(dtype=bool)[:, None, None]
     lesion_mask = (lesion_e < 1.0) & roi & present
+    fine = _col(cases, "fine_texture") if "fine_texture" in cases else np.zeros((n, 1, 1), np.float32)
+    detail = None
     if lesions:
         profile = 0.5 + 0.5 * (1.0 - np.minimum(lesion_e, 1.0))
         texture = np.clip(1.0 + 0.3 * texture_field, 0.6, 1.4)
-        scene = scene + _col(cases, "lesion_contrast") * profile * texture * lesion_mask
+        lesion_signal = _col(cases, "lesion_contrast") * profile * texture * lesion_mask
+        if fine.any():
+            detail = _fine_detail(lesion_signal * fine, size)
+            lesion_signal = lesion_signal * (1.0 - FRAGILITY_SMOOTH_LOSS * fine)
+        scene = scene + lesion_signal
     if "hidden_slice" in cases and cases["hidden_slice"].any():
         scene = scene + _device(cases, u, v)
 
-    image = _acquire(cases, config, np.clip(scene, 0.0, 1.0), noise)
+    image = _acquire(cases, config, np.clip(scene, 0.0, 1.0), noise, detail=detail)
     boxes = _burn_markers(cases, config, image)
     return Rendered(
         images=image.astype(np.float32),
@@ -240,8 +250,19 @@ def _device(cases: pd.DataFrame, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return tube * cases["hidden_slice"].to_numpy(dtype=np.float32)[:, None, None]
 
 
-def _acquire(cases: pd.DataFrame, config: PhantomConfig, scene: np.ndarray, noise: np.ndarray) -> np.ndarray:
-    """Return the site's imaging chain applied to the scene: blur, intensity transfer, noise."""
+def _fine_detail(signal: np.ndarray, size: int) -> np.ndarray:
+    """Return the fragility flaw's lesion texture: a one-pixel checkerboard scaled by the lesion's signal."""
+    parity = np.add.outer(np.arange(size), np.arange(size)) % 2
+    checker = np.where(parity == 0, 1.0, -1.0).astype(np.float32)
+    return FRAGILITY_DETAIL_GAIN * signal * checker
+
+
+def _acquire(
+    cases: pd.DataFrame, config: PhantomConfig, scene: np.ndarray, noise: np.ndarray, *,
+    detail: np.ndarray | None = None,
+) -> np.ndarray:  # fmt: skip
+    """Return the site's imaging chain applied to the scene: blur, intensity transfer, post-processing
+    ``detail`` (added after the blur, so it stays at pixel scale), noise."""
     blurred = np.empty_like(scene)
     sigmas = cases["blur_sigma"].to_numpy(dtype=float) * config.size / 64
     for sigma in np.unique(sigmas):
@@ -249,6 +270,8 @@ def _acquire(cases: pd.DataFrame, config: PhantomConfig, scene: np.ndarray, nois
         matrix = _blur_matrix(config.size, float(sigma))
         blurred[rows] = scene[rows] if matrix is None else matrix @ scene[rows] @ matrix.T
     image = _col(cases, "offset") + _col(cases, "gain") * np.clip(blurred, 0.0, 1.0) ** _col(cases, "gamma")
+    if detail is not None:
+        image = image + detail
     return np.clip(image + _col(cases, "noise_sigma") * noise, 0.0, 1.0)
 
 

@@ -265,6 +265,15 @@ def _planted(config: PhantomConfig, cases: pd.DataFrame, acquisitions: dict[str,
             "n_images": int(cases["hidden_slice"].sum()),
         }
     )
+    frag = flaws.fragility.strength if flaws.fragility.enabled else 0.0
+    planted["fragility"].update(
+        {
+            "affects_sites": [x.name for x in config.site_list] if flaws.fragility.enabled else [],
+            "smooth_contrast_factor": 1 - 0.9 * frag,
+            "detail": "one-pixel checkerboard inside the lesion, amplitude 0.6 s x lesion signal, after blur",
+            "fragile_to": ["blur", "jpeg", "resolution", "rotation"] if flaws.fragility.enabled else [],
+        }
+    )
     is_internal = [not x.external for x in config.site_list]
     planted["site_shift"].update(
         {
