@@ -58,6 +58,40 @@ def test_a_volume_model_trains_predicts_and_is_audited_from_the_cli(tmp_path):
     y = test["y_true"].map(lambda v: v if isinstance(v, (int, np.integer)) else classes.index(str(v)))
     auroc = document["discrimination"]["test"]["auroc"]["estimate"]
     assert auroc == pytest.approx(roc_auc_score(y, test["score"]))
+    _check_volume_saliency(tmp_path, table, document)
+
+
+def _check_volume_saliency(tmp_path, table, document):
+    """The 3-D saliency section: full-depth maps, the peak slice and the hit rate recomputed by hand."""
+    import torch
+
+    from auditkit.audit.volume_saliency import volume_saliency_section
+    from auditkit.data.volumes import VolumeDataset, read_volume_mask
+    from auditkit.explain.volumes import explain_volumes
+    from auditkit.results import validate_results
+    from auditkit.train.volumes import load_volume_model
+
+    part = volume_saliency_section(tmp_path / "model", table, tmp_path / "audit",
+                                   threshold=document["operating_point"]["threshold"], n_cases=6)  # fmt: skip
+    validate_results({**document, **part})
+    section = part["saliency"]["gradcam"]
+    assert section["spatial_dims"] == 3 and section["input_size"] == [SIZE] * 3
+    loaded = load_volume_model(tmp_path / "model")
+    rows = table.set_index("id").loc[[e["id"] for e in part["gallery"]]].reset_index()
+    inputs = torch.stack([VolumeDataset(rows, loaded.preprocess)[i][0] for i in range(len(rows))])
+    maps = explain_volumes(loaded.model, inputs, method="gradcam", target_layer=loaded.target_layer)
+    assert maps.shape[1:] == (SIZE,) * 3  # full depth, not the target layer's
+    hits = []
+    for i, entry in enumerate(part["gallery"]):
+        assert entry["slice"] == int(np.argmax(np.clip(maps[i], 0, None).sum(axis=(1, 2))))
+        for key in ("image", "mask") if entry["mask"] else ("image",):
+            assert (tmp_path / "audit" / entry[key]).is_file()
+        mask = rows.loc[i, "mask"]
+        if isinstance(mask, str) and mask:
+            hits.append(float(read_volume_mask(mask).ravel()[int(np.argmax(maps[i]))]))
+    hit_rate = section["localization"]["hit_rate"]
+    assert hit_rate["estimate"] == pytest.approx(np.mean(hits))
+    assert hit_rate["ci_low"] <= hit_rate["estimate"] <= hit_rate["ci_high"]
 
 
 @pytest.mark.slow
