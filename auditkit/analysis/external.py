@@ -9,6 +9,7 @@ from scipy.stats import chi2_contingency
 
 from auditkit.analysis.blocks import _calibration_block, _discrimination_block
 from auditkit.analysis.context import AnalysisContext
+from auditkit.analysis.external_subgroups import external_subgroups
 from auditkit.analysis.sections import CohortSummary, ExternalSite
 from auditkit.results import Estimate
 from auditkit.results.section import Caveat
@@ -52,7 +53,10 @@ def _external_section(ctx: AnalysisContext, site: str, cohort: CohortSummary) ->
             caveats=(Caveat("external", message, f"external.{site}"),),
         )  # fmt: skip
     delta, power = _deltas(ctx, site, rows, test_rows)
-    return ExternalSite(**blocks, delta=delta, power=power, shift=_shift(ctx, site, rows, test_rows), warnings=tuple(warnings))
+    return ExternalSite(
+        **blocks, delta=delta, power=power, shift=_shift(ctx, site, rows, test_rows), warnings=tuple(warnings),
+        subgroups=external_subgroups(ctx, site, rows) or None,
+    )  # fmt: skip
 
 
 def register_external(site: str, section: ExternalSite, family: ComparisonFamily) -> None:

@@ -100,7 +100,7 @@ class CalibrationBlock(Section):
 class ExternalSite(Section):
     """results.json ``external.<site>``: its blocks, differences from internal test, power, shift, fairness."""
 
-    _OPTIONAL: ClassVar[frozenset[str]] = frozenset({"power", "fairness", "multiplicity"})
+    _OPTIONAL: ClassVar[frozenset[str]] = frozenset({"power", "fairness", "multiplicity", "subgroups"})
 
     discrimination: DiscriminationBlock
     calibration: CalibrationBlock
@@ -109,6 +109,8 @@ class ExternalSite(Section):
     shift: Mapping[str, Any] | None
     warnings: tuple[str, ...] = ()
     fairness: FairnessSection | None = None
+    subgroups: Mapping[str, Any] | None = None
+    """per attribute and group: sizes and rates with CIs (analysis/external_subgroups.py; descriptive)."""
     multiplicity: Mapping[str, Any] | None = None
     role: str = "external"
     caveats: tuple[Caveat, ...] = caveat_field()
