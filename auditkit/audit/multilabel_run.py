@@ -31,7 +31,7 @@ from auditkit.audit.multilabel import (
 from auditkit.audit.predictions import PredictionsTable
 from auditkit.errors import PredictionsError
 from auditkit.fileio import sha256_file
-from auditkit.predictions_table import _read_frame, from_frame
+from auditkit.predictions_table import PARQUET_SUFFIXES, _read_frame, from_frame
 
 TASK = "multilabel"
 
@@ -60,13 +60,13 @@ def table_columns(path: Path) -> list[str]:
     path = Path(path)
     suffix = path.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
+        if suffix in PARQUET_SUFFIXES:
             import pyarrow.parquet as pq
 
             return [str(n) for n in pq.read_schema(path).names]
         if suffix in (".csv", ".tsv", ".txt"):
             return [str(c) for c in pd.read_csv(path, nrows=0, sep="\t" if suffix == ".tsv" else ",").columns]
-    except Exception:  # noqa: BLE001 - the full reader names the problem with the file
+    except Exception:
         return []
     return []
 
@@ -167,6 +167,7 @@ def multilabel_sections(
     policy: str = "ignore",
 ) -> tuple[PredictionsTable, dict[str, Any]]:
     """Return the all-rows table and the multi-label audit's sections (``run_info`` included) for the table at ``path``."""
+    from auditkit.audit.clinical import compute_clinical
     from auditkit.audit.statistics import compute_statistics
 
     path = Path(path)
@@ -183,6 +184,8 @@ def multilabel_sections(
         validated = from_frame(table, None, path=path, sha256=sha, external_sites=settings.external_sites)
         sections = compute_statistics(validated, settings)
         run_infos.append(sections.pop("run_info"))
+        # decision curves, conformal sets and slices per finding (findings.<f>.clinical)
+        sections.update(compute_clinical(validated, settings, sections))
         return sections
 
     audited = audit_findings(frame, statistics, findings=names, policy=policy)

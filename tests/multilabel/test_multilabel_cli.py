@@ -94,6 +94,7 @@ def test_every_finding_is_audited_and_checked_against_the_libraries(audited):
         fnr = MetricFrame(metrics=false_negative_rate, y_true=y, y_pred=(score >= threshold).astype(int),
                           sensitive_features=table.loc[kept, "sex"].to_numpy())  # fmt: skip
         assert section["fairness"]["sex"]["gap"]["fnr"]["estimate"] == pytest.approx(fnr.difference())
+    assert all("decision_curve" in document["findings"][f]["clinical"] for f in FINDINGS)
     macro = document["macro"]["discrimination"]["test"]["auroc"]["estimate"]
     assert macro == pytest.approx(np.mean([document["findings"][f]["discrimination"]["test"]["auroc"]["estimate"]
                                            for f in FINDINGS]))  # fmt: skip
