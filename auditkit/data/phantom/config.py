@@ -100,9 +100,9 @@ class Flaws(_Frozen):
       texture: the smooth lesion's contrast is multiplied by ``1 - 0.9 s`` and
       a checkerboard of amplitude ``0.6 s`` times the lesion contrast is added
       inside the lesion after the site's blur and intensity transfer. A model
-      that learns it reads the finest detail, which mild blur, JPEG
-      re-compression, resolution loss and small rotations remove: planted
-      fragility for the robustness analysis to find.
+      that learns it reads the finest detail, which mild resolution loss,
+      sub-pixel shifts, small rotations and JPEG re-compression remove (a blur
+      of 0.5 px barely does): planted fragility for the robustness analysis.
 
     The defaults were calibrated with ``smallcnn`` (benchmarks/RESULTS.md):
     alone, each flaw moves the number its analysis reads (external AUROC,

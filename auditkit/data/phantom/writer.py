@@ -271,7 +271,7 @@ def _planted(config: PhantomConfig, cases: pd.DataFrame, acquisitions: dict[str,
             "affects_sites": [x.name for x in config.site_list] if flaws.fragility.enabled else [],
             "smooth_contrast_factor": 1 - 0.9 * frag,
             "detail": "one-pixel checkerboard inside the lesion, amplitude 0.6 s x lesion signal, after blur",
-            "fragile_to": ["blur", "jpeg", "resolution", "rotation"] if flaws.fragility.enabled else [],
+            "fragile_to": ["resolution", "shift", "rotation", "jpeg"] if flaws.fragility.enabled else [],
         }
     )
     is_internal = [not x.external for x in config.site_list]
