@@ -184,7 +184,8 @@ def score_frame(
     if ctx.active:
         from auditkit.predict_shards import infer_sharded
 
-        return infer_sharded(score, frame, ctx=ctx, out=None, key_fields={}, batch_size=size, embeddings=False)[0]
+        return infer_sharded(score, frame, ctx=ctx, out=None, key_fields={}, batch_size=size, embeddings=False,
+                             fault_point=False)[0]  # fmt: skip
     return score(frame)[0]
 
 

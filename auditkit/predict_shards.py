@@ -80,11 +80,15 @@ def infer_sharded(
     key_fields: dict[str, object],
     batch_size: int,
     embeddings: bool,
+    fault_point: bool = True,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Return every row's probabilities (N, K) (and embeddings) with this rank scoring only its shard.
 
     ``score`` scores a slice of ``frame``. With ``out`` the shard is written
     next to it (and reused by a rerun); every rank receives all shards.
+    ``fault_point``: the resume tests' kill (:func:`auditkit.distributed.maybe_fault`)
+    may strike here (``predict``; not the scoring inside ``explain``, whose kill
+    point is its map shards).
     """
     n = len(frame)
     start, stop = distributed.shard_bounds(n, ctx, align=batch_size)
@@ -103,7 +107,8 @@ def infer_sharded(
         bounds = [distributed.shard_bounds(n, distributed.Context(ctx.world_size, r), align=batch_size)
                   for r in range(ctx.world_size) if r != ctx.rank]  # fmt: skip
         others = [_path(folder, a, b) for a, b in bounds if b > a] if folder is not None else []
-        distributed.maybe_fault(ctx, wait_for=others)
+        if fault_point:
+            distributed.maybe_fault(ctx, wait_for=others)
         if folder is not None:
             ids = frame["id"].astype(str).iloc[start:stop].tolist()
             write_shard(_path(folder, start, stop), key, ids, prob, features if embeddings else None)

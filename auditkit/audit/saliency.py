@@ -33,6 +33,7 @@ import torch
 from auditkit import distributed
 from auditkit.data.paths import data_root_or, resolve_paths
 from auditkit.errors import InvalidInputError
+from auditkit.explain import methods as attribution_methods
 from auditkit.explain.cache import MapCache
 from auditkit.explain.cases import record_cases
 from auditkit.explain.config import SaliencyConfig
@@ -253,16 +254,11 @@ def _target(spec: str, classes: Any, positive: int | None, rows: pd.DataFrame) -
 
 
 def _method_params(method: str, cfg: SaliencyConfig) -> dict[str, Any]:
-    """Return the saliency settings' parameters of ``method`` (the input normalization is added by explain_sample)."""
-    if method == "ig":
-        return {"n_steps": cfg.ig_steps, "baseline": cfg.ig_baseline}
-    if method == "smoothgrad":
-        return {
-            "n_samples": cfg.smoothgrad_samples,
-            "noise_level": cfg.smoothgrad_noise,
-            "random_state": cfg.seed,
-        }
-    return {}
+    """Return ``method``'s parameters from the saliency settings (its registry entry's ``audit_settings``).
+
+    The input normalization IG needs is added by :func:`auditkit.explain.sample.method_kwargs`.
+    """
+    return {param: getattr(cfg, name) for param, name in attribution_methods.get(method).audit_settings}
 
 
 def _attributes(predictions: Any, sample: pd.DataFrame, cfg: SaliencyConfig) -> list[str]:

@@ -42,6 +42,8 @@ class AttributionMethod:
     aliases: tuple[str, ...] = ()
     diagnostics: tuple[str, ...] = ()
     """per-image checks the method reports (IG's completeness)."""
+    audit_settings: tuple[tuple[str, str], ...] = ()
+    """``(parameter, SaliencyConfig field)`` pairs: the audit's settings that set its explainer's parameters."""
     normalized_baseline: bool = False
     """its explainer takes the input normalization (``mean``, ``std``) to place a baseline given in
     pixel terms (IG's black image) in the model's input space; :func:`auditkit.explain.sample.method_kwargs`
@@ -118,11 +120,14 @@ for _method in (
         ("sum_channels",), ("relu",),
         "positive Integrated-Gradients attribution per pixel (logit units; the map sums to the logit difference)",
         aliases=("integrated_gradients",), diagnostics=("completeness",), normalized_baseline=True,
+        audit_settings=(("n_steps", "ig_steps"), ("baseline", "ig_baseline")),
     ),
     AttributionMethod(
         "smoothgrad", "SmoothGrad", "Smilkov et al. 2017", "gradient",
         frozenset({"n_samples", "noise_level", "internal_batch_size", "random_state"}), ("sum_channels",), ("abs",),
         "absolute gradient of the logit per pixel, averaged over noisy copies (logit per unit intensity)",
+        audit_settings=(("n_samples", "smoothgrad_samples"), ("noise_level", "smoothgrad_noise"),
+                        ("random_state", "seed")),
     ),
 ):  # fmt: skip
     register(_method)

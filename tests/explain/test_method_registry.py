@@ -111,3 +111,17 @@ def test_explain_sample_gives_ig_the_checkpoints_normalization_and_the_maps_of_t
                                 cache=MapCache(tmp_path / "c"), batch_size=2))  # fmt: skip
     assert again[0].n_from_cache == 5
     np.testing.assert_array_equal(again[0].maps["a"].maps, entries[0].maps["a"].maps)
+
+
+def test_audit_settings_name_saliency_fields_and_accepted_parameters():
+    """Each registered ``audit_settings`` pair maps a SaliencyConfig field onto a parameter the explainer accepts."""
+    from auditkit.audit.saliency import _method_params
+
+    cfg = SaliencyConfig(ig_steps=7, smoothgrad_samples=3, seed=11)
+    for name in registry.names():
+        method = registry.get(name)
+        for param, field in method.audit_settings:
+            assert field in SaliencyConfig.model_fields and param in method.parameters
+    assert _method_params("ig", cfg) == {"n_steps": 7, "baseline": cfg.ig_baseline}
+    assert _method_params("smoothgrad", cfg) == {"n_samples": 3, "noise_level": cfg.smoothgrad_noise, "random_state": 11}
+    assert _method_params("gradcam", cfg) == {}
