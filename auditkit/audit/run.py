@@ -20,6 +20,7 @@ comes from the config, ``SOURCE_DATE_EPOCH`` or today (UTC), never a clock time.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import os
 import platform
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from auditkit import __version__
 from auditkit.audit.config import AuditConfig, AuditSettings
@@ -54,11 +56,15 @@ _LIBRARIES = ("numpy", "scipy", "pandas", "scikit-learn")
 
 @dataclass(frozen=True, eq=False)
 class AuditInputs:
-    """The validated inputs of an audit."""
+    """The validated inputs of an audit, and what is derived from them once for every step."""
 
     table: PredictionsTable
     embeddings: np.ndarray | None
     model_run: ModelRun | None = None
+    cohorts: pd.Series | None = None
+    """each row's cohort (val, test, an external site, or None): :func:`auditkit.analysis.cohorts.assign_cohorts`."""
+    images_root: Path | None = None
+    """the folder the table's image paths resolve against and may not escape (:func:`images_root`)."""
 
 
 def prepare_output(config: AuditConfig) -> Path:
@@ -102,7 +108,27 @@ def load_inputs(config: AuditConfig, model_run: ModelRun | None = None) -> Audit
     embeddings = None
     if embeddings_path is not None:
         embeddings = read_embeddings(embeddings_path, table.frame["id"].tolist())
-    return AuditInputs(table, embeddings, model_run)
+    from auditkit.analysis.cohorts import assign_cohorts
+
+    return AuditInputs(table, embeddings, model_run, cohorts=assign_cohorts(table), images_root=images_root(config, table))
+
+
+def images_root(config: AuditConfig, table: PredictionsTable) -> Path | None:
+    """Return the root the table's image paths resolve against (once per audit: saliency, slices, robustness).
+
+    A model run writes the table into the output folder while its image paths
+    stay relative to the manifest's folder, so the fence is the manifest's
+    root (or --data-root); a table ``auditkit predict`` wrote with this very
+    model (check_model_matches refuses any other with --model) was fenced by
+    the root it recorded. None: the table's own folder.
+    """
+    from auditkit.data.paths import resolve_root
+
+    root = resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
+    recorded = (table.model or {}).get("data_root")
+    if root is None and recorded:
+        root = Path(recorded)
+    return None if root is None else Path(root)
 
 
 def audit_date(settings: AuditSettings) -> str:
@@ -231,7 +257,6 @@ def explain_section(
     if loaded is None or not config.explain:
         return {}
     from auditkit.audit.saliency import run_saliency
-    from auditkit.data.paths import resolve_root
     from auditkit.explain.config import SaliencyConfig
 
     saliency_cfg = SaliencyConfig.from_any(config.settings)
@@ -242,31 +267,24 @@ def explain_section(
         saliency_cfg = saliency_cfg.model_copy(
             update={"attributes": tuple(config.settings.attributes)}
         )
-    # A model run writes the table into out_dir while its image paths stay relative to the
-    # manifest's folder, so the fence is the manifest's root (or --data-root).
-    data_root = (
-        resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
-    )
-    recorded_root = (inputs.table.model or {}).get("data_root")
-    if data_root is None and recorded_root:
-        # a table auditkit predict wrote with this very model (check_model_matches refused any
-        # other table given with --model): its paths were fenced by the root it recorded
-        data_root = Path(recorded_root)
     saliency, gallery = run_saliency(
         loaded, inputs.table, out_dir=out_dir, config=saliency_cfg,
-        data_root=data_root, allow_outside_root=config.allow_outside_root,
+        data_root=inputs.images_root, allow_outside_root=config.allow_outside_root,
     )  # fmt: skip
     if not saliency:
         return {}
     return {"saliency": saliency, "gallery": gallery}
 
 
-def failures_section(table: PredictionsTable, settings: Any, sections: dict[str, Any]) -> dict[str, Any]:
+def failures_section(
+    table: PredictionsTable, settings: Any, sections: dict[str, Any], *, cohorts: pd.Series | None = None
+) -> dict[str, Any]:
     """Return ``{"failures": ...}``: the worst errors per cohort at the operating point (binary tasks only).
 
     Also adds ``data.subgroups`` (images, patients and positives per split and
     attribute value, training included) and ``data.site_comparison`` (the
     internal sites of the test cohort against each other) to ``sections``.
+    ``cohorts``: each row's cohort as the audit derived it (derived here when None).
     """
     threshold = (sections.get("operating_point") or {}).get("threshold")
     if sections.get("run_info", {}).get("task") != "binary" or threshold is None:
@@ -276,7 +294,7 @@ def failures_section(table: PredictionsTable, settings: Any, sections: dict[str,
     from auditkit.audit.statistics import assign_cohorts
 
     y_pos = table.frame["y_true"].to_numpy() == 1  # binary: class index 1 is the positive class
-    cohorts = assign_cohorts(table)
+    cohorts = assign_cohorts(table) if cohorts is None else cohorts
     attributes = list(settings.attributes or [])
     data = sections.get("data")
     if isinstance(data, dict):  # sizes in images and patients per split, training included; internal sites
@@ -336,10 +354,11 @@ def run_audit(config: AuditConfig) -> AuditResults:
         config.settings,
         embeddings=inputs.embeddings,
         delivered_calibration=loaded.meta.get("calibration") if loaded is not None else None,
+        cohorts=inputs.cohorts,
     )
     if provenance is not None:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
-    sections.update(failures_section(inputs.table, config.settings, sections))
+    sections.update(failures_section(inputs.table, config.settings, sections, cohorts=inputs.cohorts))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
     from auditkit.audit.clinical import (
         add_clinical,  # decision curves, conformal, slices, robustness
@@ -347,10 +366,8 @@ def run_audit(config: AuditConfig) -> AuditResults:
 
     add_clinical(config, inputs, loaded, sections)
     if loaded is not None and model_run is None:
-        inputs = AuditInputs(
-            inputs.table,
-            inputs.embeddings,
-            ModelRun(loaded, inputs.table.path, config.embeddings, None, None),
+        inputs = dataclasses.replace(
+            inputs, model_run=ModelRun(loaded, inputs.table.path, config.embeddings, None, None)
         )
     document = assemble_document(config, inputs, sections)
     path = write_outputs(out_dir, document)
