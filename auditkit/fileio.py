@@ -351,6 +351,38 @@ def output_lock(target: str | os.PathLike[str], *, flag: str = "--out") -> Itera
         os.close(fd)
 
 
+def refuse_while_written(folder: str | os.PathLike[str], what: str) -> None:
+    """Return None when no auditkit run holds the output lock of ``folder``; raise OutputPathError otherwise.
+
+    A reader (the gate reading an audit's results.json) must not judge a
+    folder that a running audit is rewriting: the file it reads and the
+    report beside it could come from two runs.
+    """
+    import fcntl
+
+    from auditkit.errors import OutputPathError
+
+    path = lock_path(folder)
+    if os.fspath(path) in _HELD:
+        return  # this process holds it: an audit that gates its own results
+    try:
+        fd = os.open(os.fspath(path), os.O_RDONLY)
+    except OSError:
+        return  # no lock file: nobody is writing
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            raise OutputPathError(
+                f"{what} {os.fspath(folder)!r} is being written by another auditkit run "
+                f"(pid {holder}); wait for it to finish"
+            ) from None
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
 def write_csv(path: str | os.PathLike[str], frame: Any, *, float_format: str | None = None) -> Path:
     """Write the DataFrame ``frame`` as CSV (no index, ``\\n`` line ends) atomically and return the path.
 

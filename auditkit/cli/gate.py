@@ -45,7 +45,14 @@ def gate(
     ),
 ) -> int:
     """Apply a gate policy to an audit's results: exit 0 pass, 1 fail, 2 input error."""
-    from auditkit.fileio import protect_input, refuse_input_overwrite
+    import contextlib
+
+    from auditkit.fileio import (
+        output_lock,
+        protect_input,
+        refuse_input_overwrite,
+        refuse_while_written,
+    )
     from auditkit.gate import evaluate, load_policy, print_verdict_table, write_outputs
     from auditkit.gate.outputs import headline
     from auditkit.progress import is_quiet
@@ -56,6 +63,7 @@ def gate(
     for flag, path in (("--json", json_out), ("--junit", junit_out), ("--summary", summary_out)):
         if path is not None:
             refuse_input_overwrite(path, flag=flag)  # before anything is judged or written
+    refuse_while_written(results if results.is_dir() else results.parent, "the audit folder")
     loaded_policy = load_policy(policy)
     loaded = read_results_file(results)  # one read: the hash is of the bytes evaluated
     outcome = evaluate(
@@ -64,7 +72,11 @@ def gate(
     outcome = dataclasses.replace(
         outcome, results_source=str(loaded.path), results_sha256=loaded.sha256
     )
-    write_outputs(outcome, json_path=json_out, junit_path=junit_out, summary_path=summary_out)
+    with contextlib.ExitStack() as locks:  # two gates writing one --json/--junit never interleave
+        for flag, path in (("--json", json_out), ("--junit", junit_out), ("--summary", summary_out)):
+            if path is not None:
+                locks.enter_context(output_lock(path, flag=flag))
+        write_outputs(outcome, json_path=json_out, junit_path=junit_out, summary_path=summary_out)
     if is_quiet():
         typer.echo(headline(outcome))
     else:

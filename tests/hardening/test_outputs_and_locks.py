@@ -161,3 +161,42 @@ def test_the_lock_lies_beside_the_output_so_an_empty_folder_stays_empty(tmp_path
     assert run(["--quiet", "synth", "--out", str(out), "--n", "40", "--size", "32"]) == ExitCode.OK
     assert lock_path(out) == tmp_path / ".phantom.lock" and not lock_path(out).exists()
     assert not [p for p in tmp_path.rglob("*.lock")]
+
+
+def _hold(target):
+    script = textwrap.dedent(f"""
+        import sys
+        from auditkit.fileio import output_lock
+        with output_lock({str(target)!r}):
+            print("held", flush=True)
+            sys.stdin.readline()
+    """)
+    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_gate_refuses_an_audit_folder_being_written_and_a_locked_output(tmp_path, capsys):
+    table = tmp_path / "p.csv"
+    _table().to_csv(table, index=False)
+    out = tmp_path / "a"
+    assert run(["--quiet", "audit", "--predictions", str(table), "--out", str(out), "--n-boot", "50",
+                "--no-report", "--attributes", "sex", "--operating-point", "threshold:0.5"]) == ExitCode.OK
+    gate = ["--quiet", "gate", str(out), "--policy", "default"]
+    holder = _hold(out)  # an audit rewriting the folder
+    try:
+        assert run(gate) == ExitCode.INPUT_ERROR
+        line = _err(capsys)
+        assert "being written" in line and f"pid {holder.pid}" in line
+    finally:
+        holder.communicate("\n", timeout=30)
+    verdict = tmp_path / "gate.json"
+    holder = _hold(verdict)  # another gate writing the same --json
+    try:
+        assert run([*gate, "--json", str(verdict)]) == ExitCode.INPUT_ERROR
+        assert f"pid {holder.pid}" in _err(capsys)
+        assert not verdict.exists()
+    finally:
+        holder.communicate("\n", timeout=30)
+    assert run([*gate, "--json", str(verdict)]) in (ExitCode.OK, ExitCode.GATE_FAILED)  # free again
+    assert verdict.exists() and not lock_path(verdict).exists()
