@@ -87,11 +87,11 @@ NOT_APPLICABLE_MULTICLASS = {
 # --------------------------------------------------------------------------- the run's engine
 
 
-def _engine(table: PredictionsTable, settings: Any) -> Engine:
+def _engine(table: PredictionsTable, settings: Any, cohort: pd.Series | None = None) -> Engine:
     """Return the statistics step's engine: the same strata, clusters and seed over the audited rows."""
-    from auditkit.audit.statistics import assign_cohorts
+    from auditkit.analysis.cohorts import assign_cohorts
 
-    cohort = assign_cohorts(table)
+    cohort = assign_cohorts(table) if cohort is None else cohort
     audited = np.flatnonzero(cohort.notna().to_numpy())
     frame = table.frame.iloc[audited].reset_index(drop=True)
     cohort_col = cohort.iloc[audited].reset_index(drop=True).astype(str)
@@ -107,10 +107,13 @@ def _engine(table: PredictionsTable, settings: Any) -> Engine:
     return Engine(resamples, settings.run_context.intervals_for(resamples.clustered))
 
 
-def _cohort_rows(table: PredictionsTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    from auditkit.audit.statistics import assign_cohorts
+def _cohort_rows(
+    table: PredictionsTable, cohort: pd.Series | None = None
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Return the audited rows (cohort not None) and each cohort's positions among them (val, test, sites)."""
+    from auditkit.analysis.cohorts import assign_cohorts
 
-    cohort = assign_cohorts(table)
+    cohort = assign_cohorts(table) if cohort is None else cohort
     audited = np.flatnonzero(cohort.notna().to_numpy())
     names = cohort.iloc[audited].astype(str).to_numpy()
     order = [c for c in ("val", "test") if c in set(names)] + sorted(set(names) - {"val", "test"})
@@ -282,20 +285,21 @@ def _slices(
 
 def compute_clinical(
     table: PredictionsTable, settings: Any, sections: dict[str, Any], *, embeddings: np.ndarray | None = None,
-    engine: Engine | None = None,
+    engine: Engine | None = None, cohorts: pd.Series | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Return results.json's ``clinical`` section (``{}`` when disabled or the task is neither binary nor multi-class).
 
     ``engine`` is the statistics step's engine over the audited rows (same
     order as :func:`_cohort_rows`); ``None`` builds the same resamples here.
+    ``cohorts``: each row's cohort as the audit derived it (derived here when None).
     """
     cfg = ClinicalSettings.from_any(getattr(settings, "clinical", None))
     task = table.classes.task
     if not cfg.enabled or task not in ("binary", "multiclass"):
         return {}
     status("clinical validation: " + ("decision curves, conformal sets, slices" if task == "binary" else "conformal sets"))
-    engine = engine if engine is not None else _engine(table, settings)
-    audited, cohorts = _cohort_rows(table)
+    engine = engine if engine is not None else _engine(table, settings, cohorts)
+    audited, cohorts = _cohort_rows(table, cohorts)
     frame = table.frame.iloc[audited].reset_index(drop=True)
     y = frame["y_true"].to_numpy(np.int64)
     probs = table.probs[audited]
@@ -335,7 +339,7 @@ def _repeatability(frame: pd.DataFrame, cohorts: dict[str, np.ndarray], s: np.nd
 
 def robustness_section(
     loaded: Any, table: PredictionsTable, settings: Any, sections: dict[str, Any], *, data_root: Path | None,
-    allow_outside_root: bool = False, engine: Engine | None = None,
+    allow_outside_root: bool = False, engine: Engine | None = None, cohorts: pd.Series | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Return ``clinical.robustness`` from running the model on perturbed images (None when not asked).
 
@@ -353,9 +357,9 @@ def robustness_section(
     from auditkit.clinical.perturbations import resolve
     from auditkit.clinical.robustness import image_batches, model_forward, run_perturbations
     from auditkit.data.paths import data_root_or, resolve_paths
-    engine = engine if engine is not None else _engine(table, settings)
-    audited, cohorts = _cohort_rows(table)
-    rows = cohorts.get(r.cohort)
+    engine = engine if engine is not None else _engine(table, settings, cohorts)
+    audited, by_cohort = _cohort_rows(table, cohorts)
+    rows = by_cohort.get(r.cohort)
     if rows is None or len(rows) == 0 or "image" not in table.frame.columns:
         return {"not_assessed": f"no {r.cohort!r} rows with images to perturb"}
     if len(rows) > r.max_images:  # a seeded sample keeps the run bounded
@@ -421,22 +425,20 @@ def add_clinical(
 ) -> None:
     """Add the ``clinical`` section to ``sections`` (robustness too when the audit has the model and images).
 
-    ``engine``: the statistics step's engine, reused for every clinical interval (None: rebuilt here).
+    ``engine``: the statistics step's engine, reused for every clinical interval (None: built here once,
+    shared by the sections and the robustness run). ``inputs.cohorts`` and ``inputs.images_root``, when
+    the audit derived them, are used as they are.
     """
+    cohorts = getattr(inputs, "cohorts", None)
     if engine is None and inputs.table.classes.task in ("binary", "multiclass"):
-        engine = _engine(inputs.table, config.settings)  # built once, shared by the sections and the robustness run
+        engine = _engine(inputs.table, config.settings, cohorts)
     sections.update(compute_clinical(inputs.table, config.settings, sections, embeddings=inputs.embeddings,
-                                     engine=engine))  # fmt: skip
+                                     engine=engine, cohorts=cohorts))  # fmt: skip
     if "clinical" not in sections:
         return
-    from auditkit.data.paths import resolve_root
     from auditkit.errors import AuditkitError
 
-    # the images' fence, as for the explanations: the manifest's root, --data-root, or the recorded root
-    data_root = resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
-    recorded = (inputs.table.model or {}).get("data_root")
-    if data_root is None and recorded:
-        data_root = Path(recorded)
+    data_root = _images_root(config, inputs)
     try:
         write_slice_examples(sections["clinical"], inputs.table, Path(config.out), data_root=data_root,
                              allow_outside_root=config.allow_outside_root)  # fmt: skip
@@ -448,7 +450,19 @@ def add_clinical(
         return
     robustness = robustness_section(
         loaded, inputs.table, config.settings, sections, data_root=data_root,
-        allow_outside_root=config.allow_outside_root, engine=engine,
+        allow_outside_root=config.allow_outside_root, engine=engine, cohorts=cohorts,
     )  # fmt: skip
     if robustness is not None:  # None: not asked (a multi-class audit keeps its not_applicable reason)
         sections["clinical"]["robustness"] = robustness
+
+
+def _images_root(config: Any, inputs: Any) -> Path | None:
+    """Return the images' fence: the audit's ``inputs.images_root``, else as the explanations derive it."""
+    if getattr(inputs, "images_root", None) is not None:
+        return inputs.images_root
+    from auditkit.data.paths import resolve_root
+
+    # the manifest's root, --data-root, or the root the model run recorded
+    data_root = resolve_root(config.manifest, config.data_root) if config.manifest is not None else config.data_root
+    recorded = (inputs.table.model or {}).get("data_root")
+    return Path(recorded) if data_root is None and recorded else data_root
