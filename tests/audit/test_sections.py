@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix, roc_auc_score
 
@@ -135,6 +136,32 @@ def test_the_sections_hold_the_numbers_of_independent_oracles(audited):
     group = sections.fairness.attributes["sex"].groups["F"]
     assert group["n"] == len(female) and group["n_positive"] == int(female["y_true"].sum())
     assert np.isclose(group["auroc"].estimate, roc_auc_score(female["y_true"], female["score"]))
+
+
+def test_a_multiclass_audit_round_trips_too(tmp_path):
+    """The multi-class shapes (per_class, macro, scope, class counts, no Platt) against results.json."""
+    rng = np.random.default_rng(1)
+    n, classes = 600, np.array(["normal", "benign", "malignant"])
+    y = rng.choice(3, n, p=[0.5, 0.3, 0.2])
+    logits = rng.normal(size=(n, 3))
+    logits[np.arange(n), y] += 1.5
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    site = rng.choice(["A", "B", "C"], n, p=[0.4, 0.4, 0.2])
+    frame = pd.DataFrame({"id": [f"m{i}" for i in range(n)], "y_true": classes[y], "site": site,
+                          "split": np.where(site == "C", "external", rng.choice(["val", "test"], n)),
+                          "sex": rng.choice(["F", "M"], n)})  # fmt: skip
+    for k, name in enumerate(classes):
+        frame[f"score_{name}"] = p[:, k]
+    csv = tmp_path / "multi.csv"
+    frame.to_csv(csv, index=False)
+    code = run(["--quiet", "audit", "--predictions", str(csv), "--out", str(tmp_path / "out"), "--attributes", "sex",
+                "--n-boot", "50", "--no-report"])  # fmt: skip
+    assert code == ExitCode.OK
+    doc = load_results(tmp_path / "out" / "results.json")
+    sections = build_statistics(read_predictions(csv), AuditSettings(attributes=["sex"], n_boot=50))
+    assert sections.discrimination["test"].per_class is not None and sections.recalibration.platt is None
+    for path, section in _every_section(sections):
+        assert to_jsonable(section.to_dict()) == _at(doc, path), path
 
 
 def test_adjusted_sections_are_copies(audited):
