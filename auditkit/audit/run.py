@@ -336,9 +336,10 @@ def run_audit(config: AuditConfig) -> AuditResults:
     """Return the results of the audit ``config`` describes, written to ``config.out``."""
     out_dir = prepare_output(config)
     from auditkit.audit.multilabel_run import is_multilabel_run, run_multilabel_audit
+    from auditkit.audit.volume_saliency import volume_explain_section
     from auditkit.train.kinds import score_other_kind
 
-    config = score_other_kind(config, out_dir)  # a 3-D or multi-label --model: scored into a table first
+    original, config = config, score_other_kind(config, out_dir)  # a 3-D/multi-label --model: scored first
     if is_multilabel_run(config):  # label_<f>/score_<f> columns: every analysis per finding
         return run_multilabel_audit(config, out_dir)
     loaded = load_model(config) if config.model is not None else None
@@ -360,6 +361,7 @@ def run_audit(config: AuditConfig) -> AuditResults:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(failures_section(inputs.table, config.settings, sections, cohorts=inputs.cohorts))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
+    sections.update(volume_explain_section(original, inputs.table, out_dir, sections))  # 3-D saliency
     from auditkit.audit.clinical import (
         add_clinical,  # decision curves, conformal, slices, robustness
     )
