@@ -110,11 +110,16 @@ def _external_subgroups(source: Source) -> str:
     if not sites:
         return "no external site in this audit"
     analysed = {str(b.get("cohort")) for b in source.mapping("fairness").values() if isinstance(b, Mapping)}
+    analysed |= {s for s in sites if isinstance(source.get(f"external.{s}.fairness"), Mapping)}
+    rates = [s for s in sites if s not in analysed and isinstance(source.get(f"external.{s}.subgroups"), Mapping)]
     done = [s for s in sites if s in analysed]
-    missing = [s for s in sites if s not in analysed]
+    missing = [s for s in sites if s not in analysed and s not in rates]
     parts = []
     if done:
         parts.append(f"subgroup performance computed at {', '.join(done)}")
+    if rates:
+        parts.append(f"per-subgroup rates with CIs at {', '.join(rates)} in the external validation section "
+                     "(descriptive: no gap tests; add the site to fairness_cohorts for those)")
     if missing:
         parts.append(f"subgroup performance at {', '.join(missing)} not computed by this audit (subgroups were "
                      f"analysed on: {', '.join(sorted(analysed)) or 'none'}; add the site to fairness_cohorts); "

@@ -325,6 +325,18 @@ def _apply_temperature(s: np.ndarray, t: float) -> np.ndarray:
     return 1 / (1 + np.exp(-logit / t))
 
 
+def external_subgroups(c: Cohort, threshold: float) -> dict:
+    """Return ``external.<site>.subgroups``: each attribute's groups with sizes and Wilson/AUROC estimates."""
+    out = {}
+    for name, labels in (("sex", c.sex), ("age_group", c.age)):
+        groups = fairness_attribute(c, labels, threshold, columns=[name], intersection=False)["groups"]
+        out[name] = {"cohort": c.name, "groups": {
+            v: {"n": g["n"], "n_patients": len(set(c.patients[labels == v].tolist())), "n_positive": g["n_positive"],
+                **{m: g[m] for m in ("auroc", "sensitivity", "specificity", "ppv", "npv")}}
+            for v, g in groups.items()}}  # fmt: skip
+    return out
+
+
 def fairness_attribute(
     c: Cohort, labels: np.ndarray, threshold: float, *, columns: list[str], intersection: bool
 ) -> dict:
@@ -675,6 +687,7 @@ def build_results(root: str | Path, options: Options | None = None, **overrides:
                     "mmd": None,
                 },
                 "warnings": list(cohorts["site_c"]["warnings"]),
+                "subgroups": external_subgroups(ext, threshold),
             }
         }
     if opts.explanations:

@@ -239,3 +239,14 @@ def test_a_one_point_interval_reads_not_estimable_and_no_machine_path_is_printed
     assert text.startswith("1.000 (") and "not estimable: every resample gave the same value" in text
     assert source.cell({"estimate": 0.9, "ci_low": 0.8, "ci_high": 1.0}, "auroc")["text"] == "0.900 (95% CI 0.800\u20131.000)"
     assert str(full_results.parent) not in " ".join(full_pdf_text.split())
+
+
+def test_external_section_lists_each_sites_subgroup_rates_from_results(full_context, full_doc):
+    site = full_context["external"]["sites"][0]
+    groups = full_doc["external"]["site_c"]["subgroups"]["sex"]["groups"]
+    row = next(r for r in site["subgroups"] if r["group"] == "sex = F")
+    sens = groups["F"]["sensitivity"]
+    assert row["cells"][1]["text"] == f"{sens['estimate']:.3f} ({sens['ci_low']:.3f}\u2013{sens['ci_high']:.3f})"
+    assert row["size"].startswith(f"{groups['F']['n_patients']} pt / {groups['F']['n']} img")
+    card = full_context["model_card"]["external_subgroups"]
+    assert "per-subgroup rates with CIs at site_c" in card

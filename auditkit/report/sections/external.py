@@ -41,6 +41,42 @@ def _shift_rows(source: Source, shift: Mapping[str, Any]) -> list[dict[str, str]
     return rows
 
 
+#: the per-subgroup rates of an external site (results.json external.<site>.subgroups).
+SUBGROUP_COLUMNS = ("auroc", "sensitivity", "specificity", "ppv", "npv")
+
+
+def _subgroup_rows(source: Source, subgroups: Any) -> list[dict[str, Any]]:
+    """Return one row per attribute and group at a site: sizes and each rate's cell (a reason when undefined)."""
+    if not isinstance(subgroups, Mapping):
+        return []
+    rows = []
+    for attribute, block in subgroups.items():
+        groups = block.get("groups") if isinstance(block, Mapping) else None
+        for value, g in (groups or {}).items():
+            if not isinstance(g, Mapping):
+                continue
+            rows.append({
+                "group": f"{attribute} = {value}",
+                "size": f"{fmt.format_count(g.get('n_patients'))} pt / {fmt.format_count(g.get('n'))} img, "
+                        f"{fmt.format_count(g.get('n_positive'))} positive",
+                "cells": [_compact(source, g.get(m), m) for m in SUBGROUP_COLUMNS],
+            })  # fmt: skip
+    return rows
+
+
+def _compact(source: Source, estimate: Any, key: str) -> dict[str, str]:
+    """Return a narrow cell: ``0.697 (0.541–0.852)`` (the header names the CI level), else the reason."""
+    cell = source.cell(estimate, key)
+    if cell["css"] != "value" or not isinstance(estimate, Mapping):
+        return cell
+    lo, hi = estimate.get("ci_low"), estimate.get("ci_high")
+    if lo is None or hi is None:
+        return cell
+    d = fmt.decimals_for(key)
+    interval = fmt.format_interval(lo, hi, digits=d, label=False)
+    return {"text": f"{fmt.format_number(estimate['estimate'], digits=d)} ({interval})", "css": "value"}
+
+
 def _site(source: Source, site: str, block: Mapping[str, Any]) -> dict[str, Any]:
     disc = block.get("discrimination") if isinstance(block.get("discrimination"), Mapping) else {}
     calib = block.get("calibration") if isinstance(block.get("calibration"), Mapping) else {}
@@ -67,6 +103,7 @@ def _site(source: Source, site: str, block: Mapping[str, Any]) -> dict[str, Any]
                    for k in SITE_CALIBRATION if k in calib]
     cohort = source.mapping(f"cohorts.{site}")
     return {
+        "subgroups": _subgroup_rows(source, block.get("subgroups")),
         "name": str(site),
         "counts": (f"{fmt.format_count(cohort.get('n_images'))} images of {fmt.format_count(cohort.get('n_patients'))} "
                    f"patients; {fmt.format_count(cohort.get('n_positive'))} positive; prevalence "
@@ -98,5 +135,7 @@ def build_external(source: Source) -> dict[str, Any]:
             "part in development is unknown; FDA's draft guidance (2025) expects test data from sites different "
             "from those used in development"),
         "sites": sites,
+        "subgroup_headers": [fmt.metric_label(m) for m in SUBGROUP_COLUMNS],
+        "ci_label": source.ci_label,
         "scores": _score_figure(source),
     }
