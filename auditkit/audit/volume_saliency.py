@@ -37,6 +37,11 @@ def _interval(values: np.ndarray, *, seed: int, n_boot: int = 1000, level: float
             "method": "percentile bootstrap over volumes", "n": len(values)}  # fmt: skip
 
 
+def _span(slices: list[int]) -> str:
+    """Return ``"7-10"`` for the lesion's slices (``"none"`` without a lesion)."""
+    return f"{min(slices)}-{max(slices)}" if slices else "none"
+
+
 def _sample(frame: pd.DataFrame, threshold: float | None, n_cases: int, seed: int) -> pd.DataFrame:
     audited = frame[frame["split"].isin(["test", "external"])].reset_index(drop=True)
     positive = audited["y_true"].astype(int) == 1
@@ -90,6 +95,7 @@ def volume_saliency_section(
     out = Path(out_dir)
     scale = shared_scale(maps, label="Grad-CAM, full depth, shared scale")
     gallery = []
+    names = list(loaded.classes.classes)
     for i, stem in enumerate(safe_names([str(v) for v in rows["id"]])):
         slices = top_slices(maps[i], masks[i])
         peak = slices["saliency"][0]
@@ -105,7 +111,9 @@ def volume_saliency_section(
         gallery.append({
             "id": str(rows.loc[i, "id"]), "cohort": str(rows.loc[i, "split"]) if rows.loc[i, "split"] == "test"
             else str(rows.loc[i, "site"]), "category": str(rows.loc[i, "category"]),
-            "y_true": int(rows.loc[i, "y_true"]), "score": float(rows.loc[i, "score"]), "attributes": {},
+            "y_true": names[int(rows.loc[i, "y_true"])], "score": float(rows.loc[i, "score"]),
+            "attributes": {"slice": f"{peak} of {maps.shape[1]} (saliency peak)",
+                           "lesion slices": _span(slices["lesion"])},
             "image": image_rel, "overlays": {"gradcam": overlay_rel}, "overlay_scales": {"gradcam": scale.to_dict()},
             "mask": mask_rel, "spatial_dims": 3, "slice": int(peak),
             "slices": {"most_salient": slices["saliency"], "lesion": slices["lesion"]},
