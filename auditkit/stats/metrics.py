@@ -278,6 +278,7 @@ for _metric in (
            binning="{n_bins} equal-mass bins (quantiles of this cohort's scores)", gateable=False),
     Metric("ece_debiased", "ECE (debiased)", "calibration", "sqrt of the debiased squared L2 calibration error "
            "on n_bins equal-mass bins (Kumar et al. 2019)", higher_is_better=False, summary=True,
+           interval="normal (bootstrap standard error)",
            binning="sqrt of the debiased squared L2 calibration error, {n_bins} equal-mass bins (Kumar et al. 2019)"),
     Metric("ece_l1_debiased", "ECE (L1, debiased)", "calibration", "E|P(Y=1 | p) − p| on n_bins equal-mass "
            "bins, each bin's |ȳ_b − p̄_b| debiased by the Gaussian approximation (Kumar et al. 2019 §5)",

@@ -12,6 +12,7 @@ covers in about 10–25% of simulations and fails them.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy import integrate
 from scipy.special import expit
 from scipy.stats import norm
@@ -111,3 +112,37 @@ def test_range_of_many_noisy_groups_keeps_its_estimate_inside_and_the_ratio_at_m
     assert np.isclose(ratio.estimate, min(points) / max(points))
     assert 0.0 < ratio.ci_low <= ratio.estimate <= ratio.ci_high <= 1.0
     assert ratio.groups == (names[0][int(np.argmin(points))], names[0][int(np.argmax(points))])
+
+
+def test_folded_gap_interval_covers_the_absolute_difference_exactly_under_normality():
+    """d ~ N(δ, 1): the interval for |δ| covers with probability 0.95 for every δ (planted δ), and
+    at d = 0 it is [0, z]; the old fallback [0, max(|d|, z)] over-covered near |δ| = se."""
+    from auditkit.stats.intervals import folded_interval
+
+    rng = np.random.default_rng(11)
+    for delta in (0.0, 1.0, 1.25, 3.0):
+        draws = rng.normal(delta, 1.0, 1500)
+        bounds = np.array([folded_interval(float(d), 1.0, 0.05) for d in draws])
+        coverage = np.mean((bounds[:, 0] <= delta) & (delta <= bounds[:, 1]))
+        assert 0.93 <= coverage <= 0.97, (delta, coverage)
+        assert np.all((bounds[:, 0] <= np.abs(draws)) & (np.abs(draws) <= bounds[:, 1]))
+    lo, hi = folded_interval(0.0, 2.0, 0.05)
+    assert lo == 0.0 and hi == pytest.approx(2.0 * norm.ppf(0.975), rel=1e-9)
+
+
+def test_grouped_jackknife_se_of_a_mean_is_the_textbook_standard_error():
+    """Delete-one jackknife of a mean: SE = s / sqrt(n) exactly; two cohorts add their variances."""
+    from auditkit.stats.intervals import jackknife_se
+
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(0, 1, 40), rng.normal(3, 2, 25)
+    jack_a = (a.sum() - a) / (len(a) - 1)  # the mean with each value left out
+    jack_b = (b.sum() - b) / (len(b) - 1)
+    mean_a = Distribution(float(a.mean()), np.zeros(10), np.r_[jack_a, np.full(25, np.nan)])
+    groups = np.r_[np.zeros(40, int), np.ones(25, int)]
+    se, blocks = jackknife_se(mean_a, groups)
+    assert se == pytest.approx(np.std(a, ddof=1) / np.sqrt(40), rel=1e-12) and blocks == 40
+    diff = Distribution(float(b.mean() - a.mean()), np.zeros(10), np.r_[b.mean() - jack_a, jack_b - a.mean()])
+    se_d, _ = jackknife_se(diff, groups)
+    expected = np.sqrt(np.var(a, ddof=1) / 40 + np.var(b, ddof=1) / 25)
+    assert se_d == pytest.approx(expected, rel=1e-12)
