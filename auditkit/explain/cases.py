@@ -95,6 +95,12 @@ def _text(frame: pd.DataFrame, column: str, i: int) -> str | None:
     return None if value is None or value == "" else str(value)
 
 
+def _frame(frame: pd.DataFrame, i: int) -> int | None:
+    """Return row ``i``'s frame of a multi-frame source (manifest column 'frame'), or None."""
+    value = plain_cell(frame["frame"].iloc[i]) if "frame" in frame.columns else None
+    return None if value is None else int(value)
+
+
 def _source_format(path: str | None) -> str | None:
     if path is None:
         return None
@@ -253,7 +259,7 @@ def _case(
         "mask": files["mask"],
         "maps": files["maps"],
         "arrays": files["arrays"],
-        "source": {"path": source, "format": _source_format(source)},
+        "source": {"path": source, "format": _source_format(source), "frame": _frame(sample, i)},
         "metrics": metrics,
         "flags": {
             flag: any(v["flags"][flag] for v in metrics.values())

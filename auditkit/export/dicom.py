@@ -12,7 +12,11 @@ Image / Source Image sequences, and the method with its parameters in the
 Series Description (64 characters) and in full in the Derivation Description.
 ``secondary_capture`` adds a Secondary Capture of the blended overlay (RGB,
 the report's colormap and shared scale) for viewers that cannot show
-Parametric Maps.
+Parametric Maps. A multi-frame source (enhanced CT/MR, a multi-frame
+Secondary Capture) gets a one-frame map on the case's frame (cases.json
+``source.frame``, the manifest's ``frame`` column), placed at that frame's
+plane position and referenced by its Referenced Frame Number; a multi-frame
+source without a recorded frame is counted and skipped.
 
 Privacy: patient and study attributes come only from the source (highdicom
 copies the patient and study modules); file names are counters and method
@@ -92,7 +96,8 @@ class ExportSummary:
         if self.skipped_missing:
             out.append(f"skipped {self.skipped_missing} cases whose source file is no longer readable")
         if self.skipped_multiframe:
-            out.append(f"skipped {self.skipped_multiframe} multi-frame sources (one map per frame is not recorded)")
+            out.append(f"skipped {self.skipped_multiframe} multi-frame sources whose frame was not recorded "
+                       "(give the manifest a 'frame' column)")
         return out
 
 
@@ -160,8 +165,71 @@ def _with_pixel_grid_geometry(source: Any) -> Any:
     return grid
 
 
+def _with_frame_grid_geometry(source: Any) -> Any:
+    """Return a copy of the multi-frame ``source`` given a pixel-grid geometry: frame k at z = k."""
+    import copy
+
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    grid = _with_pixel_grid_geometry(source)
+    shared = copy.deepcopy(source.SharedFunctionalGroupsSequence[0]) if "SharedFunctionalGroupsSequence" in source else Dataset()
+    measures, orientation = Dataset(), Dataset()
+    measures.PixelSpacing, measures.SliceThickness = list(grid.PixelSpacing), 1.0
+    orientation.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
+    shared.PixelMeasuresSequence, shared.PlaneOrientationSequence = Sequence([measures]), Sequence([orientation])
+    grid.SharedFunctionalGroupsSequence = Sequence([shared])
+    frames = []
+    for z in range(_n_frames(source)):
+        item, position = Dataset(), Dataset()
+        position.ImagePositionPatient = [0.0, 0.0, float(z)]
+        item.PlanePositionSequence = Sequence([position])
+        frames.append(item)
+    grid.PerFrameFunctionalGroupsSequence = Sequence(frames)
+    return grid
+
+
+def _frame_group(source: Any, frame: int, keyword: str) -> Any:
+    """Return the functional group ``keyword`` of ``frame`` (per-frame first, then shared), or None."""
+    for groups in (source.get("PerFrameFunctionalGroupsSequence"), source.get("SharedFunctionalGroupsSequence")):
+        if groups:
+            item = groups[frame] if len(groups) > 1 or keyword == "PlanePositionSequence" else groups[0]
+            if keyword in item and item[keyword].value:
+                return item[keyword][0]
+    return None
+
+
+def _frame_geometry(source: Any, frame: int) -> tuple[Any, dict[str, Any]]:
+    """Return (source, the plane position/orientation/pixel measures of its ``frame``) for highdicom.
+
+    highdicom finds the source frame the map lies on from the position and
+    references it (Referenced Frame Number); a multi-frame object without
+    patient geometry gets the pixel grid's, frame k at z = k.
+    """
+    import highdicom as hd
+
+    patient = hd.CoordinateSystemNames.PATIENT
+    if "FrameOfReferenceUID" not in source or _frame_group(source, frame, "PlanePositionSequence") is None:
+        source = _with_frame_grid_geometry(source)
+    position = _frame_group(source, frame, "PlanePositionSequence").ImagePositionPatient
+    orientation = _frame_group(source, frame, "PlaneOrientationSequence").ImageOrientationPatient
+    measures = _frame_group(source, frame, "PixelMeasuresSequence")
+    thickness = measures.get("SliceThickness")
+    return source, {
+        "plane_positions": [hd.PlanePositionSequence(patient, [float(v) for v in position])],
+        "plane_orientation": hd.PlaneOrientationSequence(patient, [float(v) for v in orientation]),
+        "pixel_measures": hd.PixelMeasuresSequence(
+            [float(v) for v in measures.PixelSpacing], float(thickness) if thickness else None
+        ),
+    }
+
+
+def _n_frames(source: Any) -> int:
+    return int(source.get("NumberOfFrames", 1) or 1)
+
+
 def _parametric_map(source: Any, values: np.ndarray, *, series_uid: str, series_number: int, instance: int,
-                    description: str, derivation: str, label: str) -> Any:  # fmt: skip
+                    description: str, derivation: str, label: str, frame: int | None = None) -> Any:  # fmt: skip
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -178,11 +246,16 @@ def _parametric_map(source: Any, values: np.ndarray, *, series_uid: str, series_
     # (CT/MR). A projection radiograph (CR/DX) has no patient coordinate system; the map then gets
     # a Frame of Reference of its own for the source's pixel grid (origin 0, rows along y, the
     # imager spacing), which says only that map pixel (r, c) lies on source pixel (r, c).
-    if "FrameOfReferenceUID" not in source or "ImagePositionPatient" not in source:
+    geometry: dict[str, Any] = {}
+    pixels = values.astype(np.float32)
+    if frame is not None:  # one frame of a multi-frame source
+        source, geometry = _frame_geometry(source, frame)
+        pixels = pixels[None]
+    elif "FrameOfReferenceUID" not in source or "ImagePositionPatient" not in source:
         source = _with_pixel_grid_geometry(source)
     pm = hd.pm.ParametricMap(
         source_images=[source],
-        pixel_array=values.astype(np.float32),
+        pixel_array=pixels,
         series_instance_uid=series_uid,
         series_number=series_number,
         sop_instance_uid=hd.UID(),
@@ -197,6 +270,7 @@ def _parametric_map(source: Any, values: np.ndarray, *, series_uid: str, series_
         window_width=max(high - low, 1e-6),
         content_label=label,
         content_description=description[:64],
+        **geometry,
     )
     pm.SeriesDescription = description
     pm.DerivationDescription = derivation[:1024]
@@ -228,11 +302,11 @@ def _secondary_capture(source: Any, rgb: np.ndarray, *, series_uid: str, series_
     return sc
 
 
-def _overlay_rgb(path: str, values: np.ndarray, scale: dict[str, Any]) -> np.ndarray:
+def _overlay_rgb(path: str, values: np.ndarray, scale: dict[str, Any], frame: int | None = None) -> np.ndarray:
     from auditkit.data.readers import read_image
     from auditkit.explain.overlay import OverlayScale, render_overlay
 
-    image = read_image(path)  # modality and VOI LUTs applied, MONOCHROME1 inverted
+    image = read_image(path, frame_index=frame)  # modality and VOI LUTs applied, MONOCHROME1 inverted
     overlay_scale = OverlayScale(float(scale.get("vmin", 0.0)), float(scale.get("vmax", 1.0)),
                                  str(scale.get("label", "")), str(scale.get("cmap", "inferno")))  # fmt: skip
     shown = render_overlay(image, values, overlay_scale, panel_px=max(values.shape), colorbar=False)
@@ -275,7 +349,7 @@ def export_dicom(
     listing = []
     for number, case in enumerate(document["cases"], start=1):
         summary.n_cases += 1
-        source = _single_frame_source(case, summary)
+        source = _dicom_source(case, summary)
         if source is None:
             continue
         summary.n_dicom_cases += 1
@@ -322,8 +396,11 @@ class _Numbering:
         return uid, series_number, self._instances[key]
 
 
-def _single_frame_source(case: dict[str, Any], summary: ExportSummary) -> Any:
-    """Return the case's single-frame DICOM source dataset, or None (counted in ``summary``)."""
+def _dicom_source(case: dict[str, Any], summary: ExportSummary) -> Any:
+    """Return the case's DICOM source dataset, or None (counted in ``summary``).
+
+    A multi-frame source needs the case's frame (cases.json ``source.frame``).
+    """
     source_info = case.get("source") or {}
     if source_info.get("format") != "dicom":
         summary.skipped_not_dicom += 1
@@ -332,7 +409,8 @@ def _single_frame_source(case: dict[str, Any], summary: ExportSummary) -> Any:
     if source is None or "PixelData" not in source:
         summary.skipped_missing += 1
         return None
-    if int(source.get("NumberOfFrames", 1) or 1) > 1:
+    frame = source_info.get("frame")
+    if _n_frames(source) > 1 and not (isinstance(frame, int) and 0 <= frame < _n_frames(source)):
         summary.skipped_multiframe += 1
         return None
     return source
@@ -362,13 +440,14 @@ def _case_datasets(
         key = (str(source.SeriesInstanceUID), method)
         uid, series_number, instance = numbering.next(key, 9000)
         resampled = resample_to(values, shape)
+        frame = case["source"].get("frame") if _n_frames(source) > 1 else None
         written = [("pm", method, _parametric_map(
             source, resampled, series_uid=uid, series_number=series_number, instance=instance,
-            description=description, derivation=derivation, label=method.upper()[:16],
+            description=description, derivation=derivation, label=method.upper()[:16], frame=frame,
         ))]  # fmt: skip
         if secondary_capture:
             sc_uid, sc_number, sc_instance = numbering.next((key[0], method + ":sc"), 9500)
-            rgb = _overlay_rgb(case["source"]["path"], resampled, info.get("scale", {}))
+            rgb = _overlay_rgb(case["source"]["path"], resampled, info.get("scale", {}), frame)
             written.append(("sc", method, _secondary_capture(
                 source, rgb, series_uid=sc_uid, series_number=sc_number, instance=sc_instance,
                 description=f"{description} overlay"[:64], derivation=derivation,

@@ -152,3 +152,57 @@ def test_a_non_empty_output_folder_is_refused_without_force(tmp_path, capsys):
     (tmp_path / "out" / "x").write_text("keep")
     assert run(["export-dicom", str(tmp_path / "report"), "--out", str(tmp_path / "out")]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def _with_study(path, frame_of_reference=True):
+    from pydicom.uid import generate_uid
+
+    ds = _read(path)
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    if frame_of_reference:
+        ds.FrameOfReferenceUID = generate_uid()
+    for keyword, value in (("PatientName", "PLANTED"), ("StudyDate", "20260101"), ("StudyTime", "000000"),
+                           ("AccessionNumber", ""), ("ReferringPhysicianName", ""), ("StudyID", "1"),
+                           ("SeriesNumber", 1), ("InstanceNumber", 1), ("PatientBirthDate", ""),
+                           ("PatientSex", "")):  # fmt: skip
+        setattr(ds, keyword, value)
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def test_multi_frame_sources_get_a_map_on_the_recorded_frame(tmp_path):
+    """Enhanced CT (frames stored top-down) and a multi-frame SC: the map lies on, and references, its frame."""
+    from auditkit.export.dicom import export_dicom, resample_to
+    from tests.volumes.dicom_helpers import write_enhanced_ct, write_multiframe
+
+    rng = np.random.default_rng(0)
+    enhanced = _with_study(write_enhanced_ct(tmp_path / "ect.dcm", rng.normal(0, 50, (4, 24, 20)), spacing=(2.0, 0.7, 0.7)))
+    multi_sc = _with_study(write_multiframe(tmp_path / "sc.dcm", rng.integers(0, 4000, (3, 16, 12))), frame_of_reference=False)
+    # frames are 0-based stored indices: the enhanced CT stores z top-down, so frame 2 is z index 1, at 10 + 1 * 2.0 mm
+    planted = write_planted_report(tmp_path / "report", n=3, source_paths=[str(enhanced), str(multi_sc), str(enhanced)],
+                                   source_frames=[2, 1, None])  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        summary = export_dicom(tmp_path / "report", tmp_path / "out", secondary_capture=True)
+    assert summary.skipped_multiframe == 1 and summary.n_dicom_cases == 2
+    assert any("frame was not recorded" in line for line in summary.lines())
+    source = _read(enhanced)
+    pm = _read(tmp_path / "out" / "pm_00001_gradcam.dcm")
+    assert pm.SOPClassUID == PARAMETRIC_MAP and int(pm.NumberOfFrames) == 1
+    assert pm.FrameOfReferenceUID == source.FrameOfReferenceUID and pm.StudyInstanceUID == source.StudyInstanceUID
+    reference = pm.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert reference.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert int(reference.ReferencedFrameNumber) == 3  # stored index 2, 1-based
+    position = pm.PerFrameFunctionalGroupsSequence[0].PlanePositionSequence[0].ImagePositionPatient
+    assert [float(v) for v in position] == pytest.approx(
+        [float(v) for v in source.PerFrameFunctionalGroupsSequence[2].PlanePositionSequence[0].ImagePositionPatient])
+    spacing = pm.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing
+    assert [float(v) for v in spacing] == pytest.approx([0.7, 0.7])
+    truth = planted["displays"]["gradcam"][0]
+    assert np.array_equal(pm.pixel_array.astype(np.float32), resample_to(truth, (24, 20)))
+    sc_map = _read(tmp_path / "out" / "pm_00002_ig.dcm")
+    sc_reference = sc_map.PerFrameFunctionalGroupsSequence[0].DerivationImageSequence[0].SourceImageSequence[0]
+    assert int(sc_reference.ReferencedFrameNumber) == 2 and sc_reference.ReferencedSOPInstanceUID == _read(multi_sc).SOPInstanceUID
+    assert (sc_map.Rows, sc_map.Columns) == (16, 12)
+    overlay = _read(tmp_path / "out" / "sc_00002_gradcam.dcm")
+    assert overlay.pixel_array.shape == (16, 12, 3)

@@ -82,8 +82,9 @@ def planted_cases(n: int = 12) -> dict:
 
 
 def write_planted_report(
-    folder: Path, n: int = 12, *, source_paths: list[str | None] | None = None, results: bool = True
-) -> dict:
+    folder: Path, n: int = 12, *, source_paths: list[str | None] | None = None,
+    source_frames: list[int | None] | None = None, results: bool = True,
+) -> dict:  # fmt: skip
     """Write results.json and the explanation step's case records for planted cases into ``folder``."""
     from auditkit.explain.cases import write_cases
 
@@ -91,6 +92,8 @@ def write_planted_report(
     frame = planted["frame"]
     if source_paths is not None:
         frame["image"] = source_paths
+    if source_frames is not None:
+        frame["frame"] = pd.array(source_frames, dtype="Int64")
     categories = {"TP": "true_positive", "FN": "false_negative", "FP": "false_positive", "TN": "true_negative"}
     outcome = [("TP" if p else "FN") if t else ("FP" if p else "TN") for t, p in zip(frame.y_true, frame.y_pred, strict=True)]
     folder.mkdir(parents=True, exist_ok=True)
