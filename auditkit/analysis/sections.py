@@ -194,3 +194,5 @@ class StatisticsSections(Section):
     calibration_chain: CalibrationChain
     warnings: tuple[Caveat, ...]
     run_info: Mapping[str, Any]
+    engine: Any = dataclasses.field(default=None, metadata={"json": False}, compare=False, repr=False)
+    """the run's :class:`~auditkit.stats.engine.Engine` (its resamples), for later steps that must share them."""

@@ -42,7 +42,7 @@ from auditkit.audit.inference import (
     score_manifest,
 )
 from auditkit.audit.predictions import PredictionsTable, read_embeddings, read_predictions
-from auditkit.audit.statistics import compute_statistics
+from auditkit.audit.statistics import build_statistics
 from auditkit.audit.summary import render_summary
 from auditkit.errors import ConfigError, OutputExistsError
 from auditkit.fileio import atomic_write_text, dumps_json, sha256_bytes, sha256_file, to_jsonable
@@ -350,13 +350,14 @@ def run_audit(config: AuditConfig) -> AuditResults:
     # a table the user gave (not the one the model run just wrote) must come from --model
     provenance = check_model_matches(inputs.table, loaded) if config.predictions is not None else None
     status(f"auditing {len(inputs.table)} predictions from {inputs.table.path}")
-    sections = compute_statistics(
+    statistics = build_statistics(
         inputs.table,
         config.settings,
         embeddings=inputs.embeddings,
         delivered_calibration=loaded.meta.get("calibration") if loaded is not None else None,
         cohorts=inputs.cohorts,
     )
+    sections = statistics.to_dict()
     if provenance is not None:
         sections["warnings"] = [*sections.get("warnings", []), provenance]
     sections.update(failures_section(inputs.table, config.settings, sections, cohorts=inputs.cohorts))
@@ -366,7 +367,7 @@ def run_audit(config: AuditConfig) -> AuditResults:
         add_clinical,  # decision curves, conformal, slices, robustness
     )
 
-    add_clinical(config, inputs, loaded, sections)
+    add_clinical(config, inputs, loaded, sections, engine=statistics.engine)  # the statistics' resamples
     if loaded is not None and model_run is None:
         inputs = dataclasses.replace(
             inputs, model_run=ModelRun(loaded, inputs.table.path, config.embeddings, None, None)

@@ -304,6 +304,7 @@ def _sections(
         calibration_chain=built[("chain", "")],
         warnings=tuple(caveats),
         run_info=_run_info(inputs, resamples),
+        engine=inputs.engine,
     )
 
 
