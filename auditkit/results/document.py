@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import ResultsError, short_repr
-from auditkit.fileio import dumps_json, sha256_bytes, to_jsonable, write_json
+from auditkit.fileio import atomic_write_text, dumps_json, sha256_bytes, to_jsonable
 
 SCHEMA_VERSION = "1.0"
 
@@ -85,7 +85,8 @@ def read_results_file(path: str | os.PathLike[str]) -> ResultsFile:
     if not isinstance(data, dict):
         raise ResultsError(f"{path}: the top level must be a JSON object; re-run the audit")
     try:
-        validate_results(data, source=str(path))
+        if sha256_bytes(raw) not in _VALIDATED:
+            validate_results(data, source=str(path))
     except RecursionError:
         raise ResultsError(f"{path}: nested too deeply to be a results.json; re-run the audit") from None
     return ResultsFile(path, raw, data)
@@ -105,7 +106,15 @@ def save_results(path: str | os.PathLike[str], results: Mapping[str, Any]) -> Pa
     """Validate ``results`` and write them atomically as canonical JSON; return the path."""
     data = to_jsonable(results)
     validate_results(data, source=str(path))
-    return write_json(path, data)
+    text = dumps_json(data)
+    written = atomic_write_text(path, text)
+    _VALIDATED.add(sha256_bytes(text.encode("utf-8")))
+    return written
+
+
+#: SHA-256 of every results.json this process validated and wrote: reading exactly those bytes back
+#: (the report and the gate of the same audit) does not run the schema a second time.
+_VALIDATED: set[str] = set()
 
 
 _MISSING = object()
