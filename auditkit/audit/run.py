@@ -270,6 +270,7 @@ def explain_section(
     saliency, gallery = run_saliency(
         loaded, inputs.table, out_dir=out_dir, config=saliency_cfg,
         data_root=inputs.images_root, allow_outside_root=config.allow_outside_root,
+        failures=sections.get("failures"),
     )  # fmt: skip
     if not saliency:
         return {}

@@ -59,8 +59,15 @@ def run_saliency(
     config: Any = None,
     data_root: str | os.PathLike[str] | None = None,
     allow_outside_root: bool = False,
+    failures: Any = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Return ``(results["saliency"], results["gallery"])`` for a checkpoint and its predictions table.
+
+    ``failures`` (results.json ``failures``): its worst false negatives and
+    positives per cohort are explained too, as a separate image set, and added
+    to the gallery with their rank (``worst_rank``, categories
+    ``worst_false_negative``/``worst_false_positive``); the trust evidence is
+    computed on the stratified sample only, so it stays an unbiased sample.
 
     ``loaded_model``: :class:`auditkit.nets.checkpoint.LoadedModel`.
     ``predictions``: :class:`auditkit.audit.predictions.PredictionsTable` (or a
@@ -95,16 +102,24 @@ def run_saliency(
     if len(val_frame):
         val_images = load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
         sets["validation"] = ImageSet(val_images.inputs, _target(cfg.target, classes, positive, val_frame)[0])
+    worst = _worst_rows(frame, failures)
+    worst_images = None
+    if len(worst):
+        worst_images = load_images(worst, loaded_model.preprocess, description="saliency: worst cases")
+        sets["worst"] = ImageSet(worst_images.inputs, _target(cfg.target, classes, positive, worst)[0])
     mean, std = normalization_of(loaded_model.preprocess)
     attributes = _attributes(predictions, sample, cfg)
     section: dict[str, Any] = {}
     displays: dict[str, np.ndarray] = {}
+    worst_displays: dict[str, np.ndarray] = {}
     for entry in explain_sample(  # under torchrun: every rank's shard first; rank 0 alone gets the maps
         loaded_model, sets, methods=cfg.methods, params={m: _method_params(m, cfg) for m in cfg.methods},
         cache=MapCache(cfg.cache_dir or out_dir / "explain" / "cache"), batch_size=cfg.batch_size, ctx=ctx,
     ):  # fmt: skip
         maps = entry.maps["sample"]
         displays[entry.method] = maps.display()
+        if "worst" in entry.maps:
+            worst_displays[entry.method] = entry.maps["worst"].display()
         section[entry.method] = method_evidence(EvidenceInputs(
             entry.method, maps, entry.maps.get("validation"), images, val_images, sample, loaded_model, cfg,
             entry.kwargs, target_text, mean, std, attributes,
@@ -112,6 +127,10 @@ def run_saliency(
     if not ctx.is_main:
         return {}, []
     gallery = _gallery(sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std)
+    if worst_images is not None and worst_displays:
+        scales = _scales(displays)  # the sample's shared scales, so a worst case reads like the others
+        gallery += _entries(worst, list(range(len(worst))), worst_images, worst_displays, scales, classes,
+                            positive, out_dir, cfg, attributes, mean, std)
     # every explained case for the viewer and exports (explain/cases.json)
     record_cases(out_dir, sample, images, displays, section, classes, positive, cfg, attributes, mean, std)
     return section, gallery
@@ -324,7 +343,6 @@ def _gallery(
     mean: Any,
     std: Any,
 ) -> list[dict[str, Any]]:
-    names = list(classes.classes)
     categories = [
         _category(int(a), int(b), positive)
         for a, b in zip(sample["y_true"], sample["y_pred"], strict=True)
@@ -332,15 +350,59 @@ def _gallery(
     rows = _gallery_rows(sample, categories, cfg, attributes)
     if not rows:
         return []
+    return _entries(sample, rows, images, displays, _scales(displays), classes, positive, out_dir, cfg,
+                    attributes, mean, std)
+
+
+def _scales(displays: dict[str, np.ndarray]) -> dict[str, Any]:
+    return {
+        m: shared_scale(d, label=f"{METHOD_LABELS[m]}, {', '.join(DISPLAY_STEPS[m])}, shared scale")
+        for m, d in displays.items()
+    }
+
+
+def _worst_rows(frame: pd.DataFrame, failures: Any) -> pd.DataFrame:
+    """Return the table rows of ``failures``' worst cases, with ``_cohort``, ``_category`` and ``_rank``."""
+    cohorts = (failures or {}).get("cohorts") if isinstance(failures, dict) else None
+    if not isinstance(cohorts, dict):
+        return frame.iloc[0:0]
+    by_id = {str(i): k for k, i in enumerate(frame["id"])}
+    picked: list[tuple[int, str, str, int]] = []
+    for cohort, block in cohorts.items():
+        for category in ("false_negative", "false_positive"):
+            cases = ((block or {}).get(category) or {}).get("worst") or []
+            for rank, case in enumerate(cases, start=1):
+                row = by_id.get(str(case.get("id")))
+                if row is not None:
+                    picked.append((row, str(cohort), f"worst_{category}", rank))
+    if not picked:
+        return frame.iloc[0:0]
+    out = frame.iloc[[p[0] for p in picked]].reset_index(drop=True)
+    return out.assign(_cohort=[p[1] for p in picked], _category=[p[2] for p in picked],
+                      _rank=[p[3] for p in picked])  # fmt: skip
+
+
+def _entries(
+    sample: pd.DataFrame,
+    rows: list[int],
+    images: LoadedImages,
+    displays: dict[str, np.ndarray],
+    scales: dict[str, Any],
+    classes: Any,
+    positive: int | None,
+    out_dir: Path,
+    cfg: SaliencyConfig,
+    attributes: list[str],
+    mean: Any,
+    std: Any,
+) -> list[dict[str, Any]]:
+    """Return the gallery entries of ``rows`` of ``sample``: overlays written, one entry per row."""
+    names = list(classes.classes)
     stems = safe_names([str(i) for i in sample["id"]])
     ext = "jpg" if cfg.overlay_format == "jpeg" else "png"
     shown = display_images(
         images.inputs[torch.as_tensor(rows, dtype=torch.long)], mean=mean, std=std
     )
-    scales = {
-        m: shared_scale(d, label=f"{METHOD_LABELS[m]}, {', '.join(DISPLAY_STEPS[m])}, shared scale")
-        for m, d in displays.items()
-    }
     gallery = []
     for k, i in enumerate(rows):
         stem = stems[i]
@@ -363,21 +425,23 @@ def _gallery(
             mask_rel = f"explain/masks/{stem}.png"
             write_mask(out_dir / mask_rel, images.masks[i])
         y_true = int(sample.loc[i, "y_true"])
-        gallery.append(
-            {
-                "id": str(sample.loc[i, "id"]),
-                "cohort": str(sample.loc[i, "_cohort"]),
-                "category": categories[i],
-                "y_true": names[y_true] if 0 <= y_true < len(names) else str(y_true),
-                "y_pred": names[int(sample.loc[i, "y_pred"])],
-                "score": float(sample.loc[i, "_score"]),
-                "attributes": {c: _plain(sample.loc[i, c]) for c in attributes},
-                "image": image_rel,
-                "overlays": overlays,
-                "overlay_scales": {m: s.to_dict() for m, s in scales.items()},
-                "mask": mask_rel,
-            }
-        )
+        entry = {
+            "id": str(sample.loc[i, "id"]),
+            "cohort": str(sample.loc[i, "_cohort"]),
+            "category": (str(sample.loc[i, "_category"]) if "_category" in sample.columns
+                         else _category(y_true, int(sample.loc[i, "y_pred"]), positive)),
+            "y_true": names[y_true] if 0 <= y_true < len(names) else str(y_true),
+            "y_pred": names[int(sample.loc[i, "y_pred"])],
+            "score": float(sample.loc[i, "_score"]),
+            "attributes": {c: _plain(sample.loc[i, c]) for c in attributes},
+            "image": image_rel,
+            "overlays": overlays,
+            "overlay_scales": {m: s.to_dict() for m, s in scales.items()},
+            "mask": mask_rel,
+        }  # fmt: skip
+        if "_rank" in sample.columns:
+            entry["worst_rank"] = int(sample.loc[i, "_rank"])
+        gallery.append(entry)
     return gallery
 
 

@@ -423,3 +423,28 @@ def test_an_unknown_saliency_setting_is_one_sentence_naming_it_and_the_allowed_o
         check_saliency_settings(["gradcam"])
     assert check_saliency_settings(None) is None
     assert check_saliency_settings({"methods": "gradcam", "n_boot": 200}) == {"methods": "gradcam", "n_boot": 200}
+
+
+def test_the_worst_cases_of_failures_get_gallery_panels_in_rank_order(flawed, quick_phantom, tmp_path):
+    """Planted 'failures': the two lowest-scoring positives of the internal test split, ranked by hand."""
+    from auditkit.audit.saliency import run_saliency
+
+    loaded, table = flawed
+    frame = table.frame
+    test_pos = frame[(frame["split"] == "test") & (frame["y_true"] == 1)]
+    score = test_pos["score_1"] if "score_1" in test_pos.columns else test_pos["score"]
+    worst = test_pos.assign(_s=score.to_numpy()).sort_values("_s").head(2)
+    failures = {"threshold": 0.5, "cohorts": {"test": {"false_negative": {"n": 2, "worst": [
+        {"id": str(i), "score": float(s)} for i, s in zip(worst["id"], worst["_s"], strict=True)]}}}}
+    cheap = {**FAST, "methods": ["gradcam"], "max_images": 8, "sanity_images": 2, "sanity_blocks": 1,
+             "sanity_independent": False, "faithfulness_images": 2, "stability_images": 2, "gallery_max": 1}
+    section, gallery = run_saliency(loaded, table, out_dir=tmp_path, config=cheap,
+                                    data_root=quick_phantom.manifest_path.parent, failures=failures)
+    picked = [g for g in gallery if g["category"] == "worst_false_negative"]
+    assert [g["id"] for g in picked] == [str(i) for i in worst["id"]]
+    assert [g["worst_rank"] for g in picked] == [1, 2] and {g["cohort"] for g in picked} == {"test"}
+    assert [g["score"] for g in picked] == pytest.approx(list(worst["_s"]), abs=1e-6)
+    for g in picked:
+        assert (tmp_path / g["overlays"]["gradcam"]).is_file() and (tmp_path / g["image"]).is_file()
+    assert len([g for g in gallery if "worst_rank" not in g]) <= 1  # the sample's gallery is unchanged
+    assert section["gradcam"]["n_images"] <= 2 * 8  # the evidence is the stratified sample's (8 per cohort)

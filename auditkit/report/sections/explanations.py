@@ -25,6 +25,8 @@ from auditkit.report.sections.common import TO_BE_COMPLETED, Source, not_assesse
 METHOD_NAMES = attribution_methods.full_labels()
 SHORT_NAMES = attribution_methods.labels()
 CATEGORY_TITLES = {
+    "worst_false_negative": "Worst false negatives of each cohort (results.json failures; lowest score first)",
+    "worst_false_positive": "Worst false positives of each cohort (highest score first)",
     "true_positive": "True positives",
     "false_negative": "False negatives (missed findings)",
     "false_positive": "False positives",
@@ -318,7 +320,7 @@ def start_gallery(source: Source, pool: Executor) -> GalleryJobs:
     entries = [e for e in source.get("gallery", []) if isinstance(e, Mapping)]
     order = list(CATEGORY_TITLES)
     entries.sort(key=lambda e: (order.index(e.get("category")) if e.get("category") in order else len(order),
-                                str(e.get("id"))))
+                                e.get("cohort") != "test", str(e.get("cohort")), e.get("worst_rank", 0), str(e.get("id"))))
     return [(entry, pool.submit(_strip_for, source, entry, methods)) for entry in entries]
 
 
@@ -331,7 +333,8 @@ def _gallery(source: Source, jobs: GalleryJobs) -> list[dict[str, Any]]:
         attributes = entry.get("attributes") if isinstance(entry.get("attributes"), Mapping) else {}
         score = entry.get("score")
         cases.append({
-            "anchor": "case-" + "".join(ch if ch.isalnum() else "-" for ch in str(entry.get("id")))[:60],
+            "anchor": "case-" + "".join(ch if ch.isalnum() else "-" for ch in str(entry.get("id")))[:60]
+            + ("-worst" if entry.get("worst_rank") else ""),
             "id": str(entry.get("id")),
             "category": str(entry.get("category") or "uncategorised"),
             "category_title": CATEGORY_TITLES.get(str(entry.get("category")), str(entry.get("category"))),
@@ -440,7 +443,7 @@ def _worst_cases(source: Source, gallery_groups: list[dict[str, Any]]) -> tuple[
     panel (and its page). Older results without ``failures`` fall back to the
     gallery's misclassified cases, said so.
     """
-    in_gallery = {case["id"]: case["anchor"] for group in gallery_groups for case in group["cases"]}
+    in_gallery = {c["id"]: c["anchor"] for g in reversed(gallery_groups) for c in g["cases"]}  # worst panels win
     failures = source.mapping("failures")
     tables = []
     by_cohort = failures.get("cohorts") if isinstance(failures.get("cohorts"), Mapping) else {}
@@ -490,8 +493,4 @@ def _worst_cases(source: Source, gallery_groups: list[dict[str, Any]]) -> tuple[
 
 
 def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return text.replace(".", "", 1).removeprefix("-").isdigit()  # format_number's output: digits, one point
