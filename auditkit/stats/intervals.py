@@ -203,6 +203,58 @@ class _Pair:
     j: int
 
 
+def _pairwise(
+    families: Sequence[Sequence[Distribution]], *, log: bool
+) -> tuple[list[_Pair], np.ndarray, list[np.ndarray]]:
+    """Return every within-family pair, its point difference (of logs with ``log``) and its replicates."""
+    pairs: list[_Pair] = []
+    points: list[float] = []
+    reps: list[np.ndarray] = []
+    for f, dists in enumerate(families):
+        vals = [d.point for d in dists]
+        boots = [d.boot for d in dists]
+        if log:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                vals = [np.log(v) if v > 0 else np.nan for v in vals]
+                boots = [np.where(b > 0, np.log(np.where(b > 0, b, 1.0)), np.nan) for b in boots]
+        for i in range(len(dists)):
+            for j in range(i + 1, len(dists)):
+                pairs.append(_Pair(f, i, j))
+                points.append(float(vals[i] - vals[j]))
+                reps.append(np.asarray(boots[i] - boots[j], dtype=np.float64))
+    return pairs, np.array(points), reps
+
+
+def _projection(
+    boot: np.ndarray, d_hat: np.ndarray, *, level: float, df: float | None
+) -> tuple[float, float, float]:
+    """Return (lower, upper, widened critical value) of the largest |pairwise difference|.
+
+    ``boot`` (n_pairs, B) holds complete replicates. Lower bounds at the
+    simultaneous level (the max's lower bound fails if ANY pair's does);
+    upper bounds at each pair's own level (it fails only if the largest true
+    pair's does).
+    """
+    se = np.std(boot, axis=1, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.where(se[:, None] > 0, np.abs(boot - d_hat[:, None]) / se[:, None], 0.0)
+    widen = 1.0
+    if df is not None and np.isfinite(df) and df >= 1:
+        widen = float(student_t.ppf(0.5 + level / 2.0, df)) / _z(level)
+
+    def tail(c: float) -> float:
+        return 2.0 * float(ndtr(-c * widen)) if c > 0 else 1.0 - level
+
+    crit = float(np.quantile(t.max(axis=0), level)) if t.size else 0.0
+    alpha_sim = tail(crit)
+    alpha_own = [tail(float(np.quantile(row, level))) for row in t] if t.size else [1.0 - level] * len(d_hat)
+    lower = max(folded_interval(float(d), float(e), alpha_sim)[0] for d, e in zip(d_hat, se, strict=True))
+    upper = max(
+        folded_interval(float(d), float(e), a)[1] for d, e, a in zip(d_hat, se, alpha_own, strict=True)
+    )
+    return lower, upper, crit * widen
+
+
 def range_estimate(
     families: Sequence[Sequence[Distribution]],
     names: Sequence[Sequence[str]],
@@ -232,24 +284,9 @@ def range_estimate(
     ``df`` (e.g. the fewest independent units of a group, minus one) widens
     the critical values by t_df/z for few patients.
     """
-    pairs: list[_Pair] = []
-    points: list[float] = []
-    reps: list[np.ndarray] = []
-    for f, dists in enumerate(families):
-        vals = [d.point for d in dists]
-        boots = [d.boot for d in dists]
-        if log:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                vals = [np.log(v) if v > 0 else np.nan for v in vals]
-                boots = [np.where(b > 0, np.log(np.where(b > 0, b, 1.0)), np.nan) for b in boots]
-        for i in range(len(dists)):
-            for j in range(i + 1, len(dists)):
-                pairs.append(_Pair(f, i, j))
-                points.append(float(vals[i] - vals[j]))
-                reps.append(np.asarray(boots[i] - boots[j], dtype=np.float64))
+    pairs, d_hat, reps = _pairwise(families, log=log)
     if not pairs:
         return Estimate.undefined("fewer than two groups")
-    d_hat = np.array(points)
     if not np.all(np.isfinite(d_hat)):
         return Estimate.undefined(
             "a group's value is 0, so the ratio is 0 or undefined"
@@ -277,30 +314,11 @@ def range_estimate(
             groups=groups,
             reason=f"no interval: the statistic is undefined in {100 * (1 - share):.0f}% of bootstrap resamples",
         )
-    boot = boot[:, complete]
-    se = np.std(boot, axis=1, ddof=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = np.where(se[:, None] > 0, np.abs(boot - d_hat[:, None]) / se[:, None], 0.0)
-    widen = 1.0
-    if df is not None and np.isfinite(df) and df >= 1:
-        widen = float(student_t.ppf(0.5 + level / 2.0, df)) / _z(level)
-
-    def tail(c: float) -> float:
-        return 2.0 * float(ndtr(-c * widen)) if c > 0 else 1.0 - level
-
-    crit = float(np.quantile(t.max(axis=0), level)) if t.size else 0.0
-    # lower bounds at the simultaneous level: the max's lower bound fails if ANY pair's does;
-    # upper bounds at each pair's own level: it fails only if the largest true pair's does
-    alpha_sim = tail(crit)
-    alpha_own = [tail(float(np.quantile(row, level))) for row in t] if t.size else [1.0 - level] * len(pairs)
-    lower = max(folded_interval(float(d), float(e), alpha_sim)[0] for d, e in zip(d_hat, se, strict=True))
-    upper = max(
-        folded_interval(float(d), float(e), a)[1] for d, e, a in zip(d_hat, se, alpha_own, strict=True)
-    )
+    lower, upper, crit = _projection(boot[:, complete], d_hat, level=level, df=df)
     text = (
         f"folded-normal intervals of the {len(pairs)} pairwise |differences|"
         f"{' of log values' if log else ''} (lower bounds at the simultaneous max-|t| bootstrap critical value "
-        f"{crit * widen:.2f}, upper bounds at each pair's own), projected onto the "
+        f"{crit:.2f}, upper bounds at each pair's own), projected onto the "
         + ("lowest/highest ratio" if log else "largest difference")
     )
     method = f"{method}; CI: {text}" if method else f"CI: {text}"
