@@ -330,8 +330,7 @@ def one_audit(
                 continue
             diff = de[m] - dt[m]
             if m in NORMAL_INTERVAL_METRICS:
-                blocks = res.group_of_block if clustered else None
-                est[f"external.delta.{m}"] = normal_estimate(diff, level=0.95, group_of_block=blocks)
+                est[f"external.delta.{m}"] = normal_estimate(diff, level=0.95)
             else:
                 est[f"external.delta.{m}"] = engine.estimate(diff)
         est.update(shared)

@@ -115,16 +115,13 @@ def _delta(
         )  # fmt: skip
     diff = a - b
     if metric in NORMAL_INTERVAL_METRICS:
-        jackknife = ctx.clustered and diff.jack is not None
         return normal_estimate(
             diff,
             level=ctx.run.ci_level,
             min_defined=ctx.engine.settings.min_defined,
             p_value=bootstrap_z_test(diff),
-            method="difference of debiased estimates; CI: "
-            + ("± t·jackknife SE over patients" if jackknife else "± z·bootstrap SE"),
+            method="difference of debiased estimates; CI: ± z·bootstrap SE",
             groups=(site, "test"),
-            group_of_block=ctx.engine.resamples.group_of_block if jackknife else None,
         )
     method = "patient-clustered bootstrap (DeLong assumes independent images)" if metric == "auroc" else None
     return ctx.engine.estimate(diff, p_value=bootstrap_z_test(diff), method=method, groups=(site, "test"))

@@ -61,8 +61,6 @@ NORMAL_INTERVAL_TEXT = {
     "ece_debiased": "debiased L2 calibration error on equal-mass bins (Kumar et al. 2019); "
     "CI: point ± z·bootstrap SE, floored at 0",
 }
-#: the same, on patient-clustered resamples (the grouped jackknife SE; see intervals.normal_estimate).
-CLUSTERED_SE_TEXT = ("CI: point ± z·bootstrap SE", "CI: point ± t·jackknife SE over patients (t on the patients − 1)")
 PREVALENCE_DEPENDENT = metric_registry.prevalence_dependent_keys()
 #: metrics that condition on the true class, so reweighting the classes leaves them unchanged.
 PREVALENCE_FREE = metric_registry.prevalence_free_keys()
@@ -284,8 +282,8 @@ class CohortAnalyzer:
                 min_defined=settings.min_defined,
                 floor=0.0,
                 reason=reason,
-                group_of_block=self.engine.resamples.group_of_block if self.arrays.clusters is not None else None,
-                method=self._normal_text(name, dist),
+                method=NORMAL_INTERVAL_TEXT.get(name, f"{metric_registry.label(name)}; CI: point ± z·bootstrap SE, "
+                                                "floored at 0"),
             )
         if is_degenerate(dist):
             if name in PROPORTION_METRICS and self.arrays.is_binary and dist.point in (0.0, 1.0):
@@ -297,12 +295,6 @@ class CohortAnalyzer:
                 f"({dist.point:.3g}), so the bootstrap cannot measure its uncertainty",
             )
         return self.engine.estimate(dist, reason=reason)
-
-    def _normal_text(self, name: str, dist: Distribution) -> str:
-        """Return results.json ``method`` of a normal-interval metric (which SE the run used)."""
-        text = NORMAL_INTERVAL_TEXT.get(name, f"{metric_registry.label(name)}; CI: point ± z·bootstrap SE, floored at 0")
-        clustered = self.arrays.clusters is not None and dist.jack is not None
-        return text.replace(*CLUSTERED_SE_TEXT) if clustered else text
 
     def units_of(self, rows: np.ndarray, name: str) -> int:
         """Return the number of independent units (patients, or images) in proportion ``name``'s denominator."""

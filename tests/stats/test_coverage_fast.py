@@ -129,20 +129,3 @@ def test_folded_gap_interval_covers_the_absolute_difference_exactly_under_normal
     lo, hi = folded_interval(0.0, 2.0, 0.05)
     assert lo == 0.0 and hi == pytest.approx(2.0 * norm.ppf(0.975), rel=1e-9)
 
-
-def test_grouped_jackknife_se_of_a_mean_is_the_textbook_standard_error():
-    """Delete-one jackknife of a mean: SE = s / sqrt(n) exactly; two cohorts add their variances."""
-    from auditkit.stats.intervals import jackknife_se
-
-    rng = np.random.default_rng(4)
-    a, b = rng.normal(0, 1, 40), rng.normal(3, 2, 25)
-    jack_a = (a.sum() - a) / (len(a) - 1)  # the mean with each value left out
-    jack_b = (b.sum() - b) / (len(b) - 1)
-    mean_a = Distribution(float(a.mean()), np.zeros(10), np.r_[jack_a, np.full(25, np.nan)])
-    groups = np.r_[np.zeros(40, int), np.ones(25, int)]
-    se, blocks = jackknife_se(mean_a, groups)
-    assert se == pytest.approx(np.std(a, ddof=1) / np.sqrt(40), rel=1e-12) and blocks == 40
-    diff = Distribution(float(b.mean() - a.mean()), np.zeros(10), np.r_[b.mean() - jack_a, jack_b - a.mean()])
-    se_d, _ = jackknife_se(diff, groups)
-    expected = np.sqrt(np.var(a, ddof=1) / 40 + np.var(b, ddof=1) / 25)
-    assert se_d == pytest.approx(expected, rel=1e-12)
