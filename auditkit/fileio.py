@@ -13,14 +13,16 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 
 from auditkit.errors import output_path_error
+
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 _CHUNK = 1 << 20
 
@@ -219,6 +221,36 @@ def protect_input(path: str | os.PathLike[str] | None, label: str, *, tree: bool
     inode = _inode(real)
     if inode is not None:
         _GUARD.inodes.setdefault(inode, label)
+
+
+def guards_inputs(**labels: str) -> Callable[[_F], _F]:
+    """Return a decorator running a function inside :func:`guard_inputs` with its path arguments registered.
+
+    ``labels`` maps argument names to how errors name them (``manifest="the
+    manifest"``). The Python API (``predict``, ``explain_manifest``, ``train``)
+    then keeps the CLI's promise: no output replaces or deletes an input. A
+    folder argument protects every file in it; objects that are not paths (an
+    already loaded model or manifest) are left alone.
+    """
+    import functools
+    import inspect
+
+    def decorate(fn: _F) -> _F:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+            with guard_inputs():
+                for name, label in labels.items():
+                    value = bound.get(name)
+                    if isinstance(value, (str, os.PathLike)):
+                        protect_input(value, label, tree=os.path.isdir(value))
+                return fn(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorate
 
 
 def protect_inputs(paths: Iterable[str | os.PathLike[str]], label: str) -> None:

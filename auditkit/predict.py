@@ -30,7 +30,7 @@ import torch
 
 from auditkit import distributed
 from auditkit.errors import InvalidInputError, ManifestError
-from auditkit.fileio import atomic_write_bytes, sha256_file
+from auditkit.fileio import atomic_write_bytes, guards_inputs, sha256_file
 from auditkit.nets.checkpoint import LoadedModel, load_checkpoint
 from auditkit.nets.device import autocast, memory_format, select_device
 from auditkit.nets.embed import capture_head_input, embedding_layer_name
@@ -227,6 +227,7 @@ def _table_digest(table: pd.DataFrame) -> str:
     return hashlib.sha256(",".join(map(str, table.columns)).encode() + values.tobytes()).hexdigest()
 
 
+@guards_inputs(model_dir="the model folder", manifest="the manifest")
 def predict(
     model_dir: str | os.PathLike[str] | LoadedModel,
     manifest: str | os.PathLike[str] | Manifest,

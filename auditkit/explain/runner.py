@@ -40,6 +40,7 @@ from auditkit.explain.api import (
 from auditkit.explain.cache import CachedMap, MapCache, cache_key, input_digest
 from auditkit.explain.guard import model_device
 from auditkit.explain.postprocess import apply_steps
+from auditkit.fileio import guards_inputs
 from auditkit.progress import track
 
 DISPLAY_STEPS: dict[str, tuple[str, ...]] = {
@@ -253,6 +254,7 @@ def resolve_target(text: str, classes: Any) -> str | int:
     )
 
 
+@guards_inputs(model_dir="the model folder", manifest_path="the manifest")
 def explain_manifest(
     model_dir: str | os.PathLike[str],
     manifest_path: str | os.PathLike[str],

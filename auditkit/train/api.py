@@ -29,7 +29,7 @@ import torch
 
 from auditkit import distributed
 from auditkit.errors import InvalidInputError
-from auditkit.fileio import sha256_file
+from auditkit.fileio import guards_inputs, sha256_file
 from auditkit.nets import checkpoint as ckpt
 from auditkit.nets.device import (
     autocast_dtype,
@@ -214,6 +214,7 @@ def _weights_entry(weights_path: str | os.PathLike[str] | None) -> dict[str, Any
     return {"path": os.fspath(weights_path), "sha256": sha256_file(weights_path)}
 
 
+@guards_inputs(manifest="the manifest", weights_path="the initial weights")
 def train(
     manifest: str | os.PathLike[str] | Manifest, *, arch: str, out: str | os.PathLike[str],
     external_sites: Sequence[str] = (), positive_class: str | None = None, epochs: int = 20,

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -200,3 +201,32 @@ def test_gate_refuses_an_audit_folder_being_written_and_a_locked_output(tmp_path
         holder.communicate("\n", timeout=30)
     assert run([*gate, "--json", str(verdict)]) in (ExitCode.OK, ExitCode.GATE_FAILED)  # free again
     assert verdict.exists() and not lock_path(verdict).exists()
+
+
+def test_the_python_api_never_writes_over_its_inputs(tiny_model, tiny_data, tmp_path):
+    """predict and explain_manifest called directly keep the CLI's promise (no guard opened by the caller)."""
+    from auditkit.explain.runner import explain_manifest
+    from auditkit.predict import predict
+
+    before = tiny_data.read_bytes()
+    with pytest.raises(OutputPathError, match="the manifest"):
+        predict(tiny_model, tiny_data, out=tiny_data, device="cpu")
+    import shutil
+
+    model = Path(shutil.copytree(tiny_model, tmp_path / "model"))
+    weights = model / "notes.csv"  # any file already in the model folder is an input
+    weights.write_text("kept\n")
+    saved = weights.read_bytes()
+    with pytest.raises(OutputPathError, match="the model folder"):
+        predict(model, tiny_data, out=weights, device="cpu")
+    folder = tmp_path / "explained"
+    folder.mkdir()
+    manifest = folder / "explanations.csv"  # the name explain writes its index under
+    manifest.write_bytes(before)
+    pd.read_csv(manifest)  # a manifest whose images resolve from tiny_data's folder
+    data_root = tiny_data.parent
+    with pytest.raises(OutputPathError, match="the manifest"):
+        explain_manifest(tiny_model, manifest, methods=["gradcam"], out=folder, device="cpu", data_root=data_root)
+    assert tiny_data.read_bytes() == before and manifest.read_bytes() == before and weights.read_bytes() == saved
+    table = predict(tiny_model, tiny_data, out=tmp_path / "ok.csv", device="cpu")  # a fresh output still works
+    assert len(table.frame) == 12
