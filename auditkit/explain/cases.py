@@ -42,6 +42,9 @@ from auditkit.progress import track
 CASES_SCHEMA_VERSION = "1"
 CASES_FILE = "explain/cases.json"
 CASES_DIR = "explain/cases"
+VOLUMES_DIR = "explain/volumes"
+VOLUME_SOURCE_FORMAT = "volume"
+"""``source.format`` of a volume case: a 3-D source (NIfTI, DICOM series, .npy), not one 2-D image file."""
 
 SHORTCUT_FLAG = 0.25
 """A case is "shortcut suspected" when one off-anatomy corner holds at least this share of
@@ -172,6 +175,7 @@ def write_cases(
     methods: dict[str, dict[str, Any]],
     corner_fraction: float,
     stems: Sequence[str],
+    volumes: Sequence[dict[str, Any]] | None = None,
 ) -> Path:
     """Return the path of ``explain/cases.json`` after writing it and every case's images under ``out_dir``.
 
@@ -181,6 +185,9 @@ def write_cases(
     the normalisation undone, (h, w) or (h, w, 3) in [0, 1]. ``displays``:
     method -> (N, h, w) display maps; ``scales``: the shared scale of each
     method; ``methods``: method -> {label, params, postprocessing}.
+    ``volumes``: each case's ``volume`` entry (:func:`write_volume_slices`)
+    when the cases are volumes; the other fields then describe the
+    representative slice (``shown``, ``masks`` and ``displays`` are that slice's).
     """
     out_dir = Path(out_dir)
     per_method = {m: _metrics(d, masks, rois, corner_fraction) for m, d in displays.items()}
@@ -188,8 +195,12 @@ def write_cases(
     for i in track(range(len(sample)), total=len(sample), description="saliency: case records for the viewer"):
         files = _write_case_files(out_dir, stems[i], shown[i], masks[i], {m: d[i] for m, d in displays.items()}, scales)
         metrics = {m: values[i] for m, values in per_method.items()}
-        cases.append(_case(sample, i, stems[i], files, metrics, categories[i], class_names, positive, attributes,
-                           shape=list(np.asarray(shown[i]).shape[:2])))  # fmt: skip
+        case = _case(sample, i, stems[i], files, metrics, categories[i], class_names, positive, attributes,
+                     shape=list(np.asarray(shown[i]).shape[:2]))  # fmt: skip
+        if volumes is not None:
+            case["volume"] = volumes[i]
+            case["source"]["format"] = VOLUME_SOURCE_FORMAT
+        cases.append(case)
     document = {
         "schema_version": CASES_SCHEMA_VERSION,
         "classes": list(class_names),
@@ -230,6 +241,51 @@ def _write_case_files(
     arrays_rel = f"{CASES_DIR}/{stem}.npz"
     atomic_write_bytes(out_dir / arrays_rel, npz_bytes({m: np.asarray(v, dtype=np.float32) for m, v in maps.items()}))
     return {"image": image_rel, "maps": map_paths, "mask": mask_rel, "arrays": arrays_rel}
+
+
+def write_volume_slices(
+    out_dir: str | Path,
+    stem: str,
+    shown: np.ndarray,
+    maps: dict[str, np.ndarray],
+    mask: np.ndarray | None,
+    scales: dict[str, OverlayScale],
+    *,
+    representative: int,
+) -> dict[str, Any]:
+    """Return a volume case's ``volume`` entry after writing one PNG per slice and the float maps.
+
+    ``shown`` (D, H, W) in [0, 1], ``maps`` method -> (D, H, W) display maps
+    and ``mask`` (D, H, W) at the model's input grid. Files under
+    ``explain/volumes/<stem>/``: ``image_<k>.png``, ``<method>_<k>.png``
+    (uint8 codes on the method's shared scale, as the 2-D cases),
+    ``mask_<k>.png`` for the slices the lesion crosses (null elsewhere) and
+    ``maps.npz`` (float32 volumes, keys = methods). ``representative``: the
+    slice the viewer opens on (the record's 2-D fields are that slice's).
+    """
+    out_dir = Path(out_dir)
+    depth = int(np.asarray(shown).shape[0])
+    folder = f"{VOLUMES_DIR}/{stem}"
+    images, slice_maps, masks = [], {m: [] for m in maps}, []
+    for k in range(depth):
+        rel = f"{folder}/image_{k:03d}.png"
+        atomic_write_bytes(out_dir / rel, _png(_grey_or_rgb(shown[k])))
+        images.append(rel)
+        for method, values in maps.items():
+            rel = f"{folder}/{method}_{k:03d}.png"
+            atomic_write_bytes(out_dir / rel, _png(quantise(values[k], scales[method])))
+            slice_maps[method].append(rel)
+        lesion = None if mask is None else np.asarray(mask[k], dtype=bool)
+        if lesion is not None and lesion.any():
+            rel = f"{folder}/mask_{k:03d}.png"
+            atomic_write_bytes(out_dir / rel, _png(lesion.astype(np.uint8) * 255))
+            masks.append(rel)
+        else:
+            masks.append(None)
+    arrays_rel = f"{folder}/maps.npz"
+    atomic_write_bytes(out_dir / arrays_rel, npz_bytes({m: np.asarray(v, dtype=np.float32) for m, v in maps.items()}))
+    return {"depth": depth, "slice": int(representative), "axis": 0, "images": images, "maps": slice_maps,
+            "masks": masks, "arrays": arrays_rel, "metrics_of": "representative slice"}  # fmt: skip
 
 
 def _case(

@@ -87,12 +87,15 @@ class ExportSummary:
     skipped_not_dicom: int = 0
     skipped_missing: int = 0
     skipped_multiframe: int = 0
+    skipped_volume: int = 0
 
     def lines(self) -> list[str]:
         """Return the report printed by the command: one line per fact, 80 columns."""
         out = [f"wrote {len(self.files)} DICOM files for {self.n_dicom_cases} DICOM-sourced cases to {self.out}"]
         if self.skipped_not_dicom:
             out.append(f"skipped {self.skipped_not_dicom} cases whose source is not DICOM (PNG/JPEG/TIFF/NumPy)")
+        if self.skipped_volume:
+            out.append(f"skipped {self.skipped_volume} volume cases (3-D sources; maps are exported for 2-D DICOM images)")
         if self.skipped_missing:
             out.append(f"skipped {self.skipped_missing} cases whose source file is no longer readable")
         if self.skipped_multiframe:
@@ -402,6 +405,9 @@ def _dicom_source(case: dict[str, Any], summary: ExportSummary) -> Any:
     A multi-frame source needs the case's frame (cases.json ``source.frame``).
     """
     source_info = case.get("source") or {}
+    if source_info.get("format") == "volume":
+        summary.skipped_volume += 1
+        return None
     if source_info.get("format") != "dicom":
         summary.skipped_not_dicom += 1
         return None

@@ -98,7 +98,11 @@ def _case(case: Mapping[str, Any]) -> dict[str, Any]:
     """Return the fields of one case record the page uses (the source path stays out of the page)."""
     keep = ("id", "stem", "cohort", "split", "site", "outcome", "label", "predicted", "score", "error",
             "attributes", "image", "shape", "mask", "maps", "metrics", "flags")  # fmt: skip
-    return {k: case.get(k) for k in keep}
+    out = {k: case.get(k) for k in keep}
+    volume = case.get("volume")
+    if isinstance(volume, Mapping):  # a volume: every slice's files, opened on the representative slice
+        out["volume"] = {k: volume.get(k) for k in ("depth", "slice", "images", "maps", "masks", "metrics_of")}
+    return out
 
 
 def image_paths(payload: Mapping[str, Any]) -> list[str]:
@@ -109,6 +113,12 @@ def image_paths(payload: Mapping[str, Any]) -> list[str]:
         out.extend((case.get("maps") or {}).values())
         if case.get("mask"):
             out.append(case["mask"])
+        volume = case.get("volume") or {}
+        for k in range(int(volume.get("depth") or 0)):
+            out.append(volume["images"][k])
+            out.extend(files[k] for files in (volume.get("maps") or {}).values())
+            if volume["masks"][k]:
+                out.append(volume["masks"][k])
     return out
 
 

@@ -30,6 +30,8 @@
     contour: true,
     window: 255,
     level: 128,
+    slice: 0,       // the slice shown of a volume case
+    sliceOf: null,  // the volume case that slice belongs to
     verdicts: loadVerdicts()
   };
   window.auditkitViewer = { state: state, cases: CASES, payload: P };
@@ -258,6 +260,34 @@
     return fig;
   }
 
+  // The files drawn for a case: a 2-D case's own, or the shown slice's of a volume case.
+  function files(c) {
+    var v = c.volume;
+    if (!v) return { image: c.image, mask: c.mask, maps: c.maps || {} };
+    var k = state.slice, maps = {};
+    Object.keys(v.maps || {}).forEach(function (m) { maps[m] = v.maps[m][k]; });
+    return { image: v.images[k], mask: v.masks[k], maps: maps };
+  }
+
+  function showSlice(c) {
+    var box = $("slice-control"), v = c && c.volume;
+    box.hidden = !v;
+    if (!v) { state.sliceOf = null; return; }
+    if (state.sliceOf !== c.id) { state.sliceOf = c.id; state.slice = v.slice; }
+    var input = $("c-slice");
+    input.max = v.depth - 1;
+    input.value = state.slice;
+    text($("c-slice-out"), state.slice + " of " + v.depth + " (saliency peak: " + v.slice + ")");
+  }
+
+  function stepSlice(delta) {
+    var c = current();
+    if (!c || !c.volume) return false;
+    var k = Math.max(0, Math.min(c.volume.depth - 1, state.slice + delta));
+    if (k !== state.slice) { state.slice = k; showSlice(c); draw(); }
+    return true;
+  }
+
   var drawToken = 0;
   function draw() {
     var c = state.pos >= 0 ? CASES[state.shown[state.pos]] : null;
@@ -266,13 +296,14 @@
     if (!c) { host.replaceChildren(); return Promise.resolve(); }
     var token = ++drawToken;
     var wanted = state.layout === "blend" ? [state.method] : METHODS;
-    var jobs = [pixels(c.image), c.mask ? pixels(c.mask) : Promise.resolve(null)];
-    wanted.forEach(function (m) { jobs.push(c.maps && c.maps[m] ? pixels(c.maps[m]) : Promise.resolve(null)); });
+    var f = files(c), k = c.volume ? state.slice : null;
+    var jobs = [pixels(f.image), f.mask ? pixels(f.mask) : Promise.resolve(null)];
+    wanted.forEach(function (m) { jobs.push(f.maps[m] ? pixels(f.maps[m]) : Promise.resolve(null)); });
     return Promise.all(jobs).then(function (got) {
       if (token !== drawToken) return;
       var image = got[0], mask = got[1];
       var figures = [];
-      if (state.layout !== "blend") figures.push(["image", "Image", null, null]);
+      if (state.layout !== "blend") figures.push(["image", k === null ? "Image" : "Image, slice " + k, null, null]);
       wanted.forEach(function (m, k) {
         var scale = P.methods[m].scale || {};
         figures.push([m, (P.methods[m].label || m) + " (0 to " + fmt(scale.vmax, 3) + ", shared scale)", got[2 + k], m]);
@@ -288,6 +319,7 @@
       });
       host.replaceChildren(fragment);
       document.body.dataset.drawn = c.id;
+      document.body.dataset.drawnSlice = k === null ? "" : String(k);
     }).catch(function (e) { host.replaceChildren(make("p", null, String(e.message || e))); });
   }
 
@@ -298,6 +330,7 @@
       text($("case-title"), "No case matches the filters");
       facts.replaceChildren(); flags.replaceChildren();
       setVerdictControls(null);
+      showSlice(null);
       return draw();
     }
     text($("case-title"), "Case " + c.id + " (" + (state.pos + 1) + " of " + state.shown.length + ")");
@@ -311,6 +344,7 @@
     ];
     Object.keys(c.attributes || {}).forEach(function (k) { rows.push([k, c.attributes[k]]); });
     var m = c.metrics && c.metrics[state.method];
+    if (m && c.volume) rows.push(["Metrics of", "slice " + c.volume.slice + " of " + c.volume.depth + " (saliency peak)"]);
     if (m) {
       rows.push(["Corner share", fmt(m.corner_share)]);
       rows.push(["Energy in lesion", fmt(m.energy_in_lesion)]);
@@ -331,6 +365,7 @@
     });
     flags.replaceChildren(items);
     setVerdictControls(c);
+    showSlice(c);
     return draw();
   }
 
@@ -447,6 +482,11 @@
     state.window = +$("c-window").value; state.level = +$("c-level").value;
     text($("c-window-out"), state.window); text($("c-level-out"), state.level); draw();
   }
+  $("c-slice").addEventListener("input", function () {
+    var c = current();
+    if (!c || !c.volume) return;
+    state.slice = +$("c-slice").value; showSlice(c); draw();
+  });
   $("c-window").addEventListener("input", wl);
   $("c-level").addEventListener("input", wl);
   $("c-wl-reset").addEventListener("click", function () { $("c-window").value = 255; $("c-level").value = 128; wl(); });
@@ -464,6 +504,8 @@
     if (typing || (arrow && arrowsTaken)) return;
     if (e.key === "j" || e.key === "ArrowDown" || e.key === "ArrowRight") { select(state.pos + 1); e.preventDefault(); }
     else if (e.key === "k" || e.key === "ArrowUp" || e.key === "ArrowLeft") { select(state.pos - 1); e.preventDefault(); }
+    else if (e.key === "PageDown" || e.key === "]") { if (stepSlice(1)) e.preventDefault(); }
+    else if (e.key === "PageUp" || e.key === "[") { if (stepSlice(-1)) e.preventDefault(); }
     else if (e.key === "1") setVerdict("looks_at_finding");
     else if (e.key === "2") setVerdict("looks_elsewhere");
     else if (e.key === "3") setVerdict("cannot_tell");
