@@ -59,6 +59,17 @@ EXPECTED: list[tuple[str, str, str]] = [
     ("*", r"manifest_path$|^created$|\.created$|library_versions|reproducibility\.versions|config_sha256|\.sha256$|\.path$"
      r"|tool\.version", "run-specific (paths, dates, versions)"),
     ("*", r"\.figure$|\.figures?\[|_figure$|\.svg$", "figure bytes: SVG coordinates carry the float noise"),
+    ("*", r"(^|\.)ece_debiased\.(ci_low|ci_high|method)$",
+     "H14 (issue 14): the debiased L2 ECE takes the normal interval (its percentile interval covered 0.80-0.88)"),
+    ("*", r"^external\.[^.]+\.subgroups(\.|\[|$)", "H14 (issue 14): NEW external.<site>.subgroups"),
+    ("*", r"^gallery(\[|\.|$)", "H14 (issue 14): the gallery adds the worst cases of results.json failures"),
+    ("*", r"^saliency\.[^.]+\.faithfulness\.",
+     "H14 (issue 14): deletion/insertion on the calibrated probability; NEW faithfulness.score"),
+    ("*", r"^fairness\.(attributes\[\d+\]\.(gaps|ratios)\[|gap_forest$)", "H14 (issue 14): the report's gap/ratio CIs"),
+    ("*", r"rows\[metric=ECE \(debiased\)\]", "H14 (issue 14): the report's debiased-ECE CIs (normal interval)"),
+    ("*", r"^explanations\.gallery\[", "H14 (issue 14): worst cases first; the test cohort first within a category"),
+    ("*", r"^model_card\.external_subgroups$|^checklist\.groups\[\d+\]\.rows\[\d+\]\.text$",
+     "H14 (issue 14): external subgroup rates exist; the CHAI card is named"),
 ]
 
 
