@@ -253,39 +253,39 @@ def write_volume_slices(
     *,
     representative: int,
 ) -> dict[str, Any]:
-    """Return a volume case's ``volume`` entry after writing one PNG per slice and the float maps.
+    """Return a volume case's ``volume`` entry after writing its slices as sprites and its float maps.
 
     ``shown`` (D, H, W) in [0, 1], ``maps`` method -> (D, H, W) display maps
-    and ``mask`` (D, H, W) at the model's input grid. Files under
-    ``explain/volumes/<stem>/``: ``image_<k>.png``, ``<method>_<k>.png``
-    (uint8 codes on the method's shared scale, as the 2-D cases),
-    ``mask_<k>.png`` for the slices the lesion crosses (null elsewhere) and
-    ``maps.npz`` (float32 volumes, keys = methods). ``representative``: the
-    slice the viewer opens on (the record's 2-D fields are that slice's).
+    and ``mask`` (D, H, W) at the model's input grid. Each layer is one
+    vertical sprite under ``explain/volumes/<stem>/`` (slice k = rows
+    ``k*H .. (k+1)*H``): ``image.png``, ``<method>.png`` (uint8 codes on the
+    method's shared scale, as the 2-D cases) and ``mask.png`` (255 = lesion;
+    only when the lesion crosses a slice), plus ``maps.npz`` (float32 volumes,
+    keys = methods). ``representative``: the slice the viewer opens on (the
+    record's 2-D fields are that slice's).
     """
     out_dir = Path(out_dir)
-    depth = int(np.asarray(shown).shape[0])
+    depth, height, width = np.asarray(shown).shape[:3]
     folder = f"{VOLUMES_DIR}/{stem}"
-    images, slice_maps, masks = [], {m: [] for m in maps}, []
-    for k in range(depth):
-        rel = f"{folder}/image_{k:03d}.png"
-        atomic_write_bytes(out_dir / rel, _png(_grey_or_rgb(shown[k])))
-        images.append(rel)
-        for method, values in maps.items():
-            rel = f"{folder}/{method}_{k:03d}.png"
-            atomic_write_bytes(out_dir / rel, _png(quantise(values[k], scales[method])))
-            slice_maps[method].append(rel)
-        lesion = None if mask is None else np.asarray(mask[k], dtype=bool)
-        if lesion is not None and lesion.any():
-            rel = f"{folder}/mask_{k:03d}.png"
-            atomic_write_bytes(out_dir / rel, _png(lesion.astype(np.uint8) * 255))
-            masks.append(rel)
-        else:
-            masks.append(None)
+
+    def sprite(name: str, codes: np.ndarray) -> str:
+        rel = f"{folder}/{name}.png"
+        atomic_write_bytes(out_dir / rel, _png(codes.reshape(depth * height, width)))
+        return rel
+
+    lesion = None if mask is None else np.asarray(mask, dtype=bool)
+    has_lesion = lesion is not None and bool(lesion.any())
+    sprites = {
+        "image": sprite("image", (np.clip(np.asarray(shown), 0, 1) * 255).round().astype(np.uint8)),
+        "maps": {m: sprite(m, quantise(v, scales[m])) for m, v in maps.items()},
+        "mask": sprite("mask", lesion.astype(np.uint8) * 255) if has_lesion else None,
+    }
     arrays_rel = f"{folder}/maps.npz"
     atomic_write_bytes(out_dir / arrays_rel, npz_bytes({m: np.asarray(v, dtype=np.float32) for m, v in maps.items()}))
-    return {"depth": depth, "slice": int(representative), "axis": 0, "images": images, "maps": slice_maps,
-            "masks": masks, "arrays": arrays_rel, "metrics_of": "representative slice"}  # fmt: skip
+    lesion_slices = [int(k) for k in np.flatnonzero(lesion.any(axis=(1, 2)))] if has_lesion else []
+    return {"depth": int(depth), "slice": int(representative), "slice_shape": [int(height), int(width)],
+            "sprites": sprites, "lesion_slices": lesion_slices, "arrays": arrays_rel,
+            "metrics_of": "representative slice"}  # fmt: skip
 
 
 def _case(

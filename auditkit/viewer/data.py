@@ -101,7 +101,8 @@ def _case(case: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: case.get(k) for k in keep}
     volume = case.get("volume")
     if isinstance(volume, Mapping):  # a volume: every slice's files, opened on the representative slice
-        out["volume"] = {k: volume.get(k) for k in ("depth", "slice", "images", "maps", "masks", "metrics_of")}
+        keep = ("depth", "slice", "slice_shape", "sprites", "lesion_slices", "metrics_of")
+        out["volume"] = {k: volume.get(k) for k in keep}
     return out
 
 
@@ -113,12 +114,12 @@ def image_paths(payload: Mapping[str, Any]) -> list[str]:
         out.extend((case.get("maps") or {}).values())
         if case.get("mask"):
             out.append(case["mask"])
-        volume = case.get("volume") or {}
-        for k in range(int(volume.get("depth") or 0)):
-            out.append(volume["images"][k])
-            out.extend(files[k] for files in (volume.get("maps") or {}).values())
-            if volume["masks"][k]:
-                out.append(volume["masks"][k])
+        sprites = (case.get("volume") or {}).get("sprites") or {}
+        if sprites:
+            out.append(sprites["image"])
+            out.extend((sprites.get("maps") or {}).values())
+            if sprites.get("mask"):
+                out.append(sprites["mask"])
     return out
 
 

@@ -60,8 +60,17 @@ def _image_grey(page) -> int:
     )
 
 
+def _outline_pixel(page) -> list[int]:
+    """Return the RGB of the image panel at the lesion's corner (5, 5): cyan where the outline is drawn."""
+    return page.evaluate(
+        """() => { const c = document.querySelector('canvas[data-panel="image"]');
+                   return Array.from(c.getContext('2d').getImageData(5, 5, 1, 1).data.slice(0, 3)); }"""
+    )
+
+
 def _slice_shown(page, k: int) -> None:
     page.wait_for_selector(f"body[data-drawn-slice='{k}']")
+    assert (_outline_pixel(page) == [0, 255, 255]) == (k in LESION_SLICES)  # the outline of that slice's lesion
     assert page.text_content("#c-slice-out").startswith(f"{k} of {DEPTH}")
     # window 255 / level 128 maps code v to v - 0.5 (rounded half to even): within 1 of the slice's grey,
     # and neighbouring slices differ by 38 codes
@@ -78,8 +87,10 @@ def test_the_slice_slider_pages_through_a_volume_served_and_exported(page, tmp_p
     record = json.loads((folder / "explain" / "cases.json").read_text())["cases"][0]
     assert record["volume"]["depth"] == DEPTH and record["volume"]["slice"] == PEAK
     assert record["source"]["format"] == "volume"
-    assert [m is not None for m in volume["masks"]] == [k in LESION_SLICES for k in range(DEPTH)]
-    assert set(volume["images"]) <= set(image_paths(build_payload(folder)))
+    assert volume["lesion_slices"] == list(LESION_SLICES)
+    assert set(image_paths(build_payload(folder))) == {volume["sprites"]["image"], volume["sprites"]["mask"],
+                                                       volume["sprites"]["maps"]["gradcam"], record["image"],
+                                                       record["mask"], record["maps"]["gradcam"]}  # fmt: skip
 
     server = make_server(folder, port=0)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -91,6 +91,43 @@ def _check_volume_saliency(tmp_path, table, document):
     hit_rate = section["localization"]["hit_rate"]
     assert hit_rate["estimate"] == pytest.approx(np.mean(hits))
     assert hit_rate["ci_low"] <= hit_rate["estimate"] <= hit_rate["ci_high"]
+    assert hit_rate["method"] == "percentile bootstrap over images"  # the shared bootstrap_mean, run context applied
+    _check_viewer_cases(tmp_path / "audit", part["gallery"], maps, rows)
+
+
+def _check_viewer_cases(folder, gallery, maps, rows):
+    """explain/cases.json holds one viewer record per explained volume: every slice, opened on the saliency peak."""
+    from PIL import Image
+
+    from auditkit.data.volumes import read_volume_mask
+    from auditkit.export.dicom import export_dicom
+    from auditkit.viewer.data import build_payload, image_paths
+
+    document = json.loads((folder / "explain" / "cases.json").read_text())
+    cases, vmax = document["cases"], document["methods"]["gradcam"]["scale"]["vmax"]
+    assert [c["id"] for c in cases] == [e["id"] for e in gallery]
+    for i, case in enumerate(cases):
+        volume = case["volume"]
+        assert volume["depth"] == SIZE and volume["slice_shape"] == [SIZE, SIZE]
+        with np.load(folder / volume["arrays"]) as saved:
+            saved_map = saved["gradcam"]
+        np.testing.assert_allclose(saved_map, maps[i], rtol=1e-5, atol=1e-6)  # the maps recomputed above
+        mass = np.clip(saved_map, 0, None).sum(axis=(1, 2))  # by hand: each slice's positive saliency
+        assert volume["slice"] == int(np.argmax(mass)) == gallery[i]["slice"]
+        assert case["outcome"] == {"true_positive": "TP", "false_negative": "FN", "false_positive": "FP",
+                                   "true_negative": "TN"}[gallery[i]["category"]]  # fmt: skip
+        assert case["score"] == pytest.approx(gallery[i]["score"]) and case["source"]["format"] == "volume"
+        mask = rows.loc[i, "mask"]
+        lesion = read_volume_mask(mask).any(axis=(1, 2)) if isinstance(mask, str) and mask else np.zeros(SIZE, bool)
+        assert volume["lesion_slices"] == [int(k) for k in np.flatnonzero(lesion)]
+        sprite = np.asarray(Image.open(folder / volume["sprites"]["maps"]["gradcam"]))
+        assert sprite.shape == (SIZE * SIZE, SIZE)  # D slices of H rows, stacked
+        peak_png = sprite[volume["slice"] * SIZE : (volume["slice"] + 1) * SIZE]
+        codes = np.round(np.clip(saved_map[volume["slice"]] / vmax, 0, 1) * 255)  # by hand: the shared uint8 scale
+        assert np.abs(peak_png.astype(int) - codes).max() <= 1
+    assert set(image_paths(build_payload(folder))) >= {c["volume"]["sprites"]["image"] for c in cases}
+    summary = export_dicom(folder, folder.parent / "dicom")
+    assert summary.skipped_volume == len(cases) and summary.files == []
 
 
 @pytest.mark.slow

@@ -260,13 +260,22 @@
     return fig;
   }
 
-  // The files drawn for a case: a 2-D case's own, or the shown slice's of a volume case.
+  // The pixels drawn for a case: a 2-D case's own images, or the shown slice's rows of a volume's sprites.
   function files(c) {
     var v = c.volume;
-    if (!v) return { image: c.image, mask: c.mask, maps: c.maps || {} };
-    var k = state.slice, maps = {};
-    Object.keys(v.maps || {}).forEach(function (m) { maps[m] = v.maps[m][k]; });
-    return { image: v.images[k], mask: v.masks[k], maps: maps };
+    if (!v) return { image: c.image, mask: c.mask, maps: c.maps || {}, get: pixels };
+    var k = state.slice, h = v.slice_shape[0];
+    var sprites = v.sprites || {};
+    var lesion = (v.lesion_slices || []).indexOf(k) >= 0;
+    return {
+      image: sprites.image, mask: lesion ? sprites.mask : null, maps: sprites.maps || {},
+      get: function (rel) {
+        return pixels(rel).then(function (full) {
+          var size = full.width * h * 4;
+          return new ImageData(full.data.slice(k * size, (k + 1) * size), full.width, h);
+        });
+      }
+    };
   }
 
   function showSlice(c) {
@@ -297,8 +306,8 @@
     var token = ++drawToken;
     var wanted = state.layout === "blend" ? [state.method] : METHODS;
     var f = files(c), k = c.volume ? state.slice : null;
-    var jobs = [pixels(f.image), f.mask ? pixels(f.mask) : Promise.resolve(null)];
-    wanted.forEach(function (m) { jobs.push(f.maps[m] ? pixels(f.maps[m]) : Promise.resolve(null)); });
+    var jobs = [f.get(f.image), f.mask ? f.get(f.mask) : Promise.resolve(null)];
+    wanted.forEach(function (m) { jobs.push(f.maps[m] ? f.get(f.maps[m]) : Promise.resolve(null)); });
     return Promise.all(jobs).then(function (got) {
       if (token !== drawToken) return;
       var image = got[0], mask = got[1];
