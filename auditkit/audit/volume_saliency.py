@@ -4,12 +4,15 @@ For a volume checkpoint audited with ``--model --manifest``, the audited
 table's internal-test and external volumes are sampled (positives and
 negatives alike, seeded), explained with Grad-CAM at the input's full depth
 (:func:`auditkit.explain.volumes.explain_volumes`), and scored against their
-3-D masks (hit rate and energy pointing with percentile-bootstrap intervals
-over volumes). Each volume gives one gallery entry: the representative slice
+3-D masks (hit rate and energy pointing; the run context's bootstrap
+intervals over volumes, :func:`auditkit.explain.evaluation.bootstrap.bootstrap_mean`,
+as the 2-D evidence). Each volume gives one gallery entry: the representative slice
 through the attribution peak (the slice with the most positive saliency),
 its overlay and the lesion outline on that slice, as PNGs under
 ``explain/volumes/``, so the report's gallery shows them like 2-D cases;
-``slices`` names the most salient slices and the lesion's.
+``slices`` names the most salient slices and the lesion's. Each volume is
+also a viewer case in ``explain/cases.json`` (:func:`auditkit.explain.cases.write_cases`
+with every slice from :func:`auditkit.explain.cases.write_volume_slices`).
 """
 
 from __future__ import annotations
