@@ -102,7 +102,7 @@ def run_saliency(
     if len(val_frame):
         val_images = load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
         sets["validation"] = ImageSet(val_images.inputs, _target(cfg.target, classes, positive, val_frame)[0])
-    worst = _worst_rows(frame, failures)
+    worst = _worst_rows(frame, failures) if cfg.gallery_max else frame.iloc[0:0]  # no gallery: no panels
     worst_images = None
     if len(worst):
         worst_images = load_images(worst, loaded_model.preprocess, description="saliency: worst cases")
