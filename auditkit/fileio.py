@@ -136,6 +136,19 @@ def plain_cell(value: Any) -> Any:
     return value if isinstance(value, (int, float, bool, str)) else str(value)
 
 
+def load_json(text: str | bytes) -> Any:
+    """Return the parsed JSON ``text``; a document nested too deeply raises json.JSONDecodeError, not RecursionError.
+
+    Every reader of a file someone else may have written (model.json, a
+    review, case records) goes through here, so its ``except
+    json.JSONDecodeError`` also covers a 100,000-level nesting bomb.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text if isinstance(text, str) else "", 0) from None
+
+
 def dumps_json(obj: Any) -> str:
     """Return the canonical JSON text of ``obj``: 2-space indent, UTF-8, trailing newline.
 

@@ -17,7 +17,6 @@ finding) that ``auditkit audit --predictions`` audits finding by finding.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 from auditkit.errors import CheckpointError, ManifestError
-from auditkit.fileio import sha256_file
+from auditkit.fileio import load_json, sha256_file
 from auditkit.findings import LABEL_PREFIX, SCORE_PREFIX, encode_finding, finding_names
 from auditkit.labels import ClassSpec
 from auditkit.nets import checkpoint as ckpt
@@ -234,7 +233,7 @@ class LoadedMultilabelModel:
 def is_multilabel_checkpoint(model_dir: str | os.PathLike[str]) -> bool:
     """Return whether ``model_dir/model.json`` declares a multi-label task."""
     try:
-        meta = json.loads((Path(model_dir) / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
+        meta = load_json((Path(model_dir) / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
         return meta.get("task", {}).get("kind") == TASK_KIND
     except (OSError, ValueError, AttributeError):
         return False
@@ -250,7 +249,10 @@ def load_multilabel_model(model_dir: str | os.PathLike[str]) -> LoadedMultilabel
     folder = Path(model_dir)
     if not is_multilabel_checkpoint(folder):
         raise CheckpointError(f"'{folder}' is not a multi-label checkpoint (model.json task.kind is not 'multilabel')")
-    meta = json.loads((folder / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
+    try:
+        meta = load_json((folder / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"'{folder / ckpt.MODEL_JSON}' cannot be read as JSON ({str(exc)[:80]}); restore it or retrain") from None
     weights = folder / meta["weights"]["file"]
     if sha256_file(weights) != meta["weights"]["sha256"]:
         raise CheckpointError(f"'{weights}' does not match the SHA-256 in model.json; the weights were changed")

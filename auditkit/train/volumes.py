@@ -14,7 +14,6 @@ later one on a tie).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from auditkit.data.manifest import Manifest, read_manifest
 from auditkit.data.splits import assign_splits
 from auditkit.data.volumes import VolumeDataset, VolumePreprocess
 from auditkit.errors import CheckpointError, ManifestError
-from auditkit.fileio import sha256_file
+from auditkit.fileio import load_json, sha256_file
 from auditkit.labels import ClassSpec
 from auditkit.nets import checkpoint as ckpt
 from auditkit.nets.layers import resolve_target_layer
@@ -197,7 +196,7 @@ def is_volume_checkpoint(model_dir: str | os.PathLike[str]) -> bool:
     """Return whether ``model_dir/model.json`` declares a volume task."""
     path = Path(model_dir) / ckpt.MODEL_JSON
     try:
-        return json.loads(path.read_text(encoding="utf-8")).get("task", {}).get("kind") == TASK_KIND
+        return load_json(path.read_text(encoding="utf-8")).get("task", {}).get("kind") == TASK_KIND
     except (OSError, ValueError, AttributeError):
         return False
 
@@ -207,7 +206,10 @@ def load_volume_model(model_dir: str | os.PathLike[str]) -> LoadedVolumeModel:
     from safetensors.torch import load_file
 
     folder = Path(model_dir)
-    meta = json.loads((folder / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
+    try:
+        meta = load_json((folder / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"'{folder / ckpt.MODEL_JSON}' cannot be read as JSON ({str(exc)[:80]}); restore it or retrain") from None
     if meta.get("task", {}).get("kind") != TASK_KIND:
         raise CheckpointError(
             f"'{folder}' is not a volume checkpoint (model.json task.kind is not 'volume')"

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.errors import InvalidInputError, ResultsError
-from auditkit.fileio import sha256_bytes
+from auditkit.fileio import load_json, sha256_bytes
 
 CASES_FILE = "explain/cases.json"
 READABLE_CASES_VERSIONS = ("1",)
@@ -42,7 +42,7 @@ def load_cases(folder: Path) -> dict[str, Any]:
             "(re-run `auditkit audit` with --model so the saliency step writes them)"
         )
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = load_json(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsError(f"{path}: cannot be read as JSON ({error}); re-run the audit") from None
     version = document.get("schema_version") if isinstance(document, Mapping) else None
@@ -61,7 +61,7 @@ def build_payload(folder: str | Path) -> dict[str, Any]:
     folder = report_folder(folder)
     raw = (folder / "results.json").read_bytes()
     try:
-        results = json.loads(raw)
+        results = load_json(raw)
     except json.JSONDecodeError as error:
         raise ResultsError(f"{folder / 'results.json'}: not valid JSON ({error})") from None
     cases = load_cases(folder)

@@ -81,3 +81,29 @@ def test_hash_mismatch_names_no_hash(tiny_model, tmp_path):
     recorded = json.loads((folder / "model.json").read_text())["weights"]["sha256"]
     for digest in (actual, recorded):
         assert digest[:6] not in str(refused.value)
+
+
+@pytest.mark.parametrize("kind", ["volume", "multilabel"])
+def test_a_json_nesting_bomb_in_any_model_json_reader_is_a_checkpoint_error(tmp_path, kind):
+    """The 3-D and multi-label loaders read model.json too: 100,000 nested arrays end in one CheckpointError."""
+    from auditkit.errors import CheckpointError
+    from auditkit.train.multilabel import is_multilabel_checkpoint, load_multilabel_model
+    from auditkit.train.volumes import is_volume_checkpoint, load_volume_model
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.json").write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    assert not is_volume_checkpoint(folder) and not is_multilabel_checkpoint(folder)
+    loader = load_volume_model if kind == "volume" else load_multilabel_model
+    with pytest.raises(CheckpointError):
+        loader(folder)
+
+
+def test_a_review_file_nested_too_deeply_is_one_input_error(tmp_path):
+    from auditkit.errors import InvalidInputError
+    from auditkit.report.sections.review import read_review
+
+    path = tmp_path / "review.json"
+    path.write_text('{"a":' * 100_000 + "1" + "}" * 100_000, encoding="utf-8")
+    with pytest.raises(InvalidInputError, match="not a JSON review file"):
+        read_review(path)

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from auditkit.errors import InvalidInputError
+from auditkit.fileio import load_json
 from auditkit.report.sections.common import Source, not_assessed
 from auditkit.results.format import format_p_value
 from auditkit.stats.proportions import compare_proportions, proportion, wilson_interval
@@ -43,7 +44,7 @@ def read_review(path: str | Path) -> dict[str, Any]:
     """Return the review document at ``path`` (the viewer's JSON export), checked; InvalidInputError names what is wrong."""
     path = Path(path)
     try:
-        document = json.loads(path.read_text(encoding="utf-8"))
+        document = load_json(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise InvalidInputError(f"{path}: no such review file; export it from `auditkit view` (Export verdicts, JSON)") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
