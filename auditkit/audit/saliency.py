@@ -86,8 +86,11 @@ def run_saliency(
     """
     ctx = distributed.group_context()
     cfg = SaliencyConfig.from_any(config)
-    if ctx.active:  # every rank explains with rank 0's settings (its frozen operating point, its data root)
-        cfg, data_root, allow_outside_root = distributed.broadcast((cfg, data_root, allow_outside_root))
+    if ctx.active:  # every rank explains with rank 0's settings (its frozen operating point, its data root,
+        # its worst cases: every rank must explain the same image sets, or the shard gathers never meet)
+        cfg, data_root, allow_outside_root, failures = distributed.broadcast(
+            (cfg, data_root, allow_outside_root, failures)
+        )
     out_dir = Path(out_dir)
     frame, classes, positive = _resolved_table(predictions, cfg, data_root, allow_outside_root)
     sample = _sample(frame, cfg)
