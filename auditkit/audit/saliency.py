@@ -97,19 +97,10 @@ def run_saliency(
     if sample.empty:
         return {}, []
     status(f"saliency: explaining {len(sample)} images with {', '.join(cfg.methods)}")
-    images = load_images(sample, loaded_model.preprocess, description="saliency: reading images")
-    target, target_text = _target(cfg.target, classes, positive, sample)
-    sets = {"sample": ImageSet(images.inputs, target)}
-    val_frame = _validation_with_masks(frame, cfg)
-    val_images = None
-    if len(val_frame):
-        val_images = load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
-        sets["validation"] = ImageSet(val_images.inputs, _target(cfg.target, classes, positive, val_frame)[0])
-    worst = _worst_rows(frame, failures) if cfg.gallery_max else frame.iloc[0:0]  # no gallery: no panels
-    worst_images = None
-    if len(worst):
-        worst_images = load_images(worst, loaded_model.preprocess, description="saliency: worst cases")
-        sets["worst"] = ImageSet(worst_images.inputs, _target(cfg.target, classes, positive, worst)[0])
+    sets, images, val_images, worst, worst_images = _image_sets(
+        loaded_model, frame, sample, failures, cfg, classes, positive
+    )
+    target_text = _target(cfg.target, classes, positive, sample)[1]
     mean, std = normalization_of(loaded_model.preprocess)
     attributes = _attributes(predictions, sample, cfg)
     section: dict[str, Any] = {}
@@ -137,6 +128,30 @@ def run_saliency(
     # every explained case for the viewer and exports (explain/cases.json)
     record_cases(out_dir, sample, images, displays, section, classes, positive, cfg, attributes, mean, std)
     return section, gallery
+
+
+def _image_sets(
+    loaded_model: Any, frame: pd.DataFrame, sample: pd.DataFrame, failures: Any, cfg: SaliencyConfig,
+    classes: Any, positive: int | None,
+) -> tuple[dict[str, ImageSet], LoadedImages, LoadedImages | None, pd.DataFrame, LoadedImages | None]:  # fmt: skip
+    """Return (the image sets to explain, the sample's, validation's and worst cases' images, the worst rows).
+
+    The sample carries the trust evidence; validation images with masks feed the
+    localisation check; the worst cases of ``failures`` only get gallery panels.
+    """
+    images = load_images(sample, loaded_model.preprocess, description="saliency: reading images")
+    sets = {"sample": ImageSet(images.inputs, _target(cfg.target, classes, positive, sample)[0])}
+    val_frame = _validation_with_masks(frame, cfg)
+    val_images = None
+    if len(val_frame):
+        val_images = load_images(val_frame, loaded_model.preprocess, description="saliency: validation images")
+        sets["validation"] = ImageSet(val_images.inputs, _target(cfg.target, classes, positive, val_frame)[0])
+    worst = _worst_rows(frame, failures) if cfg.gallery_max else frame.iloc[0:0]  # no gallery: no panels
+    worst_images = None
+    if len(worst):
+        worst_images = load_images(worst, loaded_model.preprocess, description="saliency: worst cases")
+        sets["worst"] = ImageSet(worst_images.inputs, _target(cfg.target, classes, positive, worst)[0])
+    return sets, images, val_images, worst, worst_images
 
 
 def _resolved_table(

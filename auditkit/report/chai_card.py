@@ -179,14 +179,20 @@ def _biases(card: Mapping[str, Any], source: Source) -> str:
 def build_chai_card(card: Mapping[str, Any], source: Source) -> ET.Element:
     """Return the CHAI Applied Model Card (v0.2) element of an FDA-layout card and its results.json."""
     ET.register_namespace("", NAMESPACE)
-    level = float(source.ci_level)
-    device = card.get("device_information", {})
-    description = card.get("description", {})
-    intended = source.mapping("intended_use")
-    model = source.mapping("model")
-    outputs = description.get("outputs") if isinstance(description.get("outputs"), Mapping) else {}
     root = ET.Element(f"{{{NAMESPACE}}}AppliedModelCard")
+    for part in (_basic_and_release, _summary_and_uses, _warnings, _trust_ingredients, _key_metrics, _resources):
+        part(root, card, source)  # the XSD's sequence order
+    return root
 
+
+def _outputs(card: Mapping[str, Any]) -> tuple[Mapping[str, Any], Any]:
+    description = card.get("description", {})
+    outputs = description.get("outputs") if isinstance(description.get("outputs"), Mapping) else {}
+    return outputs, outputs.get("positive_class")
+
+
+def _basic_and_release(root: ET.Element, card: Mapping[str, Any], source: Source) -> None:
+    device, intended = card.get("device_information", {}), source.mapping("intended_use")
     basic = _add(root, "BasicInfo")
     _add(basic, "ModelName", device.get("name"))
     _add(basic, "ModelDeveloper", intended.get("manufacturer"))
@@ -199,8 +205,12 @@ def build_chai_card(card: Mapping[str, Any], source: Source) -> ET.Element:
     _add(release, "GlobalAvailability", intended.get("global_availability"))
     _add(release, "RegulatoryApproval", card.get("regulatory_status"))
 
+
+def _summary_and_uses(root: ET.Element, card: Mapping[str, Any], source: Source) -> None:
+    device, description = card.get("device_information", {}), card.get("description", {})
+    intended = source.mapping("intended_use")
+    _, positive = _outputs(card)
     summary = _add(root, "ModelSummary")
-    positive = outputs.get("positive_class") if isinstance(outputs, Mapping) else None
     _add(summary, "Summary", (
         f"{device.get('model_architecture')} image classifier"
         + (f" for the finding '{positive}'" if positive else "")
@@ -219,11 +229,18 @@ def build_chai_card(card: Mapping[str, Any], source: Source) -> ET.Element:
     _add(uses, "TargetedPatientPopulation", description.get("indications"))
     _add(uses, "CautionedOutOfScopeSettings", intended.get("out_of_scope"))
 
+
+def _warnings(root: ET.Element, card: Mapping[str, Any], source: Source) -> None:
     warnings = _add(root, "Warnings")
     _add(warnings, "KnownRisksAndLimitations", " ".join(_sentence(x) for x in card.get("limitations") or []) or None)
     _add(warnings, "KnownBiasesOrEthicalConsiderations", _biases(card, source))
-    _add(warnings, "ClinicalRiskLevel", intended.get("clinical_risk_level"))
+    _add(warnings, "ClinicalRiskLevel", source.mapping("intended_use").get("clinical_risk_level"))
 
+
+def _trust_ingredients(root: ET.Element, card: Mapping[str, Any], source: Source) -> None:
+    device, description = card.get("device_information", {}), card.get("description", {})
+    intended, model = source.mapping("intended_use"), source.mapping("model")
+    outputs, positive = _outputs(card)
     trust = _add(root, "TrustIngredients")
     facts = _add(trust, "AISystemFacts")
     point = description.get("operating_point") if isinstance(description.get("operating_point"), Mapping) else {}
@@ -248,6 +265,9 @@ def build_chai_card(card: Mapping[str, Any], source: Source) -> ET.Element:
     _add(transparency, "FundingSource", intended.get("funding_source"))
     _add(transparency, "StakeholdersConsulted", intended.get("stakeholders_consulted"))
 
+
+def _key_metrics(root: ET.Element, card: Mapping[str, Any], source: Source) -> None:
+    level = float(source.ci_level)
     key = _add(root, "KeyMetrics")
     ci = f"{round(100 * level)}% confidence intervals"
     method = source.get("run.ci_method")
@@ -276,6 +296,9 @@ def build_chai_card(card: Mapping[str, Any], source: Source) -> ET.Element:
                 test_type="Retrospective evaluation of calibration and of external validity.",
                 data=data_text, validation=validation)
 
+
+def _resources(root: ET.Element, card: Mapping[str, Any], source: Source) -> None:
+    intended = source.mapping("intended_use")
     resources = _add(root, "Resources")
     _add(resources, "EvaluationReferences", f"auditkit audit report (report.pdf) and results.json "
          f"(schema {source.get('schema_version')}), created {source.get('created')}.")
@@ -283,7 +306,6 @@ def build_chai_card(card: Mapping[str, Any], source: Source) -> ET.Element:
     _add(resources, "PatientConsentOrDisclosure", intended.get("patient_disclosure"))
     _add(root, "Bibliography", "Coalition for Health AI, Applied Model Card v0.2; FDA draft guidance "
          "'AI-Enabled Device Software Functions' (2025), Appendix E.")
-    return root
 
 
 def chai_card_bytes(card: Mapping[str, Any], source: Source) -> bytes:
