@@ -131,7 +131,8 @@ def volumes_block(folder: Path) -> str:
     saliency = json.loads((folder / "audit" / "volume_saliency.json").read_text("utf-8"))["summary"]
     return (
         "With `--quick` (120 volumes of 24^3) the `external-auroc-delta` rule catches the site\n"
-        f"shift (external minus internal AUROC {_interval(delta, 2)}) and Grad-CAM puts\n"
+        f"shift (external minus internal AUROC {_num(delta['estimate'], 2)}, 95% CI {_num(delta['ci_low'], 2)} to "
+        f"{_num(delta['ci_high'], 2)}) and Grad-CAM puts\n"
         f"{saliency['median_shortcut_ratio_marked']:.0f}x the marker box's share of the volume into the box on marked volumes\n"
         "(`audit/volume_saliency.json`, slice panels in `audit/volume_panels/`)."
     )
