@@ -39,8 +39,8 @@ from auditkit.explain.cases import record_cases
 from auditkit.explain.config import SaliencyConfig
 from auditkit.explain.evidence import EvidenceInputs, method_evidence
 from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
-from auditkit.explain.overlay import shared_scale, write_image, write_mask, write_overlay
-from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, safe_names
+from auditkit.explain.overlay import write_image, write_mask, write_overlay
+from auditkit.explain.runner import display_scale, safe_names
 from auditkit.explain.sample import ImageSet, explain_sample
 from auditkit.explain.sampling import stratified_sample
 from auditkit.progress import status
@@ -373,10 +373,7 @@ def _gallery(
 
 
 def _scales(displays: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {
-        m: shared_scale(d, label=f"{METHOD_LABELS[m]}, {', '.join(DISPLAY_STEPS[m])}, shared scale")
-        for m, d in displays.items()
-    }
+    return {m: display_scale(m, d) for m, d in displays.items()}
 
 
 def _worst_rows(frame: pd.DataFrame, failures: Any) -> pd.DataFrame:

@@ -344,8 +344,7 @@ def record_cases(
     post-processing are recorded); ``cfg``: the ``SaliencyConfig``.
     """
     from auditkit.explain.images import display_images
-    from auditkit.explain.overlay import shared_scale
-    from auditkit.explain.runner import DISPLAY_STEPS, METHOD_LABELS, safe_names
+    from auditkit.explain.runner import METHOD_LABELS, display_scale, safe_names
 
     names = [str(c) for c in classes.classes]
     y_true = sample["y_true"].to_numpy(dtype=int)
@@ -359,10 +358,7 @@ def record_cases(
             else ("false_positive" if b == positive else "true_negative")
             for a, b in zip(y_true, y_pred, strict=True)
         ]
-    scales = {
-        m: shared_scale(d, label=f"{METHOD_LABELS.get(m, m)}, {', '.join(DISPLAY_STEPS.get(m, ()))}, shared scale")
-        for m, d in displays.items()
-    }
+    scales = {m: display_scale(m, d) for m, d in displays.items()}
     methods = {
         m: {
             "label": METHOD_LABELS.get(m, m),

@@ -53,6 +53,14 @@ SmoothGrad's absolute value (Smilkov et al. 2017)."""
 METHOD_LABELS: dict[str, str] = attribution_methods.labels()
 
 
+def display_scale(method: str, display: np.ndarray) -> Any:
+    """Return the OverlayScale shared by every panel of ``method``'s ``display`` maps, labelled with its steps."""
+    from auditkit.explain.overlay import shared_scale
+
+    steps = ", ".join(DISPLAY_STEPS.get(method, ()))
+    return shared_scale(display, label=f"{METHOD_LABELS.get(method, method)}, {steps}, shared scale")
+
+
 @dataclass(frozen=True)
 class MapSet:
     """One method's maps for a list of inputs, with what they explain."""
@@ -380,11 +388,11 @@ class _Pages:
 
     def method(self, method: str, result: MapSet, frame: pd.DataFrame, probs: np.ndarray) -> dict[str, Any]:
         """Write ``method``'s overlays on one shared scale, add its index rows; return its explain.json record."""
-        from auditkit.explain.overlay import shared_scale, write_overlay
+        from auditkit.explain.overlay import write_overlay
 
         display = result.display()
         steps = [*result.postprocessing, *DISPLAY_STEPS[method]]
-        scale = shared_scale(display, label=f"{METHOD_LABELS[method]}, {', '.join(DISPLAY_STEPS[method])}, shared scale")
+        scale = display_scale(method, display)
         for i, stem in enumerate(self.stems):
             overlay = f"overlays/{stem}__{method}.{self.ext}"
             write_overlay(self.out / overlay, self.shown[i], display[i], scale, mask=self.images.masks[i], fmt=self.format)

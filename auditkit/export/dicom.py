@@ -194,11 +194,12 @@ def _with_frame_grid_geometry(source: Any) -> Any:
 
 def _frame_group(source: Any, frame: int, keyword: str) -> Any:
     """Return the functional group ``keyword`` of ``frame`` (per-frame first, then shared), or None."""
-    for groups in (source.get("PerFrameFunctionalGroupsSequence"), source.get("SharedFunctionalGroupsSequence")):
-        if groups:
-            item = groups[frame] if len(groups) > 1 or keyword == "PlanePositionSequence" else groups[0]
-            if keyword in item and item[keyword].value:
-                return item[keyword][0]
+    per_frame = source.get("PerFrameFunctionalGroupsSequence") or []
+    shared = source.get("SharedFunctionalGroupsSequence") or []
+    items = ([per_frame[frame]] if frame < len(per_frame) else []) + list(shared[:1])
+    for item in items:
+        if keyword in item and item[keyword].value:
+            return item[keyword][0]
     return None
 
 
