@@ -91,12 +91,18 @@ def test_explain_into_the_data_folder_replaces_no_image(tiny_model, tmp_path, ca
     assert {k: v for k, v in after.items() if k in before} == before
 
 
-def test_gate_and_report_never_write_over_results_or_policy(tmp_path, capsys):
+def _audited(tmp_path):
+    """Return the folder of a small statistics-only audit (results.json, no report)."""
     table = tmp_path / "p.csv"
     _table().to_csv(table, index=False)
     out = tmp_path / "a"
     assert run(["--quiet", "audit", "--predictions", str(table), "--out", str(out), "--n-boot", "50",
                 "--no-report", "--attributes", "sex", "--operating-point", "threshold:0.5"]) == ExitCode.OK
+    return out
+
+
+def test_gate_and_report_never_write_over_results_or_policy(tmp_path, capsys):
+    out = _audited(tmp_path)
     results = out / "results.json"
     policy = tmp_path / "policy.yaml"
     from importlib import resources
@@ -126,18 +132,23 @@ def test_audit_force_keeps_everything_when_an_input_is_invalid(tmp_path, capsys)
     assert not lock_path(out).exists() and not any(p.name.endswith('.lock') for p in out.iterdir())
 
 
-def test_output_lock_refuses_a_second_process_naming_the_holder(tmp_path):
-    folder = tmp_path / "out"
+def _hold(target):
     script = textwrap.dedent(f"""
-        import sys, time
+        import sys
         from auditkit.fileio import output_lock
-        with output_lock({str(folder)!r}):
+        with output_lock({str(target)!r}):
             print("held", flush=True)
             sys.stdin.readline()
     """)
     holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
+
+
+def test_output_lock_refuses_a_second_process_naming_the_holder(tmp_path):
+    folder = tmp_path / "out"
+    holder = _hold(folder)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(OutputPathError) as refused, output_lock(folder):
             pass  # pragma: no cover
         assert f"pid {holder.pid}" in str(refused.value) and str(folder) in str(refused.value)
@@ -164,25 +175,8 @@ def test_the_lock_lies_beside_the_output_so_an_empty_folder_stays_empty(tmp_path
     assert not [p for p in tmp_path.rglob("*.lock")]
 
 
-def _hold(target):
-    script = textwrap.dedent(f"""
-        import sys
-        from auditkit.fileio import output_lock
-        with output_lock({str(target)!r}):
-            print("held", flush=True)
-            sys.stdin.readline()
-    """)
-    holder = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    assert holder.stdout.readline().strip() == "held"
-    return holder
-
-
 def test_gate_refuses_an_audit_folder_being_written_and_a_locked_output(tmp_path, capsys):
-    table = tmp_path / "p.csv"
-    _table().to_csv(table, index=False)
-    out = tmp_path / "a"
-    assert run(["--quiet", "audit", "--predictions", str(table), "--out", str(out), "--n-boot", "50",
-                "--no-report", "--attributes", "sex", "--operating-point", "threshold:0.5"]) == ExitCode.OK
+    out = _audited(tmp_path)
     gate = ["--quiet", "gate", str(out), "--policy", "default"]
     holder = _hold(out)  # an audit rewriting the folder
     try:
