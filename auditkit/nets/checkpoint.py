@@ -335,7 +335,7 @@ def _fenced_file(model_dir: Path, name: object, *, what: str) -> Path:
     return path
 
 
-def _verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path:
+def verified_file(model_dir: Path, entry: dict[str, Any], *, what: str) -> Path:
     """Return the path of a checkpoint file after checking it lies inside ``model_dir``, exists and matches its SHA-256."""
     path = _fenced_file(model_dir, entry.get("file", ""), what=what) if entry.get("file") else model_dir
     if not entry.get("file") or not path.is_file():
@@ -380,7 +380,7 @@ def build_architecture(meta: dict[str, Any], *, model_dir: Path, trust_code: boo
                 f"{where!r} is a TorchScript model, a program whose forward can run any operator "
                 "(including writing files); pass --trust-model-code (trust_code=True) if you trust its source"
             )
-        archive = _verified_file(model_dir, meta["torchscript"], what="TorchScript archive")
+        archive = verified_file(model_dir, meta["torchscript"], what="TorchScript archive")
         return custom.load_torchscript(archive)
     if custom.is_factory_spec(arch):
         if not trust_code:
@@ -441,7 +441,7 @@ def load_checkpoint(
             f"{sniff_format(weights_path)}); auditkit never unpickles a model file: restore the "
             "original weights.safetensors"
         )
-    weights_path = _verified_file(model_dir, weights_entry, what="weights file")
+    weights_path = verified_file(model_dir, weights_entry, what="weights file")
     target = select_device(device)
     model = build_architecture(meta, model_dir=model_dir, trust_code=trust_code)
     state = read_safetensors(weights_path)

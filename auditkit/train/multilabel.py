@@ -28,11 +28,17 @@ import pandas as pd
 import torch
 from torch import nn
 
-from auditkit.errors import CheckpointError, ManifestError
-from auditkit.fileio import load_json, sha256_file
+from auditkit.errors import ManifestError
+from auditkit.fileio import sha256_file
 from auditkit.findings import LABEL_PREFIX, SCORE_PREFIX, encode_finding, finding_names
 from auditkit.labels import ClassSpec
 from auditkit.nets import checkpoint as ckpt
+from auditkit.nets.task_checkpoint import (
+    build_from_record,
+    read_task_record,
+    task_kind,
+    verified_weights,
+)
 from auditkit.progress import track
 
 TASK_KIND = "multilabel"
@@ -232,11 +238,7 @@ class LoadedMultilabelModel:
 
 def is_multilabel_checkpoint(model_dir: str | os.PathLike[str]) -> bool:
     """Return whether ``model_dir/model.json`` declares a multi-label task."""
-    try:
-        meta = load_json((Path(model_dir) / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
-        return meta.get("task", {}).get("kind") == TASK_KIND
-    except (OSError, ValueError, AttributeError):
-        return False
+    return task_kind(model_dir) == TASK_KIND
 
 
 def load_multilabel_model(model_dir: str | os.PathLike[str]) -> LoadedMultilabelModel:
@@ -247,21 +249,18 @@ def load_multilabel_model(model_dir: str | os.PathLike[str]) -> LoadedMultilabel
     from auditkit.nets.zoo import build_model
 
     folder = Path(model_dir)
-    if not is_multilabel_checkpoint(folder):
-        raise CheckpointError(f"'{folder}' is not a multi-label checkpoint (model.json task.kind is not 'multilabel')")
-    try:
-        meta = load_json((folder / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"'{folder / ckpt.MODEL_JSON}' cannot be read as JSON ({str(exc)[:80]}); restore it or retrain") from None
-    weights = folder / meta["weights"]["file"]
-    if sha256_file(weights) != meta["weights"]["sha256"]:
-        raise CheckpointError(f"'{weights}' does not match the SHA-256 in model.json; the weights were changed")
-    findings = tuple(meta["task"]["findings"])
-    model = build_model(meta["arch"], in_channels=int(meta["in_channels"]), num_classes=len(findings))
-    model.load_state_dict(load_file(str(weights)), strict=True)
-    model.eval()
-    return LoadedMultilabelModel(model, meta, findings, Preprocess.from_dict(meta["preprocess"]),
-                                 str(meta["sha256"]), ckpt.read_splits(folder), folder)  # fmt: skip
+    meta = read_task_record(folder, TASK_KIND)
+    weights = verified_weights(folder, meta)
+
+    def build() -> LoadedMultilabelModel:
+        findings = tuple(meta["task"]["findings"])
+        model = build_model(meta["arch"], in_channels=int(meta["in_channels"]), num_classes=len(findings))
+        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.eval()
+        return LoadedMultilabelModel(model, meta, findings, Preprocess.from_dict(meta["preprocess"]),
+                                     str(meta["sha256"]), ckpt.read_splits(folder), folder)  # fmt: skip
+
+    return build_from_record(folder, build)
 
 
 def predict_multilabel(

@@ -28,12 +28,17 @@ from torch import nn
 from auditkit.data.manifest import Manifest, read_manifest
 from auditkit.data.splits import assign_splits
 from auditkit.data.volumes import VolumeDataset, VolumePreprocess
-from auditkit.errors import CheckpointError, ManifestError
-from auditkit.fileio import load_json, sha256_file
+from auditkit.errors import ManifestError
 from auditkit.labels import ClassSpec
 from auditkit.nets import checkpoint as ckpt
 from auditkit.nets.layers import resolve_target_layer
 from auditkit.nets.nets3d import ARCHITECTURES_3D, build_model_3d
+from auditkit.nets.task_checkpoint import (
+    build_from_record,
+    read_task_record,
+    task_kind,
+    verified_weights,
+)
 from auditkit.progress import track
 
 TASK_KIND = "volume"
@@ -194,11 +199,7 @@ class LoadedVolumeModel:
 
 def is_volume_checkpoint(model_dir: str | os.PathLike[str]) -> bool:
     """Return whether ``model_dir/model.json`` declares a volume task."""
-    path = Path(model_dir) / ckpt.MODEL_JSON
-    try:
-        return load_json(path.read_text(encoding="utf-8")).get("task", {}).get("kind") == TASK_KIND
-    except (OSError, ValueError, AttributeError):
-        return False
+    return task_kind(model_dir) == TASK_KIND
 
 
 def load_volume_model(model_dir: str | os.PathLike[str]) -> LoadedVolumeModel:
@@ -206,35 +207,21 @@ def load_volume_model(model_dir: str | os.PathLike[str]) -> LoadedVolumeModel:
     from safetensors.torch import load_file
 
     folder = Path(model_dir)
-    try:
-        meta = load_json((folder / ckpt.MODEL_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"'{folder / ckpt.MODEL_JSON}' cannot be read as JSON ({str(exc)[:80]}); restore it or retrain") from None
-    if meta.get("task", {}).get("kind") != TASK_KIND:
-        raise CheckpointError(
-            f"'{folder}' is not a volume checkpoint (model.json task.kind is not 'volume')"
-        )
-    weights = folder / meta["weights"]["file"]
-    if sha256_file(weights) != meta["weights"]["sha256"]:
-        raise CheckpointError(
-            f"'{weights}' does not match the SHA-256 in model.json; the weights were changed"
-        )
-    classes = ClassSpec.from_dict(meta["classes"])
-    model = build_model_3d(
-        meta["arch"], in_channels=int(meta["in_channels"]), num_classes=classes.n_classes
-    )
-    model.load_state_dict(load_file(str(weights)), strict=True)
-    model.eval()
-    return LoadedVolumeModel(
-        model=model,
-        meta=meta,
-        preprocess=VolumePreprocess.from_dict(meta["preprocess"]),
-        classes=classes,
-        target_layer=str(meta["target_layer"]),
-        sha256=str(meta["sha256"]),
-        splits=ckpt.read_splits(folder),
-        path=folder,
-    )
+    meta = read_task_record(folder, TASK_KIND)
+    weights = verified_weights(folder, meta)
+
+    def build() -> LoadedVolumeModel:
+        classes = ClassSpec.from_dict(meta["classes"])
+        model = build_model_3d(meta["arch"], in_channels=int(meta["in_channels"]), num_classes=classes.n_classes)
+        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.eval()
+        return LoadedVolumeModel(
+            model=model, meta=meta, preprocess=VolumePreprocess.from_dict(meta["preprocess"]), classes=classes,
+            target_layer=str(meta["target_layer"]), sha256=str(meta["sha256"]), splits=ckpt.read_splits(folder),
+            path=folder,
+        )  # fmt: skip
+
+    return build_from_record(folder, build)
 
 
 def predict_volumes(

@@ -107,3 +107,31 @@ def test_a_review_file_nested_too_deeply_is_one_input_error(tmp_path):
     path.write_text('{"a":' * 100_000 + "1" + "}" * 100_000, encoding="utf-8")
     with pytest.raises(InvalidInputError, match="not a JSON review file"):
         read_review(path)
+
+
+@pytest.mark.parametrize("kind", ["volume", "multilabel"])
+def test_3d_and_multilabel_checkpoints_keep_weights_inside_their_folder_and_name_a_malformed_field(tmp_path, kind):
+    """The task-kind loaders use the 2-D checkpoint's fence and SHA-256 check; a missing field is one CheckpointError."""
+    from auditkit.train.multilabel import load_multilabel_model
+    from auditkit.train.volumes import load_volume_model
+
+    loader = load_volume_model if kind == "volume" else load_multilabel_model
+    outside = tmp_path / "outside.safetensors"
+    outside.write_bytes(b"not weights")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    record = {"task": {"kind": kind}, "weights": {"file": "../outside.safetensors",
+                                                  "sha256": hashlib.sha256(b"not weights").hexdigest()}}
+    (folder / "model.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="outside the checkpoint folder"):
+        loader(folder)
+    (folder / "weights.safetensors").write_bytes(b"not weights")
+    record["weights"]["file"] = "weights.safetensors"
+    (folder / "model.json").write_text(json.dumps(record), encoding="utf-8")  # no arch, classes, preprocess
+    with pytest.raises(CheckpointError, match="is malformed"):
+        loader(folder)
+    record["weights"]["sha256"] = "0" * 64
+    (folder / "model.json").write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(CheckpointError, match="does not match the SHA-256") as refused:
+        loader(folder)
+    assert hashlib.sha256(b"not weights").hexdigest()[:8] not in str(refused.value)
