@@ -277,6 +277,21 @@ def explain_section(
     return {"saliency": saliency, "gallery": gallery}
 
 
+def artifacts_section(out_dir: Path, sections: dict[str, Any]) -> dict[str, Any]:
+    """Return ``{"artifacts": {"cases": ...}}`` when this run's saliency step wrote case records ({} otherwise).
+
+    Only a run whose saliency ran points at ``explain/cases.json`` (that step
+    rewrites it), so records left in the folder by an earlier run are never
+    claimed; the SHA-256 lets their readers refuse a file changed since.
+    """
+    from auditkit.explain.cases import cases_artifact
+
+    if not sections.get("saliency"):
+        return {}
+    artifact = cases_artifact(out_dir)
+    return {"artifacts": {"cases": artifact}} if artifact is not None else {}
+
+
 def failures_section(
     table: PredictionsTable, settings: Any, sections: dict[str, Any], *, cohorts: pd.Series | None = None
 ) -> dict[str, Any]:
@@ -364,6 +379,7 @@ def run_audit(config: AuditConfig) -> AuditResults:
     sections.update(failures_section(inputs.table, config.settings, sections, cohorts=inputs.cohorts))
     sections.update(explain_section(config, inputs, loaded, out_dir, sections))
     sections.update(volume_explain_section(original, inputs.table, out_dir, sections))  # 3-D saliency
+    sections.update(artifacts_section(out_dir, sections))
     from auditkit.audit.clinical import (
         add_clinical,  # decision curves, conformal, slices, robustness
     )

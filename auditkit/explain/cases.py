@@ -324,6 +324,23 @@ def _case(
     }
 
 
+def cases_artifact(out_dir: str | Path) -> dict[str, Any] | None:
+    """Return results.json's ``artifacts.cases`` entry for the case records under ``out_dir`` (None if none).
+
+    ``{"path": "explain/cases.json", "sha256": ..., "n_cases": ...}``: the
+    viewer, ``export-dicom`` and ``report --review`` find the records through
+    it and refuse a cases.json whose bytes another run wrote.
+    """
+    from auditkit.fileio import load_json, sha256_bytes
+
+    path = Path(out_dir) / CASES_FILE
+    if not path.is_file():
+        return None
+    raw = path.read_bytes()
+    document = load_json(raw)
+    return {"path": CASES_FILE, "sha256": sha256_bytes(raw), "n_cases": len(document.get("cases", []))}
+
+
 def record_cases(
     out_dir: str | Path,
     sample: pd.DataFrame,

@@ -33,18 +33,50 @@ def report_folder(path: str | Path) -> Path:
     return folder.resolve()
 
 
+def _cases_pointer(folder: Path) -> tuple[Path, str | None]:
+    """Return (path, expected SHA-256) of the case records results.json names (the fixed path, None, if it names none).
+
+    An audit by this auditkit records ``artifacts.cases`` (path and SHA-256);
+    an older results.json has none, and its records are read at the fixed
+    path unverified. The recorded path must stay inside the report folder.
+    """
+    try:
+        results = load_json((folder / "results.json").read_bytes())
+    except (OSError, json.JSONDecodeError):
+        return folder / CASES_FILE, None
+    artifacts = results.get("artifacts") if isinstance(results, Mapping) else None
+    entry = artifacts.get("cases") if isinstance(artifacts, Mapping) else None
+    if not isinstance(entry, Mapping):
+        return folder / CASES_FILE, None
+    relative, sha = entry.get("path"), entry.get("sha256")
+    path = folder / str(relative)
+    root = folder.resolve()
+    if not isinstance(relative, str) or Path(relative).is_absolute() or not path.resolve().is_relative_to(root):
+        raise ResultsError(
+            f"{folder / 'results.json'}: artifacts.cases.path {relative!r} is not a file inside the report folder; "
+            "re-run the audit"
+        )
+    return path, sha if isinstance(sha, str) else None
+
+
 def load_cases(folder: Path) -> dict[str, Any]:
-    """Return the parsed ``explain/cases.json`` of a report folder (ResultsError when missing or unreadable)."""
-    path = folder / CASES_FILE
+    """Return the parsed case records results.json names (ResultsError when missing, unreadable or changed since)."""
+    path, sha = _cases_pointer(folder)
     if not path.is_file():
         raise ResultsError(
             f"{path}: no case records; this audit was run without explanations or by an older auditkit "
             "(re-run `auditkit audit` with --model so the saliency step writes them)"
         )
     try:
-        document = load_json(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        document = load_json(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ResultsError(f"{path}: cannot be read as JSON ({error}); re-run the audit") from None
+    if sha is not None and sha256_bytes(raw) != sha:
+        raise ResultsError(
+            f"{path}: these case records are not the ones {folder / 'results.json'} recorded (SHA-256 differs: "
+            "another run or an edit changed them); re-run the audit so records and results match"
+        )
     version = document.get("schema_version") if isinstance(document, Mapping) else None
     if version not in READABLE_CASES_VERSIONS:
         raise ResultsError(

@@ -105,6 +105,25 @@ def test_the_shortcut_lives_where_the_phantom_put_the_marker(flawed):
     assert shortcut["shortcut_score"]["ci_low"] > 0.15 > 1 / 16  # well above a diffuse map's share
 
 
+def test_results_name_the_case_records_the_viewer_reads(flawed, tmp_path):
+    """results.json points at explain/cases.json by path and SHA-256 (hashlib); a changed file is refused."""
+    import hashlib
+    import shutil
+
+    from auditkit.viewer.data import build_payload
+
+    audit = flawed / "audit"
+    entry = json.loads((audit / "results.json").read_text())["artifacts"]["cases"]
+    raw = (audit / entry["path"]).read_bytes()
+    assert entry["path"] == "explain/cases.json" and entry["sha256"] == hashlib.sha256(raw).hexdigest()
+    assert entry["n_cases"] == len(json.loads(raw)["cases"]) > 0
+    assert len(build_payload(audit)["cases"]) == entry["n_cases"]
+    copy = tmp_path / "audit"
+    shutil.copytree(audit, copy, ignore=shutil.ignore_patterns("cache"))
+    (copy / entry["path"]).write_bytes(raw.replace(b'"cases"', b'"cases" ', 1))  # same records, other bytes
+    assert run(["--quiet", "view", str(copy), "--export", str(tmp_path / "v.html")]) == ExitCode.INPUT_ERROR
+
+
 def test_clean_phantom_passes_the_same_policy(clean, tmp_path):
     code, gate, _ = _gate(clean / "audit" / "results.json", tmp_path)
     assert code == ExitCode.OK
