@@ -206,3 +206,27 @@ def test_multi_frame_sources_get_a_map_on_the_recorded_frame(tmp_path):
     assert (sc_map.Rows, sc_map.Columns) == (16, 12)
     overlay = _read(tmp_path / "out" / "sc_00002_gradcam.dcm")
     assert overlay.pixel_array.shape == (16, 12, 3)
+
+
+def test_a_frames_geometry_comes_from_its_own_group_first_then_the_shared_group():
+    """A plane position only in the shared functional group (one stack) is found for every frame."""
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence
+
+    from auditkit.export.dicom import _frame_group
+
+    def group(keyword, **values):
+        item, inner = Dataset(), Dataset()
+        for name, value in values.items():
+            setattr(inner, name, value)
+        setattr(item, keyword, Sequence([inner]))
+        return item
+
+    source = Dataset()
+    source.SharedFunctionalGroupsSequence = Sequence([group("PlanePositionSequence", ImagePositionPatient=[0, 0, 9])])
+    own = group("PlanePositionSequence", ImagePositionPatient=[0, 0, 1])
+    source.PerFrameFunctionalGroupsSequence = Sequence([own, Dataset(), group("FrameContentSequence", StackID="1")])
+    assert [float(v) for v in _frame_group(source, 0, "PlanePositionSequence").ImagePositionPatient] == [0, 0, 1]
+    for frame in (1, 2, 7):  # no per-frame position (or no per-frame item at all): the shared one
+        assert [float(v) for v in _frame_group(source, frame, "PlanePositionSequence").ImagePositionPatient] == [0, 0, 9]
+    assert _frame_group(source, 1, "PixelMeasuresSequence") is None
