@@ -369,7 +369,7 @@ def output_lock(target: str | os.PathLike[str], *, flag: str = "--out") -> Itera
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             try:
-                holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+                holder = _lock_holder(fd)
             finally:
                 os.close(fd)
             raise OutputPathError(
@@ -396,6 +396,11 @@ def output_lock(target: str | os.PathLike[str], *, flag: str = "--out") -> Itera
         os.close(fd)
 
 
+def _lock_holder(fd: int) -> str:
+    """Return the pid the holder of an output lock wrote into it (``"unknown"`` if empty)."""
+    return os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+
+
 def refuse_while_written(folder: str | os.PathLike[str], what: str) -> None:
     """Return None when no auditkit run holds the output lock of ``folder``; raise OutputPathError otherwise.
 
@@ -418,7 +423,7 @@ def refuse_while_written(folder: str | os.PathLike[str], what: str) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except OSError:
-            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "unknown"
+            holder = _lock_holder(fd)
             raise OutputPathError(
                 f"{what} {os.fspath(folder)!r} is being written by another auditkit run "
                 f"(pid {holder}); wait for it to finish"
