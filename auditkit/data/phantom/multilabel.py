@@ -12,11 +12,15 @@ Findings (each present independently, prevalence ``prevalence``):
   ``effusion``'s internal AUROC leans on the marker and drops externally while the
   other two findings transfer.
 
-Writes ``images/ID.png`` (8-bit), ``manifest.csv`` (``id, image, patient_id,
-site, split, sex, label_opacity, label_nodule, label_effusion``: 1, 0, -1 for
-an uncertain label at ``uncertain_rate``, blank for an unlabelled one at
-``blank_rate``) and ``phantom.json`` (config, flaws, per-image truth: the true
-finding states whatever the label cell says, the marker). Same config, same bytes.
+Writes ``images/ID.png`` (8-bit), ``masks/ID_<finding>.png`` (the planted
+region of each finding present: the opacity's and the nodule's disc within its
+nominal radius, the effusion's band; 255 inside), ``manifest.csv`` (``id, image,
+patient_id, site, split, sex, label_opacity, label_nodule, label_effusion``: 1,
+0, -1 for an uncertain label at ``uncertain_rate``, blank for an unlabelled one
+at ``blank_rate``; then ``mask_<finding>``, blank when the finding is absent,
+which the audit's saliency per finding localises against) and ``phantom.json``
+(config, flaws with the marker's pixel box, per-image truth: the true finding
+states whatever the label cell says, the marker). Same config, same bytes.
 """
 
 from __future__ import annotations
@@ -64,6 +68,10 @@ class MultilabelPhantom:
     n_images: int
 
 
+#: a disc's planted region: within its nominal radius (the Gaussian's value there, sigma = radius / 1.5).
+DISC_EDGE = float(np.exp(-(1.5**2) / 2))
+
+
 def _disc(size: int, cy: float, cx: float, radius: float) -> np.ndarray:
     yy, xx = np.mgrid[0:size, 0:size]
     d2 = (yy - cy) ** 2 + (xx - cx) ** 2
@@ -84,25 +92,40 @@ def _cases(config: MultilabelPhantomConfig, rng: np.random.Generator) -> pd.Data
     return cases
 
 
-def _render(case: pd.Series, config: MultilabelPhantomConfig, rng: np.random.Generator) -> np.ndarray:
+def _render(case: pd.Series, config: MultilabelPhantomConfig,
+            rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Return the image in [0, 1] and the planted region of each finding present (``(s, s)`` bool)."""
     s = config.size
     yy, xx = np.mgrid[0:s, 0:s] / max(1, s - 1)
     image = 0.35 + 0.1 * np.cos(np.pi * (xx - 0.5)) - 0.05 * yy  # a soft chest-like gradient
     inner = lambda: rng.uniform(0.3 * s, 0.7 * s)  # noqa: E731 - a lung-field coordinate
+    regions: dict[str, np.ndarray] = {}
     if case["opacity"]:
-        image = image + 0.35 * _disc(s, inner(), inner(), 0.22 * s)
+        disc = _disc(s, inner(), inner(), 0.22 * s)
+        image = image + 0.35 * disc
+        regions["opacity"] = disc >= DISC_EDGE  # inside the disc's nominal radius
     if case["nodule"]:
         contrast = config.nodule_contrast_female if case["sex"] == "F" else config.nodule_contrast
-        image = image + contrast * _disc(s, inner(), inner(), max(1.5, 0.06 * s))
+        dot = _disc(s, inner(), inner(), max(1.5, 0.06 * s))
+        image = image + contrast * dot
+        regions["nodule"] = dot >= DISC_EDGE
     if case["effusion"]:
         image[int(0.85 * s) :, :] += config.effusion_contrast
+        regions["effusion"] = np.zeros((s, s), bool)
+        regions["effusion"][int(0.85 * s) :, :] = True
     if case["marker"]:
-        m = max(2, s // 10)
-        image[1 : 1 + m, 1 : 1 + m] = 1.0
+        y0, x0, y1, x1 = marker_box(s)
+        image[y0:y1, x0:x1] = 1.0
     if case["site"] == EXTERNAL_SITE:
         image = 0.9 * image + 0.06  # another scanner: a little brighter, lower contrast
     image = image + rng.normal(0, config.noise_sigma, image.shape)
-    return np.clip(image, 0, 1)
+    return np.clip(image, 0, 1), regions
+
+
+def marker_box(size: int) -> tuple[int, int, int, int]:
+    """Return the shortcut marker's pixel box ``(y0, x0, y1, x1)`` (end exclusive) in a ``size``-pixel image."""
+    m = max(2, size // 10)
+    return (1, 1, 1 + m, 1 + m)
 
 
 def _label_cells(present: np.ndarray, config: MultilabelPhantomConfig, rng: np.random.Generator) -> list:
@@ -130,9 +153,18 @@ def generate_multilabel_phantom(
     rng = np.random.default_rng(config.seed)
     cases = _cases(config, rng)
     render_rng = np.random.default_rng([config.seed, 1])
+    (out / "masks").mkdir(exist_ok=True)
+    mask_cells: dict[str, list[str]] = {f: [] for f in FINDINGS}
     for _, case in cases.iterrows():
-        pixels = (_render(case, config, render_rng) * 255).round().astype(np.uint8)
+        image, regions = _render(case, config, render_rng)
+        pixels = (image * 255).round().astype(np.uint8)
         Image.fromarray(pixels).save(out / "images" / f"{case['id']}.png", optimize=False)
+        for finding in FINDINGS:  # the finding's planted region, whatever its label cell says; blank when absent
+            rel = ""
+            if finding in regions:
+                rel = f"masks/{case['id']}_{finding}.png"
+                Image.fromarray(regions[finding].astype(np.uint8) * 255).save(out / rel, optimize=False)
+            mask_cells[finding].append(rel)
     label_rng = np.random.default_rng([config.seed, 2])
     manifest = pd.DataFrame({
         "id": cases["id"], "image": [f"images/{i}.png" for i in cases["id"]],
@@ -141,6 +173,8 @@ def generate_multilabel_phantom(
     })  # fmt: skip
     for finding in FINDINGS:
         manifest[f"label_{finding}"] = _label_cells(cases[finding].to_numpy(), config, label_rng)
+    for finding in FINDINGS:
+        manifest[f"mask_{finding}"] = mask_cells[finding]
     manifest_path = write_csv(out / "manifest.csv", manifest)
     truth = {
         "config": asdict(config),
@@ -151,7 +185,8 @@ def generate_multilabel_phantom(
                                       "contrast_others": config.nodule_contrast},
             "effusion_shortcut": {"finding": "effusion", "marker_rate": config.marker_rate,
                                   "external_site": EXTERNAL_SITE,
-                                  "n_marked": int(cases["marker"].sum())},
+                                  "n_marked": int(cases["marker"].sum()),
+                                  "marker_box": list(marker_box(config.size))},
         },
         "images": [
             {"id": r["id"], "site": r["site"], "sex": r["sex"], "marker": bool(r["marker"]),
