@@ -84,8 +84,13 @@ def is_multilabel_run(config: Any) -> bool:
     return multilabel_findings(table_columns(config.predictions), labels) is not None
 
 
-def run_multilabel_audit(config: Any, out_dir: Path) -> Any:
-    """Return the AuditResults of a multi-label audit, results.json and summary.md written to ``out_dir``."""
+def run_multilabel_audit(config: Any, out_dir: Path, *, original: Any = None) -> Any:
+    """Return the AuditResults of a multi-label audit, results.json and summary.md written to ``out_dir``.
+
+    ``original``: the audit's config as given, before a multi-label ``--model
+    --manifest`` run was scored into ``config.predictions``; its model is
+    explained per finding (``findings.<f>.saliency``, ``findings.<f>.gallery``).
+    """
     from auditkit.audit.run import AuditInputs, assemble_document, write_outputs
     from auditkit.fileio import to_jsonable
     from auditkit.progress import status
@@ -96,10 +101,12 @@ def run_multilabel_audit(config: Any, out_dir: Path) -> Any:
     union, sections = multilabel_sections(
         Path(config.predictions), config.settings, labels=getattr(config, "labels", None), policy=policy
     )
-    if config.model is not None:
+    explained = explain_findings(original if original is not None else config, config, out_dir, sections, policy)
+    if explained is not None and not explained:
         sections["warnings"].append({
             "code": "multilabel_explanations_not_run",
-            "message": "explanations are not run per finding yet; the statistics of every finding are",
+            "message": "no finding could be explained (the predictions table names no images to explain); "
+                       "the statistics of every finding are",
             "where": "saliency",
         })  # fmt: skip
     findings = sections["run_info"]["findings"]
@@ -109,6 +116,32 @@ def run_multilabel_audit(config: Any, out_dir: Path) -> Any:
     path = write_outputs(out_dir, document)
     status(f"wrote {path} ({len(findings)} findings: {', '.join(findings)})")
     return AuditResults(to_jsonable(document), path)
+
+
+def explain_findings(given: Any, config: Any, out_dir: Path, sections: dict[str, Any], policy: str) -> list[str] | None:
+    """Return the findings explained into ``sections`` (None when no multi-label model is to be explained).
+
+    ``given``: the config as the user gave it (its ``model``, ``manifest``,
+    ``data_root``); ``config``: the one audited (its ``predictions``).
+    """
+    from auditkit.train.kinds import MULTILABEL, checkpoint_kind
+
+    model = getattr(given, "model", None)
+    if model is None or not getattr(given, "explain", True) or checkpoint_kind(model) != MULTILABEL:
+        return None
+    from auditkit.audit.multilabel_saliency import multilabel_saliency
+    from auditkit.data.paths import data_root_or, resolve_root
+
+    manifest = getattr(given, "manifest", None)
+    if manifest is not None:  # the table was scored from it, row for row: paths are the manifest's
+        root, where = resolve_root(Path(manifest), given.data_root), str(manifest)
+    else:
+        root, where = data_root_or(given.data_root, Path(config.predictions).parent), str(config.predictions)
+    return multilabel_saliency(
+        model, read_multilabel_frame(Path(config.predictions)), sections["findings"], out_dir=out_dir,
+        settings=config.settings, root=root, where=where, policy=policy,
+        allow_outside_root=bool(getattr(given, "allow_outside_root", False)),
+    )  # fmt: skip
 
 
 def read_multilabel_frame(path: Path) -> pd.DataFrame:

@@ -357,7 +357,7 @@ def run_audit(config: AuditConfig) -> AuditResults:
 
     original, config = config, score_other_kind(config, out_dir)  # a 3-D/multi-label --model: scored first
     if is_multilabel_run(config):  # label_<f>/score_<f> columns: every analysis per finding
-        return run_multilabel_audit(config, out_dir)
+        return run_multilabel_audit(config, out_dir, original=original)  # its model explained per finding
     loaded = load_model(config) if config.model is not None else None
     model_run = None
     if loaded is not None and config.manifest is not None:

@@ -18,7 +18,9 @@ nominal radius, the effusion's band; 255 inside), ``manifest.csv`` (``id, image,
 patient_id, site, split, sex, label_opacity, label_nodule, label_effusion``: 1,
 0, -1 for an uncertain label at ``uncertain_rate``, blank for an unlabelled one
 at ``blank_rate``; then ``mask_<finding>``, blank when the finding is absent,
-which the audit's saliency per finding localises against) and ``phantom.json``
+which the audit's saliency per finding localises against; ``shortcut_effusion``,
+``masks/marker_region.png``, the marker's box: the declared shortcut region
+whose share of effusion's saliency the audit reports) and ``phantom.json``
 (config, flaws with the marker's pixel box, per-image truth: the true finding
 states whatever the label cell says, the marker). Same config, same bytes.
 """
@@ -175,6 +177,12 @@ def generate_multilabel_phantom(
         manifest[f"label_{finding}"] = _label_cells(cases[finding].to_numpy(), config, label_rng)
     for finding in FINDINGS:
         manifest[f"mask_{finding}"] = mask_cells[finding]
+    # where the effusion shortcut's marker sits (on the images that carry it): the region the audit checks
+    y0, x0, y1, x1 = marker_box(config.size)
+    region = np.zeros((config.size, config.size), np.uint8)
+    region[y0:y1, x0:x1] = 255
+    Image.fromarray(region).save(out / "masks" / "marker_region.png", optimize=False)
+    manifest["shortcut_effusion"] = "masks/marker_region.png"
     manifest_path = write_csv(out / "manifest.csv", manifest)
     truth = {
         "config": asdict(config),
