@@ -161,3 +161,24 @@ def test_results_validate_and_the_gate_reaches_each_findings_saliency(audited):
     checks = {c.metric: c.verdict for c in evaluate(document, policy).checks}
     assert {f"findings.{f}.saliency.ig.localization.hit_rate" for f in ("opacity", "nodule", "effusion")} <= set(checks)
     assert len(checks) == 6
+
+
+@pytest.mark.slow
+def test_the_report_shows_each_findings_saliency_and_gallery(audited):
+    import re
+
+    from auditkit.cli import run
+
+    root, _, _, _, document, _ = audited
+    folder = root / "audit"
+    assert run(["--quiet", "report", str(folder), "--out", str(folder / "report.html"), "--force"]) == 0
+    html = (folder / "report.html").read_text(encoding="utf-8")
+    text = re.sub(r"<[^>]+>", " ", html)
+    for finding in ("opacity", "nodule", "effusion"):
+        assert f"Saliency of {finding}" in text
+        hit = document["findings"][finding]["saliency"]["ig"]["localization"]["hit_rate"]
+        assert f"{hit['estimate']:.3f} (95% CI {hit['ci_low']:.3f}" in text
+    share = document["findings"]["effusion"]["saliency"]["ig"]["shortcut"]["declared_region"]
+    assert f"{share['positives_by_cohort']['test']['estimate']:.3f} (95% CI" in text
+    strips = re.findall(r'alt="image, Grad-CAM, Integrated Gradients for ', html)
+    assert 3 <= len(strips) <= 12  # a small gallery per finding (results.json keeps every case)

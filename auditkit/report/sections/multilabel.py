@@ -1,5 +1,8 @@
 """The multi-label section: an overview table of every finding, the macro summary, and one subsection per finding.
 
+Each finding's subsection also shows its saliency evidence and a small gallery
+when the model was explained (:mod:`auditkit.report.sections.multilabel_saliency`).
+
 Reads ``findings.<f>.…``, ``macro``, ``multiplicity`` and ``label_policy`` of a
 multi-label results.json (``run.task == "multilabel"``); absent for any other
 audit (the section and its table-of-contents entry are then left out).
@@ -12,6 +15,7 @@ from typing import Any
 
 from auditkit.report import formatting as fmt
 from auditkit.report.sections.common import Source, gate_marks
+from auditkit.report.sections.multilabel_saliency import build_finding_saliency
 
 ANCHOR = "sec-multilabel"
 TITLE = "Findings of a multi-label model"
@@ -99,7 +103,8 @@ def build_multilabel(source: Source) -> dict[str, Any]:
         ],
         "findings": [
             {"name": name, "fairness": _fairness_rows(source, name, section, correction),
-             "external": _external_rows(source, name, section, correction)}
+             "external": _external_rows(source, name, section, correction),
+             "saliency": build_finding_saliency(source, name, section)}
             for name, section in findings.items()
         ],
         "multiplicity": (
