@@ -182,3 +182,18 @@ def test_the_report_shows_each_findings_saliency_and_gallery(audited):
     assert f"{share['positives_by_cohort']['test']['estimate']:.3f} (95% CI" in text
     strips = re.findall(r'alt="image, Grad-CAM, Integrated Gradients for ', html)
     assert 3 <= len(strips) <= 12  # a small gallery per finding (results.json keeps every case)
+
+
+def test_a_findings_mask_path_cannot_leave_the_data_root(tmp_path):
+    from auditkit.errors import PathEscapeError
+
+    (tmp_path / "data").mkdir()
+    frame = pd.DataFrame({"id": ["a", "b"], "image": ["x.png", "y.png"], "mask_nodule": ["", "../../etc/passwd"],
+                          "shortcut_nodule": ["m.png", ""]})  # fmt: skip
+    with pytest.raises(PathEscapeError, match=r"manifest.csv row 2, column 'mask_nodule'"):
+        resolved_frame(frame, ["nodule"], root=(tmp_path / "data").resolve(), where="manifest.csv")
+    frame.loc[1, "mask_nodule"] = "masks/b.png"
+    resolved = resolved_frame(frame, ["nodule"], root=(tmp_path / "data").resolve(), where="manifest.csv")
+    assert pd.isna(resolved["mask_nodule"].iloc[0])  # blank: the finding is absent, no mask
+    assert resolved["mask_nodule"].iloc[1] == str((tmp_path / "data" / "masks" / "b.png").resolve())
+    assert resolved["shortcut_nodule"].iloc[0] == str((tmp_path / "data" / "m.png").resolve())
