@@ -442,6 +442,39 @@ def _print(table: dict[str, dict[str, dict[str, float]]], *, n_sim: int, n: int,
         print("UNPROVEN: registry metrics marked gateable but not simulated here: " + ", ".join(missing))
 
 
+def markdown(independent: dict, clustered: dict) -> str:
+    """Return benchmarks/RESULTS.md's coverage table of two pooled runs (``--json`` documents, one per design).
+
+    Bold: the default method of the design (``ci_method: auto``: percentile
+    unclustered, BCa clustered); ``*``: a gateable metric outside 0.93-0.97;
+    ``d``: descriptive (registry ``gateable=False``). The last column gives the
+    Monte Carlo SE of a true 0.95 at each design's number of audits.
+    """
+    tables = (independent["table"], clustered["table"])
+    lines = [
+        "| cell (95% interval) | truth | independent: percentile | independent: BCa "
+        "| clustered: percentile | clustered: BCa | audits (indep. / clustered) |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in tables[0]["percentile"]:
+        cells, counts = [], []
+        for design, table in enumerate(tables):
+            for method in ("percentile", "bca"):
+                row = table.get(method, {}).get(key)
+                if row is None:
+                    cells.append("")
+                    continue
+                cov = row["coverage"]
+                flag = "" if 0.93 <= cov <= 0.97 else (" \\*" if _gateable(_metric_of(key)) else " d")
+                bold = (design == 0 and method == "percentile") or (design == 1 and method == "bca")
+                cells.append(f"**{cov:.3f}**{flag}" if bold else f"{cov:.3f}{flag}")
+            row = table["percentile"].get(key)
+            counts.append(str(row["n"]) if row else "0")
+        truth = tables[0]["percentile"][key]["truth"]
+        lines.append(f"| {key} | {truth:.4f} | " + " | ".join(cells) + f" | {' / '.join(counts)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the harness and print the coverage table (and write it as JSON with --json)."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -454,7 +487,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--first-rep", type=int, default=0, help="first simulated audit (disjoint ranges pool)")
     ap.add_argument("--pool", nargs="+", default=None, metavar="JSON",
                     help="print the pooled table of earlier --json runs of one design instead of simulating")
+    ap.add_argument("--markdown", nargs=2, default=None, metavar=("INDEPENDENT_JSON", "CLUSTERED_JSON"),
+                    help="print RESULTS.md's table of two pooled --json documents (independent, clustered)")
     args = ap.parse_args(argv)
+    if args.markdown:
+        print(markdown(*(json.loads(Path(p).read_text()) for p in args.markdown)))
+        return 0
     if args.pool:
         runs = [json.loads(Path(path).read_text()) for path in args.pool]
         table = pool([r["table"] for r in runs])
