@@ -133,15 +133,40 @@ def explain_findings(given: Any, config: Any, out_dir: Path, sections: dict[str,
     from auditkit.data.paths import data_root_or, resolve_root
 
     manifest = getattr(given, "manifest", None)
+    frame, meta = _read_frame(Path(config.predictions))
     if manifest is not None:  # the table was scored from it, row for row: paths are the manifest's
         root, where = resolve_root(Path(manifest), given.data_root), str(manifest)
     else:
-        root, where = data_root_or(given.data_root, Path(config.predictions).parent), str(config.predictions)
+        recorded = _recorded_root(model, meta or {}, Path(config.predictions))
+        root = data_root_or(given.data_root, recorded or Path(config.predictions).parent)
+        where = str(config.predictions)
     return multilabel_saliency(
-        model, read_multilabel_frame(Path(config.predictions)), sections["findings"], out_dir=out_dir,
+        model, frame, sections["findings"], out_dir=out_dir,
         settings=config.settings, root=root, where=where, policy=policy,
         allow_outside_root=bool(getattr(given, "allow_outside_root", False)),
     )  # fmt: skip
+
+
+def _recorded_root(model: Any, meta: dict[str, Any], path: Path) -> Path | None:
+    """Return the data root ``auditkit predict`` recorded in the table at ``path`` for this very ``model``.
+
+    A table recording another model's weights is refused (its maps would sit
+    beside another model's statistics); one recording none gives None.
+    """
+    from auditkit.errors import ConfigError
+    from auditkit.nets.task_checkpoint import read_task_record
+    from auditkit.train.multilabel import TASK_KIND
+
+    recorded = meta.get("model_sha256")
+    if recorded is None:
+        return None
+    own = read_task_record(Path(model), TASK_KIND).get("sha256")
+    if str(recorded) != str(own):
+        raise ConfigError(
+            f"{path} was written by the model with weights SHA-256 {str(recorded)[:12]}…, but --model {model} has "
+            f"{str(own)[:12]}…; audit that model's own predictions (auditkit predict, or --manifest instead)"
+        )
+    return Path(meta["data_root"]) if meta.get("data_root") else None
 
 
 def read_multilabel_frame(path: Path) -> pd.DataFrame:
