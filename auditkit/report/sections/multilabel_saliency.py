@@ -22,6 +22,9 @@ from auditkit.report.sections.explanations import CATEGORY_TITLES, SHORT_NAMES
 SHOWN = ("worst_false_negative", "worst_false_positive", "true_positive", "false_negative", "false_positive",
          "true_negative")  # fmt: skip
 MAX_STRIPS = 4
+#: the worst cases of a finding are ranked over its own cohort at its own operating point (not results.json failures).
+TITLES = {**CATEGORY_TITLES, "worst_false_negative": "Worst false negative (lowest score of the cohort's misses)",
+          "worst_false_positive": "Worst false positive (highest score of the cohort's false alarms)"}  # fmt: skip
 
 
 def _block(methods: Mapping[str, Any], method: str, *keys: str) -> Any:
@@ -82,7 +85,7 @@ def _gallery(source: Source, entries: list[Mapping[str, Any]], methods: list[str
                            mask=entry.get("mask"), image_format=source.panel_format)  # fmt: skip
         score = entry.get("score")
         out.append({
-            "id": str(entry.get("id")), "title": CATEGORY_TITLES.get(str(entry.get("category")), "Case"),
+            "id": str(entry.get("id")), "title": TITLES.get(str(entry.get("category")), "Case"),
             "cohort": source.cohort_label(str(entry.get("cohort") or "")),
             "score": fmt.format_number(score, digits=3) if isinstance(score, (int, float)) else "\u2014",
             "y_true": fmt.plain(entry.get("y_true")),
