@@ -205,7 +205,8 @@ def _lesion_columns(
     in_slice = (rng.random(patients["n_patients"]) < HIDDEN_SLICE_SHARE)[patient_of] & hidden.enabled
     contrast_factor = contrast_factor * np.where(in_slice, 1.0 - 0.7 * hidden.strength, 1.0)
     frame["hidden_slice"] = in_slice
-    frame["device_side"] = np.where(rng.random(patients["n_patients"]) < 0.5, -1.0, 1.0)[patient_of]
+    # one side for every patient (a drain on the patient's left): one device, so one slice to find
+    frame["device_side"] = np.ones(len(frame))
     size_factor = np.where(hit, 1.0 - 0.3 * under.strength, 1.0)
     frame["lesion_cx"] = lesion["lesion_cx"][patient_of] + 0.02 * jitter[:, 0]
     frame["lesion_cy"] = lesion["lesion_cy"][patient_of] + 0.02 * jitter[:, 1]

@@ -91,10 +91,11 @@ class Flaws(_Frozen):
       the internal sites' range (s = 0, or disabled) to its configured,
       out-of-range values (s = 1) linearly.
     - ``hidden_slice`` (off by default): a latent quarter of the patients,
-      named by no attribute, carries a device (a bright tube crossing the
-      lower lung, like a chest drain) and their lesions' contrast is
-      multiplied by ``1 - 0.7 s``: hidden stratification for slice discovery
-      to find. Membership is recorded only in phantom.json (``hidden_slice``).
+      named by no attribute, carries a device (a bold bright tube from the
+      lower body wall into the patient's left lower lung, like a chest drain)
+      and their lesions' contrast is multiplied by ``1 - 0.7 s``: hidden
+      stratification for slice discovery to find. Membership is recorded only
+      in phantom.json (``hidden_slice``).
     - ``fragility`` (off by default): the acquisition's post-processing (an
       edge-enhancement filter) renders every lesion mainly as pixel-scale
       texture: the smooth lesion's contrast is multiplied by ``1 - 0.9 s`` and

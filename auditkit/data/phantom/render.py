@@ -35,6 +35,9 @@ _TISSUE_GRID, _VESSEL_GRID, _LESION_GRID = 5, 14, 8
 #: checkerboard of 0.6 s times the lesion's signal carries the rest (see config.Flaws).
 FRAGILITY_SMOOTH_LOSS = 0.9
 FRAGILITY_DETAIL_GAIN = 0.6
+#: the hidden slice's device (a chest-drain-like tube): its level above the scene and its
+#: Gaussian half-width in units of the half field of view (0.1: about 3 pixels at 64 px).
+DEVICE_LEVEL, DEVICE_WIDTH = 0.8, 0.1
 
 # a 5x7 pixel letter "R": the laterality marker radiographers burn into the image
 _GLYPH = np.array(
@@ -238,7 +241,12 @@ def _anatomy_scene(
 
 
 def _device(cases: pd.DataFrame, u: np.ndarray, v: np.ndarray) -> np.ndarray:
-    """Return the hidden slice's device: a bright tube from the lower body wall up into one lung (0 elsewhere)."""
+    """Return the hidden slice's device: a bright tube from the lower body wall up into one lung (0 elsewhere).
+
+    Bold (about 3 pixels wide at 64 px, 0.8 above the scene) like a chest drain on a radiograph: a
+    small CNN's penultimate embedding represents it, so slice discovery on those embeddings can find it
+    (tests/clinical/test_phantom_hidden_slice.py).
+    """
     side = _col(cases, "device_side")
     # segment from the lateral lower body wall (±0.85, 0.7) to the lower lung (±0.3, 0.05)
     du, dv = u - side * 0.85, v - 0.7
@@ -246,7 +254,7 @@ def _device(cases: pd.DataFrame, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     length2 = 0.55**2 + 0.65**2
     dist = np.abs(du * ey - dv * ex) / np.sqrt(length2)
     t = (du * ex + dv * ey) / length2
-    tube = 0.35 * np.exp(-((dist / 0.03) ** 2)) * ((t > 0) & (t < 1))
+    tube = DEVICE_LEVEL * np.exp(-((dist / DEVICE_WIDTH) ** 2)) * ((t > 0) & (t < 1))
     return tube * cases["hidden_slice"].to_numpy(dtype=np.float32)[:, None, None]
 
 
