@@ -260,7 +260,7 @@ def _planted(config: PhantomConfig, cases: pd.DataFrame, acquisitions: dict[str,
     planted["hidden_slice"].update(
         {
             "attribute": None,
-            "device": "bold bright tube into the left lower lung (chest-drain-like)",
+            "device": "bright tube crossing the lower lung (chest-drain-like)",
             "contrast_factor": 1 - 0.7 * (flaws.hidden_slice.strength if flaws.hidden_slice.enabled else 0.0),
             "n_images": int(cases["hidden_slice"].sum()),
         }
