@@ -102,11 +102,12 @@ def run_multilabel_audit(config: Any, out_dir: Path, *, original: Any = None) ->
         Path(config.predictions), config.settings, labels=getattr(config, "labels", None), policy=policy
     )
     explained = explain_findings(original if original is not None else config, config, out_dir, sections, policy)
-    if explained is not None and not explained:
+    missing = [f for f in sections["findings"] if explained is not None and f not in explained]
+    if missing:
         sections["warnings"].append({
             "code": "multilabel_explanations_not_run",
-            "message": "no finding could be explained (the predictions table names no images to explain); "
-                       "the statistics of every finding are",
+            "message": f"findings {', '.join(missing)} were not explained (not an output of the model, no audited "
+                       "rows, or no images named in the predictions table); their statistics were computed",
             "where": "saliency",
         })  # fmt: skip
     findings = sections["run_info"]["findings"]

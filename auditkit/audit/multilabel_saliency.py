@@ -39,6 +39,8 @@ from auditkit.explain.config import SaliencyConfig
 N_WORST = 2
 #: manifest column naming a finding's suspected shortcut region (a mask: where a marker sits, burned-in text).
 SHORTCUT_PREFIX = "shortcut_"
+#: folders of explain/ that other steps write (a finding of that name gets ``finding-<name>``).
+RESERVED = frozenset({"cache", "cases", "images", "overlays", "masks", "volumes"})
 FAITHFULNESS_NOTE = (
     "not computed per finding: deletion/insertion curves follow the softmax probability of the explained class, "
     "which a sigmoid head does not have"
@@ -291,7 +293,8 @@ def folder_of(finding: str) -> str:
     """Return the folder under ``explain/`` that holds a finding's overlays (a file-name-safe stem)."""
     from auditkit.explain.runner import safe_names
 
-    return safe_names([finding])[0]
+    stem = safe_names([finding])[0]
+    return f"finding-{stem}" if stem in RESERVED else stem
 
 
 def _entries(fm: FindingModel, finding: str, rows: pd.DataFrame, chosen: list[int], images: Any,
