@@ -15,10 +15,10 @@ finding's map depend on the others'. The evidence reuses
 (manifest column ``mask_<f>``, paths fenced inside the data root like
 ``mask``; pointing game, energy, IoU/Dice), the corner shortcut score with
 its per-cohort split, the model-randomisation sanity check and IG's
-completeness, each with the run context's bootstrap interval over images,
-a patient's images resampled together. Faithfulness (deletion/insertion)
-is not computed per finding: its curves follow the softmax probability of
-the explained class. Results nest as ``findings.<f>.saliency.<method>`` and
+completeness, faithfulness (deletion/insertion curves of the finding's own
+sigmoid probability against a random order) and stability under noise and
+shift, each with the run context's bootstrap interval over images, a
+patient's images resampled together. Results nest as ``findings.<f>.saliency.<method>`` and
 ``findings.<f>.gallery`` (overlays under ``explain/<f>/``).
 """
 
@@ -41,9 +41,9 @@ N_WORST = 2
 SHORTCUT_PREFIX = "shortcut_"
 #: folders of explain/ that other steps write (a finding of that name gets ``finding-<name>``).
 RESERVED = frozenset({"cache", "cases", "images", "overlays", "masks", "volumes"})
-FAITHFULNESS_NOTE = (
-    "not computed per finding: deletion/insertion curves follow the softmax probability of the explained class, "
-    "which a sigmoid head does not have"
+FAITHFULNESS_SCORE = (
+    "sigmoid probability of the explained finding (its own output of the sigmoid head; the other findings' "
+    "outputs play no part)"
 )
 
 
@@ -137,12 +137,11 @@ def _evidence(method: str, maps: Any, images: Any, sample: pd.DataFrame, fm: Fin
         "params": dict(maps.params),
         "postprocessing": [*maps.postprocessing, *DISPLAY_STEPS[method]],
         "localization": localisation,
-        "faithfulness": None,
-        "faithfulness_note": FAITHFULNESS_NOTE,
+        "faithfulness": evidence.faithfulness(ev, display, probability=torch.sigmoid, score=FAITHFULNESS_SCORE),
         "sanity": evidence.sanity(ev, display),
         "shortcut_score": pooled,
         "shortcut": shortcut,
-        "stability": None,
+        "stability": evidence.stability(ev, display),
         "completeness": evidence.completeness(maps) if method == "ig" else None,
         "by_group": evidence.by_group(ev, hits, ratio),
     }

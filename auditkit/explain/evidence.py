@@ -142,13 +142,20 @@ def localization(ev: EvidenceInputs, display: np.ndarray) -> tuple[dict[str, Any
     return block, hits
 
 
-def faithfulness(ev: EvidenceInputs, display: np.ndarray) -> dict[str, Any]:
-    """Return the deletion/insertion AUCs of the method's order and of a random order."""
+def faithfulness(
+    ev: EvidenceInputs, display: np.ndarray, *, probability: Any = None, score: str | None = None
+) -> dict[str, Any]:
+    """Return the deletion/insertion AUCs of the method's order and of a random order.
+
+    ``probability`` (logits -> probabilities) and ``score`` (its description)
+    replace the checkpoint's calibrated softmax, e.g. ``torch.sigmoid`` for a
+    multi-label head whose outputs are independent findings.
+    """
     cfg, model = ev.cfg, ev.loaded.model
     pick = subset(len(display), cfg.faithfulness_images, cfg.seed)
     kwargs = dict(
         n_steps=cfg.faithfulness_steps, mean=ev.mean, std=ev.std, batch_size=max(cfg.batch_size * 4, 64),
-        calibration=ev.loaded.meta,
+        calibration=ev.loaded.meta, probability=probability,
     )
     x, shown, t = ev.images.inputs[pick], display[pick], ev.maps.targets[pick]
     ordered = perturbation_curves(model, x, shown, t, **kwargs)
@@ -162,7 +169,7 @@ def faithfulness(ev: EvidenceInputs, display: np.ndarray) -> dict[str, Any]:
         "n_images": len(pick),
         "n_steps": cfg.faithfulness_steps,
         "substrates": {"deletion": "black", "insertion": "blurred"},
-        "score": _faithfulness_score(ev.loaded.meta),
+        "score": score or _faithfulness_score(ev.loaded.meta),
     }
 
 

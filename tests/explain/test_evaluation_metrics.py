@@ -171,6 +171,28 @@ def test_deletion_curve_follows_the_checkpoint_calibrated_probability():
     assert raw.deletion[0, 0] == pytest.approx(_sigmoid(3), rel=1e-6)  # no record: the plain softmax
 
 
+def test_deletion_curve_of_a_multi_label_head_follows_each_findings_own_sigmoid():
+    # Two independent findings: output 0 reads patch A (rows 0:2, cols 0:2), output 1 is a constant 2.
+    # With probability=sigmoid, finding 0's curve is s(sum A - 1) alone (a softmax would mix in the
+    # constant: s(sum A - 1 - 2)); deleting A first (4 of 64 pixels a step) drops it to s(-1) at once.
+    class TwoFindings(torch.nn.Module):
+        def forward(self, x):
+            a = x[:, :, 0:2, 0:2].sum(dim=(1, 2, 3)) - 1.0
+            return torch.stack([a, torch.full_like(a, 2.0)], dim=1)
+
+    x = torch.ones(1, 1, 8, 8)
+    saliency = np.zeros((1, 8, 8))
+    saliency[0, 0:2, 0:2] = 1.0
+    curves = perturbation_curves(TwoFindings(), x, saliency, [0], n_steps=16, deletion_substrate="zeros",
+                                 probability=torch.sigmoid)  # fmt: skip
+    np.testing.assert_allclose(curves.deletion[0], [_sigmoid(3)] + [_sigmoid(-1)] * 16, rtol=1e-6)
+    other = perturbation_curves(TwoFindings(), x, saliency, [1], n_steps=16, deletion_substrate="zeros",
+                                probability=torch.sigmoid)  # fmt: skip
+    np.testing.assert_allclose(other.deletion[0], [_sigmoid(2)] * 17, rtol=1e-6)  # finding 1 ignores patch A
+    softmax = perturbation_curves(TwoFindings(), x, saliency, [0], n_steps=16, deletion_substrate="zeros")
+    assert softmax.deletion[0, 0] == pytest.approx(_sigmoid(3 - 2), rel=1e-6)
+
+
 def test_saliency_on_the_relevant_patch_beats_a_random_order():
     # Only the 6x6 patch counts (logit 0.075 * sum - 1, about +3 when intact); outside it the
     # image is dark, so blurring (the insertion canvas) spills the patch and lowers the logit.

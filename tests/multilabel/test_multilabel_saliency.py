@@ -149,6 +149,9 @@ def test_results_validate_and_the_gate_reaches_each_findings_saliency(audited):
         section = document["findings"][finding]["saliency"]
         assert set(section) == {"gradcam", "ig"}
         assert "logit of finding" in section["ig"]["target"] and section["ig"]["completeness"]["n_failed"] >= 0
+        for method in ("gradcam", "ig"):  # deletion/insertion on the finding's own sigmoid, noise/shift SSIM
+            assert "sigmoid probability" in section[method]["faithfulness"]["score"]
+            assert section[method]["faithfulness"]["n_images"] > 0 and section[method]["stability"]["n_images"] > 0
         gallery = document["findings"][finding]["gallery"]
         assert gallery and all(e["overlays"]["ig"].startswith(f"explain/{finding}/overlays/") for e in gallery)
         assert all((root / "audit" / e["overlays"]["gradcam"]).is_file() for e in gallery)

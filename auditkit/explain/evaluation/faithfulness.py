@@ -15,7 +15,7 @@ model in one forward pass.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,6 +87,7 @@ def perturbation_curves(
     batch_size: int = 64,
     random_state: int = 0,
     calibration: Mapping[str, Any] | None = None,
+    probability: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> PerturbationCurves:
     """Return deletion and insertion curves (N, n_steps + 1) of ``inputs`` (N, C, H, W) along ``maps`` (N, H, W).
 
@@ -98,6 +99,8 @@ def perturbation_curves(
     together. ``calibration`` is the checkpoint record (model.json, with its
     ``calibration`` entry): the curves follow the calibrated probability the
     released model reports; None (a bare model) takes the plain softmax.
+    ``probability`` (logits -> probabilities, e.g. ``torch.sigmoid`` for a
+    multi-label head, where each output is its own finding) replaces both.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3 or maps.shape[0] != inputs.shape[0] or maps.shape[1:] != tuple(inputs.shape[-2:]):
@@ -130,11 +133,12 @@ def perturbation_curves(
             inserted = torch.where(perturbed, x, blurred[sl, None]).reshape(-1, c, h, w)
             with autocast_context(device):
                 outputs = model(torch.cat([deleted, inserted]))
-            probs = (
-                calibrated_probabilities(outputs.float(), dict(calibration))
-                if calibration is not None
-                else class_probabilities(outputs.float())
-            )
+            if probability is not None:
+                probs = probability(outputs.float())
+            elif calibration is not None:
+                probs = calibrated_probabilities(outputs.float(), dict(calibration))
+            else:
+                probs = class_probabilities(outputs.float())
             steps = n_steps + 1
             chosen = targets_t[sl].to(device).repeat_interleave(steps).repeat(2)
             p = probs.gather(1, chosen[:, None])[:, 0].double().cpu().numpy()

@@ -47,6 +47,11 @@ def _rows(source: Source, methods: Mapping[str, Any]) -> list[dict[str, Any]]:
         {"label": "Images with a lesion mask", "cells": [
             {"text": fmt.format_count(_block(methods, m, "localization", "n_images")), "css": "value"} for m in names]},
         row("Corner shortcut share (all sampled images)", None, "shortcut_score"),
+        row("Deletion AUC, saliency order (lower = more faithful)", None, "faithfulness", "deletion_auc"),
+        row("Deletion AUC, random order", None, "faithfulness", "deletion_auc_random"),
+        row("Insertion AUC, saliency order (higher = more faithful)", None, "faithfulness", "insertion_auc"),
+        row("Insertion AUC, random order", None, "faithfulness", "insertion_auc_random"),
+        row("Map SSIM under input noise", None, "stability", "noise_ssim"),
     ]  # fmt: skip
     cohorts: list[str] = []
     for m in names:
@@ -112,5 +117,5 @@ def build_finding_saliency(source: Source, name: str, section: Mapping[str, Any]
         "panels": ", ".join(["image", *(SHORT_NAMES.get(m, m) for m in methods)]),
         "gallery": _gallery(source, entries, list(methods)),
         "n_gallery": len(entries),
-        "faithfulness": str(first.get("faithfulness_note") or ""),
+        "faithfulness": str((first.get("faithfulness") or {}).get("score") or "not computed"),
     }
