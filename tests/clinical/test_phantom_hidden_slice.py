@@ -41,7 +41,8 @@ SLICE_RULE = "  - {id: slice, metric: clinical.slices.test.worst_auroc_gap, min:
 
 def _phantom(hidden: bool, seed: int):
     """Return images (N, 1, S, S), the cases, and the planted membership (the same patients either way)."""
-    flawed = PhantomConfig(n_images=N, size=SIZE, seed=seed, n_sites=1).with_flaws(("hidden_slice",), {"hidden_slice": STRENGTH})
+    base = PhantomConfig(n_images=N, size=SIZE, seed=seed, n_sites=1)
+    flawed = base.with_flaws(("hidden_slice",), {"hidden_slice": STRENGTH})
     config = flawed if hidden else flawed.with_flaws(())
     cases = sample_cases(config)
     images = np.rint(render_cases(cases, config).images * 255) / 255  # the 8-bit PNGs' values
