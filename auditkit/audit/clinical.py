@@ -15,7 +15,9 @@ Gateable paths (one Estimate each):
   better of treat-all and treat-none at threshold probability t (``t10`` is 0.10);
 * ``clinical.conformal.<method>.<cohort>.min_group_coverage`` — the lowest
   per-subgroup coverage (its group named), and ``...overall.coverage``;
-* ``clinical.slices.test.worst_auroc_gap`` — the worst slice's AUROC minus the rest's;
+* ``clinical.slices.test.worst_auroc_gap`` — the worst slice's AUROC minus the rest's, and
+  ``...worst_error_gap`` — the highest slice-minus-rest error rate at the operating point (a slice
+  of one class, whose AUROC is undefined, still has one);
 * ``clinical.robustness.worst.auroc_drop`` / ``sensitivity_drop`` / ``flip_rate``, and
   ``clinical.robustness.worst_by_severity.s<k>.<same>`` (the worst among severity k's conditions:
   ``s1``, the mildest, is what a model must withstand in routine use).
@@ -264,23 +266,38 @@ def _slices(
                 described[attr] = {"value": str(counts.index[0]), "share": float(counts.iloc[0])}
         out_records.append({**rec, "representative_ids": [str(ids[rows[i]]) for i in reps],
                             "dominant_attributes": described})  # fmt: skip
-    gaps = [r["auroc_gap"] for r in out_records if r["auroc_gap"].defined]
-    worst = Estimate.undefined("no slice has enough images of both classes")
-    if gaps:
-        w = min(gaps, key=lambda e: e.estimate)
-        slice_id = next(r["slice"] for r in out_records if r["auroc_gap"] is w)
-        worst = Estimate(w.estimate, w.ci_low, w.ci_high, w.p_value, w.p_adjusted, method=w.method,
-                         groups=(f"slice {slice_id}",))  # fmt: skip
+    one_class = sum(not r["auroc_gap"].defined for r in out_records)
     return {
         "test": {
             "n_slices": n_slices,
             "features": "embeddings (standardised, PCA)" + (" + one-hot attributes" if meta is not None else ""),
             "records": out_records,
             "n_flagged": int(sum(r["flagged"] for r in out_records)),
-            "worst_auroc_gap": worst,
+            "n_error_flagged": int(sum(r.get("error_flagged", False) for r in out_records)),
+            "n_without_auroc": one_class,
+            "worst_auroc_gap": _worst(out_records, "auroc_gap", lowest=True, one_class=one_class),
+            "worst_error_gap": _worst(out_records, "error_gap", lowest=False, one_class=one_class),
             "multiplicity": multiplicity,
         }
     }
+
+
+def _worst(records: list[dict[str, Any]], key: str, *, lowest: bool, one_class: int) -> Estimate:
+    """Return the worst slice's ``key`` gap (lowest AUROC gap, highest error gap) named by its slice."""
+    defined = [(r["slice"], r[key]) for r in records if r.get(key) is not None and r[key].defined]
+    if not defined:
+        if key == "auroc_gap":
+            return Estimate.undefined(
+                f"no slice has enough images of both classes ({one_class} of {len(records)} do not; "
+                "see worst_error_gap, defined for one-class slices too)"
+            )
+        return Estimate.undefined("no slice error rates: the run has no operating point or every slice is small")
+    slice_id, w = (min if lowest else max)(defined, key=lambda item: item[1].estimate)
+    note = ""
+    if key == "auroc_gap" and one_class:
+        note = f"; {one_class} of {len(records)} slices hold too few of one class for an AUROC (see worst_error_gap)"
+    return Estimate(w.estimate, w.ci_low, w.ci_high, w.p_value, w.p_adjusted, method=(w.method or "") + note or None,
+                    groups=(f"slice {slice_id}",))  # fmt: skip
 
 
 def compute_clinical(

@@ -345,6 +345,9 @@ for _metric in (
            "minus the rest's", higher_is_better=False),
     Metric("worst_auroc_gap", "Worst slice AUROC gap", "clinical", "the lowest slice-minus-rest AUROC gap "
            "over the candidate slices", needs_positives=True, needs_negatives=True),
+    Metric("worst_error_gap", "Worst slice error-rate gap", "clinical", "the highest slice-minus-rest "
+           "error-rate gap at the operating point over the candidate slices (defined for one-class slices)",
+           higher_is_better=False),
     Metric("auroc_drop", "AUROC drop", "clinical", "AUROC unperturbed minus AUROC perturbed, same images "
            "(paired bootstrap)", higher_is_better=False, needs_positives=True, needs_negatives=True),
     Metric("sensitivity_drop", "Sensitivity drop", "clinical", "sensitivity unperturbed minus perturbed at "

@@ -103,6 +103,27 @@ def _error_statistic(sums: np.ndarray) -> dict[str, np.ndarray]:
         return {"error_rate": sums[:, 1] / sums[:, 0]}
 
 
+def _adjust_error_gaps(records: list[dict[str, Any]], settings: SliceSettings) -> None:
+    """Set each slice's ``error_gap`` p-value adjusted across the slices (a family of its own, like the AUROC gaps).
+
+    The error gap is the one comparison a slice holding a single class still
+    has (its AUROC is undefined): a cluster of healthy images with a device
+    the model calls positive shows here, not in the AUROC gaps.
+    """
+    gaps = [r.get("error_gap") for r in records]
+    p = [g.p_value if g is not None and g.p_value is not None else np.nan for g in gaps]
+    if not np.isfinite(p).any():
+        return
+    adjusted = adjust_p_values(p, method=settings.multiplicity)
+    for rec, gap, p_adj in zip(records, gaps, adjusted, strict=True):
+        if gap is not None and gap.defined:
+            rec["error_gap"] = Estimate(
+                gap.estimate, gap.ci_low, gap.ci_high, gap.p_value,
+                float(p_adj) if np.isfinite(p_adj) else None, method=gap.method,
+            )  # fmt: skip
+            rec["error_flagged"] = bool(gap.estimate > 0 and np.isfinite(p_adj) and p_adj < settings.alpha)
+
+
 def slice_report(
     engine: Engine,
     rows: np.ndarray,
@@ -168,6 +189,7 @@ def slice_report(
             diff = e_in["error_rate"] - e_out["error_rate"]
             rec["error_gap"] = engine.estimate(diff, p_value=bootstrap_z_test(diff))
         records.append(rec)
+    _adjust_error_gaps(records, settings)
     p = [r["auroc_gap"].p_value if r["auroc_gap"].p_value is not None else np.nan for r in records]
     adjusted = adjust_p_values(p, method=settings.multiplicity)
     for rec, p_adj in zip(records, adjusted, strict=True):

@@ -135,3 +135,48 @@ def test_multiclass_audit_has_conformal_sets_and_says_what_does_not_apply(tmp_pa
     assert set(block["groups"]["class"]) == {"0", "1", "2"}
     for key in ("decision_curve", "slices", "robustness"):
         assert "one-vs-rest" in clinical[key]["not_applicable"]
+
+
+def test_a_one_class_slice_that_errs_is_found_by_its_error_gap(tmp_path):
+    """A planted cluster of healthy images the model calls positive (a device it mistakes for disease).
+
+    The slice holds no positives, so it has no AUROC: the AUROC gaps cannot see it. Its error rate at
+    the operating point (numpy, on the slice's planted members) is far above the rest's, and
+    ``worst_error_gap`` names it with a Holm-adjusted test and a gate rule fails on it.
+    """
+    rng = np.random.default_rng(11)
+
+    def table(n, prefix):
+        device = rng.random(n) < 0.2
+        y = np.where(device, 0, rng.binomial(1, 0.45, n))
+        x = np.where(device, 1.5, 2.0 * (2 * y - 1)) + rng.normal(0, 1, n)
+        centres = np.random.default_rng(7).normal(0, 4, (4, 12))
+        emb = centres[np.where(device, 3, rng.integers(0, 3, n))] + rng.normal(0, 1, (n, 12))
+        ids = [f"{prefix}{i}" for i in range(n)]
+        frame = pd.DataFrame({"id": ids, "y_true": y, "score": 1 / (1 + np.exp(-x)), "patient_id": ids})
+        return frame, pd.DataFrame(emb, columns=[f"emb_{j}" for j in range(12)]).assign(id=ids), device
+
+    val, val_e, _ = table(400, "v")
+    test, test_e, device = table(900, "t")
+    pd.concat([val.assign(split="val"), test.assign(split="test")]).to_csv(tmp_path / "p.csv", index=False)
+    pd.concat([val_e, test_e]).to_parquet(tmp_path / "e.parquet")
+    (tmp_path / "a.yaml").write_text("n_boot: 200\nmmd_permutations: 10\ndate: '2026-01-01'\n"
+                                     "clinical:\n  slices: {n_slices: 4}\n")  # fmt: skip
+    assert run(["-q", "audit", "--predictions", str(tmp_path / "p.csv"), "--embeddings", str(tmp_path / "e.parquet"),
+                "--config", str(tmp_path / "a.yaml"), "--out", str(tmp_path / "out"), "--no-report",
+                "--no-explain"]) in (0, 1)  # fmt: skip
+    document = json.loads((tmp_path / "out" / "results.json").read_text())
+    block = document["clinical"]["slices"]["test"]
+    threshold = document["operating_point"]["threshold"]
+    worst = block["worst_error_gap"]
+    planted = next(r for r in block["records"] if r["slice"] == int(worst["groups"][0].split()[1]))
+    assert planted["n_positive"] == 0 and planted["auroc_gap"]["estimate"] is None  # no AUROC for it
+    assert block["n_without_auroc"] >= 1 and "worst_error_gap" in block["worst_auroc_gap"]["method"]
+    errors = (test.score.to_numpy() >= threshold).astype(int) != test.y_true.to_numpy()
+    assert planted["n"] == device.sum()  # the cluster is the planted device images, all of them
+    expected = errors[device].mean() - errors[~device].mean()
+    assert worst["estimate"] == pytest.approx(expected, abs=1e-9)
+    assert planted["error_flagged"] and worst["p_adjusted"] < 0.05 and block["n_error_flagged"] >= 1
+    (tmp_path / "g.yaml").write_text("name: t\nversion: '1'\nrules:\n"
+                                     "  - {id: e, metric: clinical.slices.test.worst_error_gap, max: 0.1, use: ci_low}\n")
+    assert run(["-q", "gate", str(tmp_path / "out" / "results.json"), "--policy", str(tmp_path / "g.yaml")]) == 1

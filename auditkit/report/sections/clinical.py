@@ -169,13 +169,16 @@ def build_slices(source: Source) -> dict[str, Any]:
             "gap": source.cell(gap, "auroc"),
             "p": fmt.format_test(gap, correction=block.get("multiplicity")) if gap.get("p_value") is not None else "",
             "error_gap": source.cell(rec.get("error_gap"), "error_rate"),
-            "flagged": bool(rec.get("flagged")), "attributes": attrs or "",
+            "flagged": bool(rec.get("flagged")), "error_flagged": bool(rec.get("error_flagged")),
+            "attributes": attrs or "",
             "examples": ", ".join(rec.get("representative_ids") or []),
             "strip": _strip(source, rec.get("representative_images") or []),
         })  # fmt: skip
     return {"available": True, "rows": rows, "n_flagged": block.get("n_flagged", 0),
+            "n_error_flagged": block.get("n_error_flagged", 0), "n_without_auroc": block.get("n_without_auroc", 0),
             "features": block.get("features", ""), "n_slices": block.get("n_slices"),
-            "gate": gate_marks(source, "clinical.slices.test.worst_auroc_gap")}  # fmt: skip
+            "gate": gate_marks(source, "clinical.slices.test.worst_auroc_gap")
+            + gate_marks(source, "clinical.slices.test.worst_error_gap")}  # fmt: skip
 
 
 def _robustness_svg(conditions: list[Mapping[str, Any]], effects: Mapping[str, Any]) -> str:
