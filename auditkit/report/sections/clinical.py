@@ -162,16 +162,21 @@ def build_slices(source: Source) -> dict[str, Any]:
     for rec in block.get("records", []):
         attrs = ", ".join(f"{a} {v['value']} ({v['share']:.0%})" for a, v in (rec.get("dominant_attributes") or {}).items())
         gap = rec.get("auroc_gap") or {}
+        auroc, rest, gap_cell = (source.cell(rec.get(k), "auroc") for k in ("auroc", "auroc_rest", "auroc_gap"))
+        if gap.get("estimate") is None:  # the reason once, not three times: the slice is too small or one class
+            n_pos, n = rec.get("n_positive"), rec.get("n")
+            auroc = {"text": f"no AUROC: {n_pos} of {n} images positive (too few of a class)", "css": "undefined"}
+            rest = gap_cell = {"text": "\u2014", "css": "undefined"}
         rows.append({
             "slice": rec.get("slice"), "n": fmt.format_count(rec.get("n")),
             "prevalence": "n/a" if rec.get("prevalence") is None else f"{rec['prevalence']:.2f}",
-            "auroc": source.cell(rec.get("auroc"), "auroc"), "rest": source.cell(rec.get("auroc_rest"), "auroc"),
-            "gap": source.cell(gap, "auroc"),
+            "auroc": auroc, "rest": rest, "gap": gap_cell,
             "p": fmt.format_test(gap, correction=block.get("multiplicity")) if gap.get("p_value") is not None else "",
             "error_gap": source.cell(rec.get("error_gap"), "error_rate"),
             "flagged": bool(rec.get("flagged")), "error_flagged": bool(rec.get("error_flagged")),
             "attributes": attrs or "",
             "examples": ", ".join(rec.get("representative_ids") or []),
+            "examples_short": ", ".join((rec.get("representative_ids") or [])[:3]),
             "strip": _strip(source, rec.get("representative_images") or []),
         })  # fmt: skip
     return {"available": True, "rows": rows, "n_flagged": block.get("n_flagged", 0),
