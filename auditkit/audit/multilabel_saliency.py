@@ -158,11 +158,17 @@ def _positives_by_cohort(ev: Any, display: np.ndarray) -> dict[str, Any]:
     from auditkit.explain.evaluation.shortcut import corner_masses
 
     inside, mass = corner_masses(display, rois=ev.images.rois, fraction=ev.cfg.corner_fraction)
+    return _pooled_on_positives(ev, inside, mass, np.ones(len(display), dtype=bool))
+
+
+def _pooled_on_positives(ev: Any, inside: np.ndarray, mass: np.ndarray, among: np.ndarray) -> dict[str, Any]:
+    """Return ``{cohort: {n, share}}``: saliency mass ``inside`` over ``mass``, pooled over each cohort's
+    images in ``among`` where the finding is present, with the run's interval."""
     cohorts = ev.sample["_cohort"].to_numpy()
     present = ev.sample["y_true"].to_numpy() == 1
     out = {}
     for cohort in pd.unique(cohorts):
-        rows = (cohorts == cohort) & present
+        rows = among & (cohorts == cohort) & present
         if rows.any():
             out[str(cohort)] = {"n": int(rows.sum()), **ev.ratio_estimate(inside[rows], mass[rows], rows)}
     return out
@@ -194,13 +200,7 @@ def _declared_region(ev: Any, display: np.ndarray, regions: list[np.ndarray | No
     inside = np.array([positive[i][r].sum() if r is not None else 0.0 for i, r in enumerate(regions)])
     mass = positive.reshape(len(positive), -1).sum(axis=1)
     area = float(np.mean([r.mean() for r in regions if r is not None]))
-    cohorts = ev.sample["_cohort"].to_numpy()
-    present = ev.sample["y_true"].to_numpy() == 1
-    by_cohort = {}
-    for cohort in pd.unique(cohorts):
-        rows = given & (cohorts == cohort) & present
-        if rows.any():
-            by_cohort[str(cohort)] = {"n": int(rows.sum()), **ev.ratio_estimate(inside[rows], mass[rows], rows)}
+    by_cohort = _pooled_on_positives(ev, inside, mass, given)
     return {
         "n_images": int(given.sum()), "share": ev.ratio_estimate(inside[given], mass[given], given),
         "diffuse_map_share": area, "positives_by_cohort": by_cohort,
@@ -271,20 +271,28 @@ def _gallery(fm: FindingModel, finding: str, sample: pd.DataFrame, images: Any, 
              worst: pd.DataFrame, worst_images: Any, worst_displays: dict[str, np.ndarray], *, out_dir: Path,
              cfg: SaliencyConfig, attributes: list[str]) -> list[dict[str, Any]]:  # fmt: skip
     """Return the finding's gallery: its worst cases first, then sampled cases per category and cohort."""
-    from auditkit.audit.saliency import _category, _gallery_rows
-    from auditkit.explain.runner import display_scale
+    from auditkit.explain.gallery import (
+        ExplainedSet,
+        GalleryStyle,
+        categories_of,
+        gallery_entries,
+        gallery_rows,
+        shared_scales,
+    )
+    from auditkit.explain.images import normalization_of
 
     if not displays or not cfg.gallery_max:
         return []
-    scales = {m: display_scale(m, d) for m, d in displays.items()}
-    categories = [_category(int(a), int(b), 1) for a, b in zip(sample["y_true"], sample["y_pred"], strict=True)]
-    rows = _gallery_rows(sample, categories, cfg, attributes)
+    scales = shared_scales(displays)
+    mean, std = normalization_of(fm.preprocess)
+    style = GalleryStyle(out_dir, cfg, attributes, mean, std, ("absent", "present"), 1,
+                         base=f"explain/{folder_of(finding)}", fields={"finding": finding})  # fmt: skip
+    categories = categories_of(sample, 1)
     entries = []
     if worst_images is not None and worst_displays:
-        entries += _entries(fm, finding, worst, list(range(len(worst))), worst_images, worst_displays, scales,
-                            out_dir=out_dir, cfg=cfg, attributes=attributes)  # fmt: skip
-    entries += _entries(fm, finding, sample.assign(_category=categories), rows, images, displays, scales,
-                        out_dir=out_dir, cfg=cfg, attributes=attributes)  # fmt: skip
+        entries += gallery_entries(ExplainedSet(worst, worst_images, worst_displays, scales), range(len(worst)), style)
+    entries += gallery_entries(ExplainedSet(sample.assign(_category=categories), images, displays, scales),
+                               gallery_rows(sample, categories, cfg, attributes), style)  # fmt: skip
     return entries
 
 
@@ -294,50 +302,6 @@ def folder_of(finding: str) -> str:
 
     stem = safe_names([finding])[0]
     return f"finding-{stem}" if stem in RESERVED else stem
-
-
-def _entries(fm: FindingModel, finding: str, rows: pd.DataFrame, chosen: list[int], images: Any,
-             displays: dict[str, np.ndarray], scales: dict[str, Any], *, out_dir: Path, cfg: SaliencyConfig,
-             attributes: list[str]) -> list[dict[str, Any]]:  # fmt: skip
-    """Return the gallery entries of ``chosen`` rows: image, overlays and lesion mask under ``explain/<f>/``."""
-    from auditkit.audit.saliency import _plain
-    from auditkit.explain.images import display_images, normalization_of
-    from auditkit.explain.overlay import write_image, write_mask, write_overlay
-    from auditkit.explain.runner import safe_names
-
-    if not chosen:
-        return []
-    mean, std = normalization_of(fm.preprocess)
-    base = f"explain/{folder_of(finding)}"
-    ext = "jpg" if cfg.overlay_format == "jpeg" else "png"
-    stems = safe_names([str(i) for i in rows["id"]])
-    shown = display_images(images.inputs[torch.as_tensor(chosen, dtype=torch.long)], mean=mean, std=std)
-    names = ("absent", "present")
-    out = []
-    for j, i in enumerate(chosen):
-        image_rel = f"{base}/images/{stems[i]}.{ext}"
-        write_image(out_dir / image_rel, shown[j], fmt=cfg.overlay_format)
-        overlays = {}
-        for method, maps in displays.items():
-            overlays[method] = f"{base}/overlays/{stems[i]}__{method}.{ext}"
-            write_overlay(out_dir / overlays[method], shown[j], maps[i], scales[method], mask=images.masks[i],
-                          fmt=cfg.overlay_format)  # fmt: skip
-        mask_rel = None
-        if images.masks[i] is not None and images.masks[i].any():
-            mask_rel = f"{base}/masks/{stems[i]}.png"
-            write_mask(out_dir / mask_rel, images.masks[i])
-        entry = {
-            "id": str(rows["id"].iloc[i]), "finding": finding, "cohort": str(rows["_cohort"].iloc[i]),
-            "category": str(rows["_category"].iloc[i]), "y_true": names[int(rows["y_true"].iloc[i])],
-            "y_pred": names[int(rows["y_pred"].iloc[i])], "score": float(rows["_score"].iloc[i]),
-            "attributes": {c: _plain(rows[c].iloc[i]) for c in attributes if c in rows.columns},
-            "image": image_rel, "overlays": overlays, "overlay_scales": {m: s.to_dict() for m, s in scales.items()},
-            "mask": mask_rel,
-        }  # fmt: skip
-        if "_rank" in rows.columns:
-            entry["worst_rank"] = int(rows["_rank"].iloc[i])
-        out.append(entry)
-    return out
 
 
 def resolved_frame(frame: pd.DataFrame, findings: Sequence[str], *, root: Path, where: str,

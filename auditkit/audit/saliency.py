@@ -22,13 +22,11 @@ numbers (all methods fall short of radiologists; Saporta et al. 2022).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 
 from auditkit import distributed
 from auditkit.data.paths import data_root_or, resolve_paths
@@ -38,16 +36,21 @@ from auditkit.explain.cache import MapCache
 from auditkit.explain.cases import record_cases
 from auditkit.explain.config import SaliencyConfig
 from auditkit.explain.evidence import EvidenceInputs, method_evidence
-from auditkit.explain.images import LoadedImages, display_images, load_images, normalization_of
-from auditkit.explain.overlay import write_image, write_mask, write_overlay
-from auditkit.explain.runner import display_scale, safe_names
+from auditkit.explain.gallery import (
+    ExplainedSet,
+    GalleryStyle,
+    categories_of,
+    gallery_entries,
+    gallery_rows,
+    shared_scales,
+)
+from auditkit.explain.images import LoadedImages, load_images, normalization_of
 from auditkit.explain.sample import ImageSet, explain_sample
 from auditkit.explain.sampling import stratified_sample
 from auditkit.progress import status
 
 PATH_COLUMNS = ("image", "mask", "roi")
 """Columns of the predictions table that name files the saliency step reads."""
-CATEGORIES = ("true_positive", "false_negative", "false_positive", "true_negative")
 MAX_GROUP_VALUES = 20
 
 
@@ -120,13 +123,16 @@ def run_saliency(
         ))  # fmt: skip
     if not ctx.is_main:
         return {}, []
-    gallery = _gallery(sample, images, displays, classes, positive, out_dir, cfg, attributes, mean, std)
+    scales = shared_scales(displays)  # one per method: the gallery, the worst cases and the case records share it
+    style = GalleryStyle(out_dir, cfg, attributes, mean, std, list(classes.classes), positive)
+    categories = categories_of(sample, positive)
+    gallery = gallery_entries(ExplainedSet(sample, images, displays, scales),
+                              gallery_rows(sample, categories, cfg, attributes), style)  # fmt: skip
     if worst_images is not None and worst_displays:
-        scales = _scales(displays)  # the sample's shared scales, so a worst case reads like the others
-        gallery += _entries(worst, list(range(len(worst))), worst_images, worst_displays, scales, classes,
-                            positive, out_dir, cfg, attributes, mean, std)
+        gallery += gallery_entries(ExplainedSet(worst, worst_images, worst_displays, scales),
+                                   range(len(worst)), style)  # fmt: skip
     # every explained case for the viewer and exports (explain/cases.json)
-    record_cases(out_dir, sample, images, displays, section, classes, positive, cfg, attributes, mean, std)
+    record_cases(out_dir, ExplainedSet(sample, images, displays, scales), section, style)
     return section, gallery
 
 
@@ -313,69 +319,6 @@ def _attributes(predictions: Any, sample: pd.DataFrame, cfg: SaliencyConfig) -> 
 # --- gallery ------------------------------------------------------------------------------
 
 
-def _category(y_true: int, y_pred: int, positive: int | None) -> str:
-    if positive is None:
-        return "true_positive" if y_true == y_pred else "false_negative"
-    if y_true == positive:
-        return "true_positive" if y_pred == positive else "false_negative"
-    return "false_positive" if y_pred == positive else "true_negative"
-
-
-def _gallery_rows(
-    sample: pd.DataFrame, categories: Sequence[str], cfg: SaliencyConfig, attributes: list[str]
-) -> list[int]:
-    rng = np.random.default_rng(cfg.seed)
-    chosen: list[int] = []
-    for cohort in pd.unique(sample["_cohort"]):
-        for category in CATEGORIES:
-            k = (
-                cfg.gallery_per_category
-                if category != "true_negative"
-                else min(1, cfg.gallery_per_category)
-            )
-            rows = np.flatnonzero(
-                (sample["_cohort"].to_numpy() == cohort) & (np.asarray(categories) == category)
-            )
-            if len(rows) and k:
-                chosen.extend(
-                    sorted(rng.choice(rows, size=min(k, len(rows)), replace=False).tolist())
-                )
-    for column in attributes:
-        for value in sorted(sample[column].dropna().unique(), key=str):
-            shown = set(sample.loc[chosen, column]) if chosen else set()
-            if value not in shown:
-                rows = np.flatnonzero((sample[column] == value).to_numpy())
-                chosen.append(int(rng.choice(rows)))
-    return list(dict.fromkeys(chosen))[: cfg.gallery_max]
-
-
-def _gallery(
-    sample: pd.DataFrame,
-    images: LoadedImages,
-    displays: dict[str, np.ndarray],
-    classes: Any,
-    positive: int | None,
-    out_dir: Path,
-    cfg: SaliencyConfig,
-    attributes: list[str],
-    mean: Any,
-    std: Any,
-) -> list[dict[str, Any]]:
-    categories = [
-        _category(int(a), int(b), positive)
-        for a, b in zip(sample["y_true"], sample["y_pred"], strict=True)
-    ]
-    rows = _gallery_rows(sample, categories, cfg, attributes)
-    if not rows:
-        return []
-    return _entries(sample, rows, images, displays, _scales(displays), classes, positive, out_dir, cfg,
-                    attributes, mean, std)
-
-
-def _scales(displays: dict[str, np.ndarray]) -> dict[str, Any]:
-    return {m: display_scale(m, d) for m, d in displays.items()}
-
-
 def _worst_rows(frame: pd.DataFrame, failures: Any) -> pd.DataFrame:
     """Return the table rows of ``failures``' worst cases, with ``_cohort``, ``_category`` and ``_rank``."""
     cohorts = (failures or {}).get("cohorts") if isinstance(failures, dict) else None
@@ -395,74 +338,3 @@ def _worst_rows(frame: pd.DataFrame, failures: Any) -> pd.DataFrame:
     out = frame.iloc[[p[0] for p in picked]].reset_index(drop=True)
     return out.assign(_cohort=[p[1] for p in picked], _category=[p[2] for p in picked],
                       _rank=[p[3] for p in picked])  # fmt: skip
-
-
-def _entries(
-    sample: pd.DataFrame,
-    rows: list[int],
-    images: LoadedImages,
-    displays: dict[str, np.ndarray],
-    scales: dict[str, Any],
-    classes: Any,
-    positive: int | None,
-    out_dir: Path,
-    cfg: SaliencyConfig,
-    attributes: list[str],
-    mean: Any,
-    std: Any,
-) -> list[dict[str, Any]]:
-    """Return the gallery entries of ``rows`` of ``sample``: overlays written, one entry per row."""
-    names = list(classes.classes)
-    stems = safe_names([str(i) for i in sample["id"]])
-    ext = "jpg" if cfg.overlay_format == "jpeg" else "png"
-    shown = display_images(
-        images.inputs[torch.as_tensor(rows, dtype=torch.long)], mean=mean, std=std
-    )
-    gallery = []
-    for k, i in enumerate(rows):
-        stem = stems[i]
-        image_rel = f"explain/images/{stem}.{ext}"
-        write_image(out_dir / image_rel, shown[k], fmt=cfg.overlay_format)
-        overlays = {}
-        for method, maps in displays.items():
-            rel = f"explain/overlays/{stem}__{method}.{ext}"
-            write_overlay(
-                out_dir / rel,
-                shown[k],
-                maps[i],
-                scales[method],
-                mask=images.masks[i],
-                fmt=cfg.overlay_format,
-            )
-            overlays[method] = rel
-        mask_rel = None
-        if images.masks[i] is not None:
-            mask_rel = f"explain/masks/{stem}.png"
-            write_mask(out_dir / mask_rel, images.masks[i])
-        y_true = int(sample.loc[i, "y_true"])
-        entry = {
-            "id": str(sample.loc[i, "id"]),
-            "cohort": str(sample.loc[i, "_cohort"]),
-            "category": (str(sample.loc[i, "_category"]) if "_category" in sample.columns
-                         else _category(y_true, int(sample.loc[i, "y_pred"]), positive)),
-            "y_true": names[y_true] if 0 <= y_true < len(names) else str(y_true),
-            "y_pred": names[int(sample.loc[i, "y_pred"])],
-            "score": float(sample.loc[i, "_score"]),
-            "attributes": {c: _plain(sample.loc[i, c]) for c in attributes},
-            "image": image_rel,
-            "overlays": overlays,
-            "overlay_scales": {m: s.to_dict() for m, s in scales.items()},
-            "mask": mask_rel,
-        }  # fmt: skip
-        if "_rank" in sample.columns:
-            entry["worst_rank"] = int(sample.loc[i, "_rank"])
-        gallery.append(entry)
-    return gallery
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating, np.bool_)):
-        return value.item()
-    if value is None or pd.isna(value):
-        return None
-    return value if isinstance(value, (int, float, bool, str)) else str(value)

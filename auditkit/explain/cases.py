@@ -341,29 +341,22 @@ def cases_artifact(out_dir: str | Path) -> dict[str, Any] | None:
     return {"path": CASES_FILE, "sha256": sha256_bytes(raw), "n_cases": len(document.get("cases", []))}
 
 
-def record_cases(
-    out_dir: str | Path,
-    sample: pd.DataFrame,
-    images: Any,
-    displays: dict[str, np.ndarray],
-    section: dict[str, Any],
-    classes: Any,
-    positive: int | None,
-    cfg: Any,
-    attributes: Sequence[str],
-    mean: Any,
-    std: Any,
-) -> Path:
+def record_cases(out_dir: str | Path, explained: Any, section: dict[str, Any], style: Any) -> Path:
     """Return the path of ``explain/cases.json`` written for one saliency run (the saliency step's hook).
 
-    ``images``: the :class:`auditkit.explain.images.LoadedImages` of ``sample``;
-    ``section``: results["saliency"] as built (each method's params and
-    post-processing are recorded); ``cfg``: the ``SaliencyConfig``.
+    ``explained``: the sample's :class:`auditkit.explain.gallery.ExplainedSet`
+    (its display maps' shared scales are the gallery's); ``style``: the
+    run's :class:`auditkit.explain.gallery.GalleryStyle` (class names,
+    positive class, attributes, normalisation, ``cfg``); ``section``:
+    results["saliency"] as built (each method's params and post-processing
+    are recorded).
     """
     from auditkit.explain.images import display_images
-    from auditkit.explain.runner import METHOD_LABELS, display_scale, safe_names
+    from auditkit.explain.runner import METHOD_LABELS, safe_names
 
-    names = [str(c) for c in classes.classes]
+    sample, images, displays, scales = explained.rows, explained.images, explained.displays, explained.scales
+    cfg, positive, attributes = style.cfg, style.positive, style.attributes
+    names = [str(c) for c in style.class_names]
     y_true = sample["y_true"].to_numpy(dtype=int)
     y_pred = sample["y_pred"].to_numpy(dtype=int)
     if positive is None:
@@ -375,7 +368,6 @@ def record_cases(
             else ("false_positive" if b == positive else "true_negative")
             for a, b in zip(y_true, y_pred, strict=True)
         ]
-    scales = {m: display_scale(m, d) for m, d in displays.items()}
     methods = {
         m: {
             "label": METHOD_LABELS.get(m, m),
@@ -387,7 +379,7 @@ def record_cases(
     return write_cases(
         out_dir,
         sample,
-        shown=display_images(images.inputs, mean=mean, std=std),
+        shown=display_images(images.inputs, mean=style.mean, std=style.std),
         masks=images.masks,
         rois=images.rois,
         displays=displays,

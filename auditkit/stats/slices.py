@@ -103,25 +103,28 @@ def _error_statistic(sums: np.ndarray) -> dict[str, np.ndarray]:
         return {"error_rate": sums[:, 1] / sums[:, 0]}
 
 
-def _adjust_error_gaps(records: list[dict[str, Any]], settings: SliceSettings) -> None:
-    """Set each slice's ``error_gap`` p-value adjusted across the slices (a family of its own, like the AUROC gaps).
+def _adjust_family(records: list[dict[str, Any]], key: str, settings: SliceSettings, *, worse: int) -> list[bool]:
+    """Set each record's ``key`` gap p-value adjusted across the slices; return whether each is credibly worse.
 
-    The error gap is the one comparison a slice holding a single class still
-    has (its AUROC is undefined): a cluster of healthy images with a device
-    the model calls positive shows here, not in the AUROC gaps.
+    ``worse`` is the sign of a worse slice (-1: a lower AUROC, +1: a higher
+    error rate). The AUROC gaps and the error gaps are two families: the
+    error gap is the one comparison a slice holding a single class still has
+    (its AUROC is undefined), so a cluster of healthy images the model calls
+    positive shows there, not in the AUROC gaps.
     """
-    gaps = [r.get("error_gap") for r in records]
+    gaps = [r.get(key) for r in records]
     p = [g.p_value if g is not None and g.p_value is not None else np.nan for g in gaps]
-    if not np.isfinite(p).any():
-        return
-    adjusted = adjust_p_values(p, method=settings.multiplicity)
+    adjusted = adjust_p_values(p, method=settings.multiplicity) if np.isfinite(p).any() else p
+    flags = []
     for rec, gap, p_adj in zip(records, gaps, adjusted, strict=True):
-        if gap is not None and gap.defined:
-            rec["error_gap"] = Estimate(
+        defined = gap is not None and gap.defined
+        if defined:
+            rec[key] = Estimate(
                 gap.estimate, gap.ci_low, gap.ci_high, gap.p_value,
                 float(p_adj) if np.isfinite(p_adj) else None, method=gap.method,
             )  # fmt: skip
-            rec["error_flagged"] = bool(gap.estimate > 0 and np.isfinite(p_adj) and p_adj < settings.alpha)
+        flags.append(bool(defined and worse * gap.estimate > 0 and np.isfinite(p_adj) and p_adj < settings.alpha))
+    return flags
 
 
 def slice_report(
@@ -189,18 +192,10 @@ def slice_report(
             diff = e_in["error_rate"] - e_out["error_rate"]
             rec["error_gap"] = engine.estimate(diff, p_value=bootstrap_z_test(diff))
         records.append(rec)
-    _adjust_error_gaps(records, settings)
-    p = [r["auroc_gap"].p_value if r["auroc_gap"].p_value is not None else np.nan for r in records]
-    adjusted = adjust_p_values(p, method=settings.multiplicity)
-    for rec, p_adj in zip(records, adjusted, strict=True):
-        gap = rec["auroc_gap"]
-        if gap.defined:
-            rec["auroc_gap"] = Estimate(
-                gap.estimate, gap.ci_low, gap.ci_high, gap.p_value,
-                float(p_adj) if np.isfinite(p_adj) else None, method=gap.method,
-            )  # fmt: skip
-        rec["flagged"] = bool(
-            gap.defined and gap.estimate < 0 and np.isfinite(p_adj) and p_adj < settings.alpha
-        )
+    for rec, flag in zip(records, _adjust_family(records, "auroc_gap", settings, worse=-1), strict=True):
+        rec["flagged"] = flag
+    if any(r.get("error_gap") is not None for r in records):
+        for rec, flag in zip(records, _adjust_family(records, "error_gap", settings, worse=1), strict=True):
+            rec["error_flagged"] = flag
     records.sort(key=lambda r: (r["auroc_gap"].estimate if r["auroc_gap"].defined else np.inf))
     return records

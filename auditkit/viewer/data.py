@@ -33,25 +33,30 @@ def report_folder(path: str | Path) -> Path:
     return folder.resolve()
 
 
-def _cases_pointer(folder: Path) -> tuple[Path, str | None]:
+def _cases_pointer(folder: Path, results: Any = None) -> tuple[Path, str | None]:
     """Return (path, expected SHA-256) of the case records results.json names (the fixed path, None, if it names none).
 
     An audit by this auditkit records ``artifacts.cases`` (path and SHA-256);
     an older results.json has none, and its records are read at the fixed
     path unverified. The recorded path must stay inside the report folder.
+    ``results``: results.json already parsed by the caller (read here if None).
     """
-    try:
-        results = load_json((folder / "results.json").read_bytes())
-    except (OSError, json.JSONDecodeError):
-        return folder / CASES_FILE, None
+    if results is None:
+        try:
+            results = load_json((folder / "results.json").read_bytes())
+        except (OSError, json.JSONDecodeError):
+            return folder / CASES_FILE, None
     artifacts = results.get("artifacts") if isinstance(results, Mapping) else None
     entry = artifacts.get("cases") if isinstance(artifacts, Mapping) else None
     if not isinstance(entry, Mapping):
         return folder / CASES_FILE, None
     relative, sha = entry.get("path"), entry.get("sha256")
     path = folder / str(relative)
-    root = folder.resolve()
-    if not isinstance(relative, str) or Path(relative).is_absolute() or not path.resolve().is_relative_to(root):
+    try:
+        inside = path.resolve().is_relative_to(folder.resolve())
+    except (OSError, ValueError):  # a NUL byte, a symlink loop: not a file inside the folder either
+        inside = False
+    if not isinstance(relative, str) or Path(relative).is_absolute() or not inside:
         raise ResultsError(
             f"{folder / 'results.json'}: artifacts.cases.path {relative!r} is not a file inside the report folder; "
             "re-run the audit"
@@ -59,9 +64,12 @@ def _cases_pointer(folder: Path) -> tuple[Path, str | None]:
     return path, sha if isinstance(sha, str) else None
 
 
-def load_cases(folder: Path) -> dict[str, Any]:
-    """Return the parsed case records results.json names (ResultsError when missing, unreadable or changed since)."""
-    path, sha = _cases_pointer(folder)
+def load_cases(folder: Path, results: Any = None) -> dict[str, Any]:
+    """Return the parsed case records results.json names (ResultsError when missing, unreadable or changed since).
+
+    ``results``: the folder's results.json when the caller has parsed it already.
+    """
+    path, sha = _cases_pointer(folder, results)
     if not path.is_file():
         raise ResultsError(
             f"{path}: no case records; this audit was run without explanations or by an older auditkit "
@@ -96,7 +104,7 @@ def build_payload(folder: str | Path) -> dict[str, Any]:
         results = load_json(raw)
     except json.JSONDecodeError as error:
         raise ResultsError(f"{folder / 'results.json'}: not valid JSON ({error})") from None
-    cases = load_cases(folder)
+    cases = load_cases(folder, results)
     model = results.get("model") if isinstance(results.get("model"), Mapping) else {}
     calibration = model.get("calibration") if isinstance(model.get("calibration"), Mapping) else None
     attributes: dict[str, list[str]] = {}

@@ -24,6 +24,7 @@ from auditkit.data.phantom.cohort import sample_cases
 from auditkit.data.phantom.render import render_cases
 from auditkit.data.transforms import Preprocess
 from auditkit.stats.robustness import condition_effects
+from tests.clinical.tiny_training import fit
 
 SIZE, N, EPOCHS = 32, 600, 25
 PRE = Preprocess(input_size=(SIZE, SIZE), in_channels=1, mean=(0.5,), std=(0.25,))
@@ -40,17 +41,7 @@ def _trained(x: torch.Tensor, y: np.ndarray) -> nn.Module:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(),
                           nn.AdaptiveMaxPool2d(1), nn.Flatten(), nn.Linear(8, 2))  # fmt: skip
-    opt = torch.optim.Adam(model.parameters(), 1e-2)
-    xt, yt = PRE.finish(x), torch.tensor(y)
-    gen = torch.Generator().manual_seed(0)
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            idx = order[i : i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return model.eval()
+    return fit(model, PRE.finish(x), torch.tensor(y), epochs=EPOCHS, lr=1e-2, seed=0)
 
 
 def _effects(fragile: bool, make_engine):

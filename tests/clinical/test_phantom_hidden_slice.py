@@ -28,6 +28,7 @@ from auditkit.data.phantom.render import render_cases
 from auditkit.data.transforms import Preprocess
 from auditkit.embeddings_table import read_embeddings
 from auditkit.stats.slices import candidate_slices
+from tests.clinical.tiny_training import fit
 
 SIZE, N, EPOCHS, SEED = 32, 1200, 20, 0
 STRENGTH = 1.0  # the flaw at full strength: lesion contrast x0.3 in the slice
@@ -64,17 +65,8 @@ def _network() -> tuple[nn.Module, nn.Module]:
 def _train(x: torch.Tensor, y: np.ndarray, seed: int) -> tuple[nn.Module, nn.Module]:
     torch.manual_seed(seed)
     features, model = _network()
-    opt = torch.optim.Adam(model.parameters(), 3e-3)
-    xt, yt = PRE.finish(x), torch.tensor(y)
-    gen = torch.Generator().manual_seed(seed)
-    for _ in range(EPOCHS):
-        order = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            idx = order[i : i + 64]
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
-            opt.step()
-    return features.eval(), model.eval()
+    fit(model, PRE.finish(x), torch.tensor(y), epochs=EPOCHS, lr=3e-3, seed=seed)
+    return features.eval(), model
 
 
 def audit_phantom(root, hidden: bool, seed: int = SEED) -> dict:

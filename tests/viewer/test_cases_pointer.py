@@ -48,7 +48,7 @@ def test_records_moved_by_results_json_are_read_there(tmp_path):
     assert len(load_cases(tmp_path)["cases"]) == 2
 
 
-@pytest.mark.parametrize("path", ["../outside/cases.json", "/etc/passwd", "explain/../../cases.json"])
+@pytest.mark.parametrize("path", ["../outside/cases.json", "/etc/passwd", "explain/../../cases.json", "explain/\x00.json"])
 def test_a_pointer_outside_the_report_folder_is_refused(tmp_path, path):
     folder = tmp_path / "r"
     write_planted_report(folder, n=2)
